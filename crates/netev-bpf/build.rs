@@ -1,0 +1,24 @@
+//! Compiles the BPF C with clang and generates the Rust skeleton into OUT_DIR.
+use std::env;
+use std::path::PathBuf;
+
+use libbpf_cargo::SkeletonBuilder;
+
+const SRC: &str = "src/bpf/netev.bpf.c";
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("target arch is set by cargo");
+    SkeletonBuilder::new()
+        .source(SRC)
+        .clang_args([
+            // asm/types.h lives under the multiarch include dir on Debian.
+            format!("-I/usr/include/{arch}-linux-gnu"),
+            // atomic exchange (coalescing) needs BPF ISA v3.
+            "-mcpu=v3".to_string(),
+            "-Wall".to_string(),
+        ])
+        .build_and_generate(out.join("netev.skel.rs"))
+        .expect("compiling the BPF programs failed (is clang installed? run scripts/setup.sh)");
+    println!("cargo:rerun-if-changed=src/bpf");
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The few kernel structs netev reads, declared with preserve_access_index so
+ * that libbpf relocates every field access against the running kernel's BTF
+ * (CO-RE). Only the fields used are declared; their order here is irrelevant.
+ * This replaces a 3 MB generated vmlinux.h that would tie the build to the
+ * build machine's kernel.
+ */
+#ifndef NETEV_KERNEL_TYPES_H
+#define NETEV_KERNEL_TYPES_H
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+/* Only ever copied whole (16 bytes); the kernel's is a union of arrays. */
+struct in6_addr___netev {
+	__u8 bytes[16];
+};
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	struct in6_addr___netev skc_v6_daddr;
+	struct in6_addr___netev skc_v6_rcv_saddr;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_type;
+	__u16 sk_protocol;
+};
+
+struct socket {
+	struct sock *sk;
+};
+
+struct super_block {
+	__u32 s_dev;
+};
+
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+};
+
+struct file {
+	void *private_data;
+	struct inode *f_inode;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct mm_struct {
+	struct file *exe_file;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+	struct files_struct *files;
+};
+
+#pragma clang attribute pop
+
+/* Tracepoint contexts, from /sys/kernel/tracing/events/.../format. */
+struct tp_sys_enter {
+	__u64 common;
+	long id;
+	unsigned long args[6];
+};
+
+struct tp_sys_exit {
+	__u64 common;
+	long id;
+	long ret;
+};
+
+struct tp_sched_exec {
+	__u64 common;
+	__u32 filename_loc; /* __data_loc: offset in the low 16 bits */
+	int pid;
+	int old_pid;
+};
+
+#endif

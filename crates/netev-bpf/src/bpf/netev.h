@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * netev.h — the event ABI shared by the BPF programs and userspace.
+ *
+ * This is the one definition of every record that crosses the ring buffer.
+ * The Rust mirror (crates/netev-bpf/src/abi.rs) is checked against the BTF
+ * that clang emits for these structs, so a change here that is not made
+ * there fails the build's tests instead of silently garbling events.
+ */
+#ifndef NETEV_H
+#define NETEV_H
+
+#define NETEV_COMM_LEN 16
+#define NETEV_PATH_LEN 256
+
+/* Record kinds: the first byte of every ring-buffer record. */
+enum netev_kind {
+	NETEV_KIND_NET = 1,  /* struct netev_event: one network operation */
+	NETEV_KIND_EXEC = 2, /* struct netev_exec: a process exec'ed */
+	NETEV_KIND_EXIT = 3, /* struct netev_hdr: a process (thread group) exited */
+};
+
+enum netev_op {
+	NETEV_OP_SOCKET = 1,
+	NETEV_OP_BIND = 2,
+	NETEV_OP_LISTEN = 3,
+	NETEV_OP_CONNECT = 4,
+	NETEV_OP_ACCEPT = 5,
+	NETEV_OP_SENDMSG = 6,
+	NETEV_OP_RECVMSG = 7,
+};
+
+enum netev_verdict {
+	NETEV_VERDICT_ALLOW = 0,
+	NETEV_VERDICT_DENY = 1,
+	NETEV_VERDICT_OBSERVE = 2, /* the hook cannot enforce: it only saw the call */
+};
+
+/* netev_hdr.flags */
+#define NETEV_F_HAS_RET 0x01 /* ret holds the syscall's return value */
+
+/* Per-CPU counters (array map "counters"), see docs/events.md. */
+enum netev_counter {
+	NETEV_CNT_SEEN = 0,      /* records the kernel tried to emit */
+	NETEV_CNT_DROPPED = 1,   /* ... of which the ring buffer had no room for */
+	NETEV_CNT_CALLS = 2,     /* hooked calls in scope (before coalescing) */
+	NETEV_CNT_COALESCED = 3, /* calls folded into a later record's count */
+	NETEV_CNT_MAX = 4,
+};
+
+struct netev_hdr {
+	__u8 kind;    /* enum netev_kind */
+	__u8 op;      /* enum netev_op (NET only) */
+	__u8 verdict; /* enum netev_verdict (NET only) */
+	__u8 flags;   /* NETEV_F_* */
+	__u32 pid;    /* thread group id, what userspace calls the pid */
+	__u64 ts_ns;  /* CLOCK_MONOTONIC, bpf_ktime_get_ns() */
+};
+
+struct netev_event {
+	struct netev_hdr hdr;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	/* The process's identity: the inode of its executable (mm->exe_file),
+	 * read in the kernel at the time of the call, so it cannot race exec. */
+	__u64 app_ino;
+	__u32 app_dev; /* kernel dev_t (MAJOR << 20 | MINOR) */
+	__u32 count;   /* calls this record stands for (coalescing), >= 1 */
+	__s32 ret;     /* valid if hdr.flags & NETEV_F_HAS_RET */
+	__u32 rule_id; /* 0: no rule */
+	__u16 family;  /* AF_* */
+	__u16 type;    /* SOCK_* without the NONBLOCK/CLOEXEC flags */
+	__u16 protocol; /* IPPROTO_* (0 if the kernel chose the default) */
+	__u16 lport;   /* host byte order */
+	__u16 rport;   /* host byte order */
+	__u16 _pad0;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+	__u8 raddr[16];
+	char comm[NETEV_COMM_LEN];
+	__u32 _pad1;
+};
+
+struct netev_exec {
+	struct netev_hdr hdr;
+	__u32 ppid;
+	__u32 uid;
+	__u64 app_ino;
+	__u32 app_dev;
+	__u32 filename_len; /* bytes of filename used, including the NUL */
+	char comm[NETEV_COMM_LEN];
+	char filename[NETEV_PATH_LEN]; /* as passed to execve(), maybe relative */
+};
+
+#endif /* NETEV_H */

@@ -1,0 +1,379 @@
+//! The cgroup + tracepoint backend: what runs where BPF LSM cannot load.
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use tracing::{debug, warn};
+
+use crate::abi::{self, counter, Record};
+use crate::backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
+use crate::cgroup::check_cgroup2_dir;
+use crate::skel::{NetevSkel, NetevSkelBuilder};
+use crate::Error;
+
+/// Records decoded by the ring-buffer callback, waiting for `poll`'s sink.
+type Inbox = Rc<RefCell<Vec<Record>>>;
+
+/// cgroup-BPF hooks on a cgroup v2 directory (socket, bind, connect, UDP
+/// sendmsg/recvmsg) and syscall tracepoints (socket, listen, accept) scoped to
+/// the same cgroup, plus exec/exit tracking.
+///
+/// Field order matters: the ring buffer and the links borrow from the
+/// skeleton, which borrows from `storage`; `Drop` releases them in that order.
+pub struct CgroupCapture {
+    ringbuf: ManuallyDrop<RingBuffer<'static>>,
+    links: Vec<Link>,
+    skel: ManuallyDrop<Box<NetevSkel<'static>>>,
+    storage: *mut MaybeUninit<OpenObject>,
+    inbox: Inbox,
+    hooks: Vec<HookInfo>,
+    notes: Vec<String>,
+    bad_records: Rc<Cell<u64>>,
+    _cgroup: File,
+}
+
+/// (program, op, attach point, mode), cgroup programs first.
+const CGROUP_HOOKS: &[(&str, &str, &str)] = &[
+    ("netev_sock_create", "socket", "cgroup/sock_create"),
+    ("netev_bind4", "bind", "cgroup/bind4"),
+    ("netev_bind6", "bind", "cgroup/bind6"),
+    ("netev_connect4", "connect", "cgroup/connect4"),
+    ("netev_connect6", "connect", "cgroup/connect6"),
+    ("netev_sendmsg4", "sendmsg", "cgroup/sendmsg4"),
+    ("netev_sendmsg6", "sendmsg", "cgroup/sendmsg6"),
+    ("netev_recvmsg4", "recvmsg", "cgroup/recvmsg4"),
+    ("netev_recvmsg6", "recvmsg", "cgroup/recvmsg6"),
+];
+
+const TRACEPOINT_HOOKS: &[(&str, &str, &str)] = &[
+    ("netev_enter_socket", "socket", "syscalls/sys_enter_socket"),
+    ("netev_exit_socket", "socket", "syscalls/sys_exit_socket"),
+    ("netev_enter_listen", "listen", "syscalls/sys_enter_listen"),
+    ("netev_exit_listen", "listen", "syscalls/sys_exit_listen"),
+    ("netev_enter_accept", "accept", "syscalls/sys_enter_accept"),
+    ("netev_exit_accept", "accept", "syscalls/sys_exit_accept"),
+    (
+        "netev_enter_accept4",
+        "accept",
+        "syscalls/sys_enter_accept4",
+    ),
+    ("netev_exit_accept4", "accept", "syscalls/sys_exit_accept4"),
+    ("netev_exec", "exec", "sched/sched_process_exec"),
+    ("netev_exit", "exit", "sched/sched_process_exit"),
+];
+
+impl CgroupCapture {
+    /// Loads the programs and attaches them to `config.cgroup`.
+    pub fn open(config: &CaptureConfig) -> Result<Self, Error> {
+        check_cgroup2_dir(&config.cgroup)?;
+        let cgroup = File::open(&config.cgroup).map_err(|e| Error::Io {
+            what: format!("opening cgroup {}", config.cgroup.display()),
+            source: e,
+        })?;
+        ensure_tracefs();
+
+        let storage: *mut MaybeUninit<OpenObject> = Box::into_raw(Box::new(MaybeUninit::uninit()));
+        // SAFETY: `storage` stays allocated until Drop, after the skeleton
+        // that borrows it is gone; 'static stands for "as long as self".
+        let storage_ref: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage };
+        let skel_ptr: *mut NetevSkel<'static> = match Self::load(config, storage_ref) {
+            Ok(skel) => Box::into_raw(skel),
+            Err(e) => {
+                // SAFETY: nothing borrows `storage` any more.
+                drop(unsafe { Box::from_raw(storage) });
+                return Err(e);
+            }
+        };
+        // SAFETY: the skeleton lives at a stable heap address until Drop,
+        // where the ring buffer that borrows it is dropped first.
+        let skel_ref: &'static NetevSkel<'static> = unsafe { &*skel_ptr };
+
+        let inbox: Inbox = Rc::new(RefCell::new(Vec::with_capacity(4096)));
+        let bad_records = Rc::new(Cell::new(0u64));
+        let (sink, bad) = (inbox.clone(), bad_records.clone());
+        let mut builder = RingBufferBuilder::new();
+        let ringbuf = builder
+            .add(&skel_ref.maps.events, move |data: &[u8]| {
+                match abi::decode(data) {
+                    Ok(rec) => sink.borrow_mut().push(rec),
+                    Err(e) => {
+                        bad.set(bad.get() + 1);
+                        warn!("undecodable record: {e}");
+                    }
+                }
+                0
+            })
+            .map(|_| ())
+            .and_then(|()| builder.build());
+        let ringbuf = match ringbuf {
+            Ok(rb) => rb,
+            Err(e) => {
+                // SAFETY: as in Drop, skeleton before its storage.
+                unsafe {
+                    drop(Box::from_raw(skel_ptr));
+                    drop(Box::from_raw(storage));
+                }
+                return Err(Error::bpf("setting up the ring buffer", e));
+            }
+        };
+
+        let mut me = CgroupCapture {
+            ringbuf: ManuallyDrop::new(ringbuf),
+            links: Vec::new(),
+            // SAFETY: ownership of the Box taken back exactly once.
+            skel: ManuallyDrop::new(unsafe { Box::from_raw(skel_ptr) }),
+            storage,
+            inbox,
+            hooks: Vec::new(),
+            notes: Vec::new(),
+            bad_records,
+            _cgroup: cgroup,
+        };
+        me.attach(&config.cgroup.display().to_string())?;
+        Ok(me)
+    }
+
+    fn load(
+        config: &CaptureConfig,
+        storage: &'static mut MaybeUninit<OpenObject>,
+    ) -> Result<Box<NetevSkel<'static>>, Error> {
+        let mut open = NetevSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| Error::bpf("opening the BPF object", e))?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .expect("the BPF object has read-only settings");
+        rodata.self_tgid = config.exclude_tgid;
+        rodata.coalesce = config.coalesce as u8;
+        rodata.wakeup_bytes = config.wakeup_bytes;
+        open.maps
+            .events
+            .set_max_entries(config.ringbuf_bytes)
+            .map_err(|e| Error::bpf("sizing the ring buffer", e))?;
+        let skel = open.load().map_err(|e| {
+            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied && unsafe { libc::geteuid() } != 0
+            {
+                Error::Permission(e.to_string())
+            } else {
+                Error::bpf(
+                    "the kernel refused the BPF programs (libbpf printed the verifier's log above)",
+                    e,
+                )
+            }
+        })?;
+        Ok(Box::new(skel))
+    }
+
+    fn attach(&mut self, cgroup_name: &str) -> Result<(), Error> {
+        let cgroup_fd = self._cgroup.as_raw_fd();
+        // Tracepoints see the whole machine: tell them which cgroup is ours.
+        self.skel
+            .maps
+            .target_cgroup
+            .update(
+                &0u32.to_ne_bytes(),
+                &(cgroup_fd as u32).to_ne_bytes(),
+                MapFlags::ANY,
+            )
+            .map_err(|e| Error::bpf("registering the target cgroup", e))?;
+
+        for &(prog_name, op, attach) in CGROUP_HOOKS {
+            let prog = self.program(prog_name);
+            // bpf_link attachment: other programs on the cgroup (systemd's)
+            // keep running beside ours.
+            let link = prog
+                .attach_cgroup(cgroup_fd)
+                .map_err(|e| Error::bpf(format!("attaching {attach} to {cgroup_name}"), e))?;
+            self.links.push(link);
+            self.hooks.push(HookInfo {
+                op,
+                attach,
+                mode: if op == "recvmsg" {
+                    HookMode::Observe
+                } else {
+                    HookMode::Enforce
+                },
+            });
+        }
+        for &(prog_name, op, attach) in TRACEPOINT_HOOKS {
+            // attached by its SEC("tracepoint/...") name
+            let link = self
+                .program(prog_name)
+                .attach()
+                .map_err(|e| Error::bpf(format!("attaching tracepoint {attach}"), e))?;
+            self.links.push(link);
+            if !attach.contains("sys_enter") {
+                self.hooks.push(HookInfo {
+                    op,
+                    attach,
+                    mode: HookMode::Observe,
+                });
+            }
+        }
+        debug!(links = self.links.len(), "attached");
+        Ok(())
+    }
+
+    fn program(&self, name: &str) -> &libbpf_rs::ProgramMut<'static> {
+        let p = &self.skel.progs;
+        match name {
+            "netev_sock_create" => &p.netev_sock_create,
+            "netev_bind4" => &p.netev_bind4,
+            "netev_bind6" => &p.netev_bind6,
+            "netev_connect4" => &p.netev_connect4,
+            "netev_connect6" => &p.netev_connect6,
+            "netev_sendmsg4" => &p.netev_sendmsg4,
+            "netev_sendmsg6" => &p.netev_sendmsg6,
+            "netev_recvmsg4" => &p.netev_recvmsg4,
+            "netev_recvmsg6" => &p.netev_recvmsg6,
+            "netev_enter_socket" => &p.netev_enter_socket,
+            "netev_exit_socket" => &p.netev_exit_socket,
+            "netev_enter_listen" => &p.netev_enter_listen,
+            "netev_exit_listen" => &p.netev_exit_listen,
+            "netev_enter_accept" => &p.netev_enter_accept,
+            "netev_exit_accept" => &p.netev_exit_accept,
+            "netev_enter_accept4" => &p.netev_enter_accept4,
+            "netev_exit_accept4" => &p.netev_exit_accept4,
+            "netev_exec" => &p.netev_exec,
+            "netev_exit" => &p.netev_exit,
+            other => unreachable!("no BPF program {other}"),
+        }
+    }
+
+    /// Adds a line to [`Capture::notes`].
+    pub fn add_note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
+    /// Records that did not decode (a bug if ever non-zero).
+    pub fn bad_records(&self) -> u64 {
+        self.bad_records.get()
+    }
+
+    fn drain_inbox(&mut self, sink: &mut dyn FnMut(Record)) -> usize {
+        let batch = std::mem::take(&mut *self.inbox.borrow_mut());
+        let n = batch.len();
+        for rec in batch {
+            sink(rec);
+        }
+        n
+    }
+
+    fn flows_empty(&self) -> bool {
+        self.skel.maps.flows.keys().next().is_none()
+    }
+}
+
+impl Capture for CgroupCapture {
+    fn kind(&self) -> BackendKind {
+        BackendKind::CgroupTracepoints
+    }
+
+    fn hooks(&self) -> &[HookInfo] {
+        &self.hooks
+    }
+
+    fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    fn counters(&self) -> Result<KernelCounters, Error> {
+        let mut sums = [0u64; counter::MAX as usize];
+        for (i, sum) in sums.iter_mut().enumerate() {
+            let per_cpu = self
+                .skel
+                .maps
+                .counters
+                .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| Error::bpf("reading counters", e))?
+                .unwrap_or_default();
+            *sum = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8))
+                .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                .sum();
+        }
+        Ok(KernelCounters {
+            seen: sums[counter::SEEN as usize],
+            dropped: sums[counter::DROPPED as usize],
+            calls: sums[counter::CALLS as usize],
+            coalesced: sums[counter::COALESCED as usize],
+        })
+    }
+
+    fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Record)) -> Result<usize, Error> {
+        // The producer wakes us only once a batch is pending (see the BPF
+        // side), so a timed-out poll still consumes what is there. A signal
+        // interrupting the wait is not an error: the caller checks its flags.
+        let rc = self.ringbuf.poll_raw(timeout);
+        if rc < 0 && rc != -libc::EINTR {
+            return Err(Error::bpf(
+                "polling the ring buffer",
+                libbpf_rs::Error::from_raw_os_error(-rc),
+            ));
+        }
+        let rc = self.ringbuf.consume_raw();
+        if rc < 0 && rc != -libc::EINTR {
+            return Err(Error::bpf(
+                "consuming the ring buffer",
+                libbpf_rs::Error::from_raw_os_error(-rc),
+            ));
+        }
+        Ok(self.drain_inbox(sink))
+    }
+
+    fn detach_and_drain(
+        &mut self,
+        grace: Duration,
+        sink: &mut dyn FnMut(Record),
+    ) -> Result<usize, Error> {
+        self.links.clear();
+        let deadline = Instant::now() + grace;
+        let mut n = 0;
+        loop {
+            let empty = self.flows_empty();
+            n += self.poll(Duration::from_millis(20), sink)?;
+            if empty || Instant::now() >= deadline {
+                break;
+            }
+        }
+        n += self.poll(Duration::ZERO, sink)?;
+        Ok(n)
+    }
+}
+
+impl Drop for CgroupCapture {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, in borrow order: ring buffer and links, then
+        // the skeleton, then the storage it borrowed.
+        unsafe {
+            ManuallyDrop::drop(&mut self.ringbuf);
+            self.links.clear();
+            ManuallyDrop::drop(&mut self.skel);
+            drop(Box::from_raw(self.storage));
+        }
+    }
+}
+
+/// Syscall tracepoints need tracefs; mount it if the machine did not.
+fn ensure_tracefs() {
+    if std::path::Path::new("/sys/kernel/tracing/events").exists()
+        || std::path::Path::new("/sys/kernel/debug/tracing/events").exists()
+    {
+        return;
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        warn!("tracefs is not mounted and mounting it failed; tracepoints may not attach");
+    }
+}

@@ -1,0 +1,99 @@
+//! netev's kernel side: BPF programs written in C (`src/bpf/`), the event ABI
+//! they share with userspace (`src/bpf/netev.h`, mirrored in [`abi`]), and
+//! the loader that picks a capture backend, attaches it and drains its ring
+//! buffer.
+//!
+//! Backends sit behind the [`Capture`] trait so that nothing above this crate
+//! knows which one runs:
+//!
+//! * BPF LSM — probed first ([`lsm::probe`]); used where the kernel allows.
+//! * cgroup + tracepoints ([`CgroupCapture`]) — cgroup-BPF hooks on a cgroup
+//!   v2 directory (enforceable) and syscall tracepoints for listen/accept
+//!   (observe only).
+//!
+//! ```no_run
+//! use netev_bpf::{open_capture, CaptureConfig, Record};
+//! # fn main() -> Result<(), netev_bpf::Error> {
+//! let mut capture = open_capture(&CaptureConfig::new(netev_bpf::cgroup::cgroup2_root()?))?;
+//! capture.poll(std::time::Duration::from_millis(10), &mut |record| {
+//!     if let Record::Net(ev) = record {
+//!         println!("op {} from pid {}", ev.hdr.op, ev.hdr.pid);
+//!     }
+//! })?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod abi;
+mod backend;
+pub mod cgroup;
+mod cgroup_tp;
+pub mod lsm;
+
+pub use abi::Record;
+pub use backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
+pub use cgroup_tp::CgroupCapture;
+
+#[allow(missing_docs, clippy::all, unused_imports)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/netev.skel.rs"));
+}
+
+use std::path::PathBuf;
+
+/// What can go wrong while loading, attaching or draining.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O error, with what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No cgroup v2 hierarchy is mounted.
+    #[error(
+        "no cgroup v2 hierarchy is mounted (none in /proc/mounts); mount one with \
+         `mount -t cgroup2 none /sys/fs/cgroup/unified` or pass --cgroup"
+    )]
+    NoCgroup2,
+    /// The path is not a cgroup v2 directory.
+    #[error("{0} is not a cgroup v2 directory (it has no cgroup.controllers); pass a directory under the cgroup2 mount")]
+    NotCgroup2(PathBuf),
+    /// libbpf refused something.
+    #[error("{what}: {source}")]
+    Bpf {
+        /// What was being done.
+        what: String,
+        /// libbpf's error.
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    /// Not allowed to load BPF programs.
+    #[error("loading BPF programs needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN): {0}")]
+    Permission(String),
+    /// A record that does not match the ABI.
+    #[error(transparent)]
+    Abi(#[from] abi::AbiError),
+}
+
+impl Error {
+    pub(crate) fn bpf(what: impl Into<String>, source: libbpf_rs::Error) -> Self {
+        Error::Bpf {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Probes the backends in order of preference and returns the first that
+/// loads and attaches. Why a better backend was not used is logged and kept
+/// in [`Capture::notes`].
+pub fn open_capture(config: &CaptureConfig) -> Result<Box<dyn Capture>, Error> {
+    let lsm = lsm::probe();
+    let mut capture = CgroupCapture::open(config)?;
+    capture.add_note(format!("bpf-lsm: {}", lsm.describe()));
+    Ok(Box::new(capture))
+}

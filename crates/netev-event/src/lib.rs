@@ -1,0 +1,222 @@
+//! The decoded network event — what netevd prints, publishes and stores —
+//! and its two printed forms: one JSON object per line, and one text line.
+//!
+//! Field names and values are a public contract (`docs/events.md`).
+//!
+//! ```
+//! use netev_event::{Event, Op, Family, Verdict};
+//! let mut ev = Event::new(Op::Connect);
+//! ev.family = Family::INET;
+//! ev.raddr = Some("127.0.0.1".parse().unwrap());
+//! ev.rport = Some(8080);
+//! let json = ev.to_json();
+//! assert!(json.contains(r#""op":"connect""#));
+//! assert_eq!(ev.verdict, Verdict::Allow);
+//! ```
+#![deny(missing_docs)]
+
+mod names;
+mod text;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+pub use names::{Family, Proto, SockType};
+
+/// The network operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// socket()
+    Socket,
+    /// bind()
+    Bind,
+    /// listen()
+    Listen,
+    /// connect()
+    Connect,
+    /// accept(), accept4()
+    Accept,
+    /// sendto(), sendmsg() with an address
+    Sendmsg,
+    /// recvfrom(), recvmsg() asking for the peer address
+    Recvmsg,
+}
+
+impl Op {
+    /// Every op, in ABI order.
+    pub const ALL: [Op; 7] = [
+        Op::Socket,
+        Op::Bind,
+        Op::Listen,
+        Op::Connect,
+        Op::Accept,
+        Op::Sendmsg,
+        Op::Recvmsg,
+    ];
+
+    /// From the ABI's `enum netev_op`.
+    pub fn from_abi(v: u8) -> Option<Op> {
+        Op::ALL.get(usize::from(v).checked_sub(1)?).copied()
+    }
+
+    /// The name used in JSON, text and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Socket => "socket",
+            Op::Bind => "bind",
+            Op::Listen => "listen",
+            Op::Connect => "connect",
+            Op::Accept => "accept",
+            Op::Sendmsg => "sendmsg",
+            Op::Recvmsg => "recvmsg",
+        }
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Op, String> {
+        Op::ALL
+            .into_iter()
+            .find(|op| op.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown op {s:?}; expected one of: {}",
+                    Op::ALL.map(Op::name).join(", ")
+                )
+            })
+    }
+}
+
+/// What happened to the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// An enforcing hook let it through.
+    Allow,
+    /// An enforcing hook refused it (EPERM).
+    Deny,
+    /// The hook can only see the call, not refuse it.
+    Observe,
+}
+
+impl Verdict {
+    /// From the ABI's `enum netev_verdict`.
+    pub fn from_abi(v: u8) -> Option<Verdict> {
+        match v {
+            0 => Some(Verdict::Allow),
+            1 => Some(Verdict::Deny),
+            2 => Some(Verdict::Observe),
+            _ => None,
+        }
+    }
+
+    /// The name used in JSON and text.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Observe => "observe",
+        }
+    }
+}
+
+/// One network operation by one process, enriched with who did it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Wall-clock time of the call, RFC 3339 with nanoseconds.
+    #[serde(serialize_with = "ser_ts")]
+    pub ts: DateTime<Utc>,
+    /// Process id (thread group id).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// User name for `uid`, if it has one.
+    pub user: Option<String>,
+    /// The kernel's task name (16 bytes at most, set by the process itself).
+    pub comm: String,
+    /// Canonical executable path (symlinks resolved), if known.
+    pub exe: Option<String>,
+    /// Command line, arguments separated by spaces, if still readable.
+    pub cmdline: Option<String>,
+    /// The operation.
+    pub op: Op,
+    /// Address family.
+    pub family: Family,
+    /// Socket type.
+    #[serde(rename = "type")]
+    pub sock_type: SockType,
+    /// Protocol, if the family has one.
+    pub proto: Option<Proto>,
+    /// Local address.
+    pub laddr: Option<IpAddr>,
+    /// Local port.
+    pub lport: Option<u16>,
+    /// Remote address.
+    pub raddr: Option<IpAddr>,
+    /// Remote port.
+    pub rport: Option<u16>,
+    /// The syscall's return value, when the hook runs after the call.
+    pub ret: Option<i32>,
+    /// What happened to the call.
+    pub verdict: Verdict,
+    /// The rule that decided, if any.
+    pub rule: Option<u32>,
+    /// How many identical calls this event stands for (coalescing); 1 for one call.
+    pub count: u32,
+}
+
+fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Nanos, true))
+}
+
+impl Event {
+    /// An event with everything but the op zero or unknown.
+    pub fn new(op: Op) -> Event {
+        Event {
+            ts: DateTime::<Utc>::UNIX_EPOCH,
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            user: None,
+            comm: String::new(),
+            exe: None,
+            cmdline: None,
+            op,
+            family: Family(0),
+            sock_type: SockType(0),
+            proto: None,
+            laddr: None,
+            lport: None,
+            raddr: None,
+            rport: None,
+            ret: None,
+            verdict: Verdict::Allow,
+            rule: None,
+            count: 1,
+        }
+    }
+
+    /// One JSON object, no trailing newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an Event always serializes")
+    }
+
+    /// One line of text (no newline), control characters escaped.
+    pub fn to_text(&self) -> String {
+        text::format(self)
+    }
+}
+
+pub mod status;

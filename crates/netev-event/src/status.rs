@@ -1,0 +1,61 @@
+//! The daemon's status as it publishes it (`netev status` reads it back).
+//!
+//! Written by netevd to `<run-dir>/status.json` once a second; the D-Bus
+//! `GetStatus` call will return the same data.
+
+use serde::{Deserialize, Serialize};
+
+/// One attached hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Operation it reports (`connect`, `exec`…).
+    pub op: String,
+    /// Attach point (`cgroup/connect4`, `syscalls/sys_exit_listen`…).
+    pub attach: String,
+    /// `enforce` or `observe`.
+    pub mode: String,
+}
+
+/// Counters since the daemon started. Records are what crosses the ring
+/// buffer (network events plus exec/exit records); once drained,
+/// `seen = delivered + dropped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Records the kernel tried to emit.
+    pub seen: u64,
+    /// Records read by the daemon.
+    pub delivered: u64,
+    /// Records lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Hooked network calls, before coalescing.
+    pub calls: u64,
+    /// Calls folded into another event's `count`.
+    pub coalesced: u64,
+    /// Network events produced.
+    pub events: u64,
+}
+
+/// The daemon's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Daemon version.
+    pub version: String,
+    /// Daemon pid.
+    pub pid: u32,
+    /// Start time, RFC 3339.
+    pub started: String,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Capture backend (`bpf-lsm`, `cgroup+tracepoints`).
+    pub backend: String,
+    /// cgroup the hooks are attached to.
+    pub cgroup: String,
+    /// Whether repeated send/recv are coalesced.
+    pub coalesce: bool,
+    /// The hooks.
+    pub hooks: Vec<Hook>,
+    /// Facts about backend choice (why BPF LSM is not used…).
+    pub notes: Vec<String>,
+    /// Counters.
+    pub counters: Counters,
+}

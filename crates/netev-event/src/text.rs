@@ -1,0 +1,133 @@
+//! The one-line text form:
+//!
+//! `TIME OP VERDICT exe[pid] user FAMILY/TYPE/PROTO LOCAL -> REMOTE ret=R xN`
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use chrono::SecondsFormat;
+
+use crate::Event;
+
+pub(crate) fn format(ev: &Event) -> String {
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "{} {:<7} {:<7} {}[{}]",
+        ev.ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+        ev.op.name(),
+        ev.verdict.name(),
+        escape(ev.exe.as_deref().unwrap_or(&ev.comm)),
+        ev.pid,
+    );
+    match &ev.user {
+        Some(user) => {
+            let _ = write!(s, " {}", escape(user));
+        }
+        None => {
+            let _ = write!(s, " uid={}", ev.uid);
+        }
+    }
+    let _ = write!(s, " {}/{}", ev.family, ev.sock_type);
+    if let Some(proto) = ev.proto {
+        let _ = write!(s, "/{proto}");
+    }
+    let local = endpoint(ev.laddr, ev.lport);
+    let remote = endpoint(ev.raddr, ev.rport);
+    match (local, remote) {
+        (Some(l), Some(r)) => {
+            let _ = write!(s, " {l} -> {r}");
+        }
+        (Some(l), None) => {
+            let _ = write!(s, " {l}");
+        }
+        (None, Some(r)) => {
+            let _ = write!(s, " -> {r}");
+        }
+        (None, None) => {}
+    }
+    if let Some(ret) = ev.ret {
+        let _ = write!(s, " ret={ret}");
+    }
+    if let Some(rule) = ev.rule {
+        let _ = write!(s, " rule={rule}");
+    }
+    if ev.count != 1 {
+        let _ = write!(s, " x{}", ev.count);
+    }
+    s
+}
+
+fn endpoint(addr: Option<IpAddr>, port: Option<u16>) -> Option<String> {
+    match (addr?, port.unwrap_or(0)) {
+        (IpAddr::V6(a), p) => Some(format!("[{a}]:{p}")),
+        (IpAddr::V4(a), p) => Some(format!("{a}:{p}")),
+    }
+}
+
+/// Process names and paths are chosen by whoever runs the process: never
+/// let them forge extra lines or terminal escapes in a log.
+fn escape(s: &str) -> String {
+    if s.chars().all(|c| !c.is_control() && c != ' ') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| match c {
+            ' ' => "\\x20".to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Family, Op, Proto, SockType, Verdict};
+
+    fn connect_event() -> Event {
+        let mut ev = Event::new(Op::Connect);
+        ev.ts = "2026-11-25T10:00:00.123456789Z".parse().unwrap();
+        ev.pid = 42;
+        ev.user = Some("root".into());
+        ev.exe = Some("/usr/bin/curl".into());
+        ev.family = Family::INET;
+        ev.sock_type = SockType::STREAM;
+        ev.proto = Some(Proto::TCP);
+        ev.laddr = Some("0.0.0.0".parse().unwrap());
+        ev.lport = Some(0);
+        ev.raddr = Some("127.0.0.1".parse().unwrap());
+        ev.rport = Some(8080);
+        ev
+    }
+
+    #[test]
+    fn text_line_for_connect() {
+        assert_eq!(
+            format(&connect_event()),
+            "2026-11-25T10:00:00.123456Z connect allow   /usr/bin/curl[42] root inet/stream/tcp 0.0.0.0:0 -> 127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn text_line_shows_ret_count_and_v6() {
+        let mut ev = connect_event();
+        ev.op = Op::Sendmsg;
+        ev.verdict = Verdict::Observe;
+        ev.raddr = Some("::1".parse().unwrap());
+        ev.laddr = None;
+        ev.ret = Some(-13);
+        ev.count = 17;
+        let line = format(&ev);
+        assert!(line.ends_with("-> [::1]:8080 ret=-13 x17"), "{line}");
+    }
+
+    #[test]
+    fn hostile_names_cannot_forge_lines() {
+        let mut ev = connect_event();
+        ev.exe = Some("/tmp/evil\nFAKE connect allow\x1b[2J".into());
+        let line = format(&ev);
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line}");
+        assert!(line.contains("/tmp/evil\\nFAKE\\x20connect"), "{line}");
+    }
+}

@@ -1,0 +1,334 @@
+//! The daemon's life: load and attach, drain and report, detach on the way out.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chrono::{SecondsFormat, Utc};
+use netev_bpf::{open_capture, Capture, CaptureConfig, Record};
+use netev_event::status::{Counters, Hook, Status};
+use tracing::{info, warn};
+
+use crate::enrich::Enricher;
+use crate::{Args, PrintFormat};
+
+/// Upper bound on one ring-buffer wait: with batched wake-ups this is the
+/// worst-case delay before a lone event is read.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How long to wait at exit for the kernel to flush coalesced counts.
+const DRAIN_GRACE: Duration = Duration::from_secs(3);
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+pub fn run(args: Args) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "netevd must run as root: it loads BPF programs and attaches them to a cgroup \
+             (try: sudo netevd --foreground --print text)"
+        );
+    }
+    let cgroup = match &args.cgroup {
+        Some(p) => p.clone(),
+        None => netev_bpf::cgroup::cgroup2_root()?,
+    };
+
+    let mut ready = if args.foreground {
+        None
+    } else {
+        Some(daemonize()?)
+    };
+
+    let setup = Setup::new(&args, cgroup);
+    let mut setup = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(r) = ready.take() {
+                r.fail(&format!("{e:#}"));
+                std::process::exit(1);
+            }
+            return Err(e);
+        }
+    };
+    if let Some(r) = ready.take() {
+        r.ok();
+    }
+    setup.serve()
+}
+
+struct Setup {
+    capture: Box<dyn Capture>,
+    cgroup: PathBuf,
+    coalesce: bool,
+    print: Option<PrintFormat>,
+    run_dir: PathBuf,
+    _lock: File,
+    stop: Arc<AtomicBool>,
+    report: Arc<AtomicBool>,
+}
+
+impl Setup {
+    fn new(args: &Args, cgroup: PathBuf) -> Result<Setup> {
+        let lock = lock_run_dir(&args.run_dir)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, report.clone())?;
+
+        let mut config = CaptureConfig::new(cgroup.clone());
+        config.coalesce = !args.no_coalesce;
+        config.ringbuf_bytes = args.ringbuf_size;
+        let capture = open_capture(&config)
+            .with_context(|| format!("cannot capture in cgroup {}", cgroup.display()))?;
+        info!(
+            backend = capture.kind().name(),
+            cgroup = %cgroup.display(),
+            hooks = capture.hooks().len(),
+            "capturing"
+        );
+        for note in capture.notes() {
+            info!("{note}");
+        }
+        Ok(Setup {
+            capture,
+            cgroup,
+            coalesce: config.coalesce,
+            print: args.print,
+            run_dir: args.run_dir.clone(),
+            _lock: lock,
+            stop,
+            report,
+        })
+    }
+
+    fn serve(&mut self) -> Result<()> {
+        let started = Utc::now();
+        let t0 = Instant::now();
+        let mut sink = Sink::new(self.print);
+        let mut last_status = Instant::now() - STATUS_INTERVAL;
+
+        while !self.stop.load(Ordering::Relaxed) {
+            self.capture
+                .poll(POLL_INTERVAL, &mut |rec| sink.handle(rec))?;
+            sink.flush();
+            if self.report.swap(false, Ordering::Relaxed) {
+                self.log_counters(&sink, "counters");
+            }
+            if last_status.elapsed() >= STATUS_INTERVAL {
+                last_status = Instant::now();
+                if let Err(e) = self.write_status(&sink, started, t0) {
+                    warn!("cannot write status file: {e:#}");
+                }
+            }
+        }
+
+        info!("stopping: detaching hooks and draining");
+        self.capture
+            .detach_and_drain(DRAIN_GRACE, &mut |rec| sink.handle(rec))?;
+        sink.flush();
+        self.log_counters(&sink, "final counters");
+        let _ = std::fs::remove_file(self.run_dir.join("status.json"));
+        Ok(())
+    }
+
+    fn counters(&self, sink: &Sink) -> Counters {
+        let k = self.capture.counters().unwrap_or_default();
+        Counters {
+            seen: k.seen,
+            delivered: sink.delivered,
+            dropped: k.dropped,
+            calls: k.calls,
+            coalesced: k.coalesced,
+            events: sink.events,
+        }
+    }
+
+    fn log_counters(&self, sink: &Sink, what: &str) {
+        let c = self.counters(sink);
+        info!(
+            seen = c.seen,
+            delivered = c.delivered,
+            dropped = c.dropped,
+            calls = c.calls,
+            coalesced = c.coalesced,
+            events = c.events,
+            "{what}"
+        );
+        if c.dropped > 0 {
+            warn!(
+                dropped = c.dropped,
+                "the ring buffer overflowed: events were lost; raise --ringbuf-size"
+            );
+        }
+    }
+
+    fn write_status(&self, sink: &Sink, started: chrono::DateTime<Utc>, t0: Instant) -> Result<()> {
+        let status = Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            started: started.to_rfc3339_opts(SecondsFormat::Secs, true),
+            uptime_secs: t0.elapsed().as_secs(),
+            backend: self.capture.kind().name().to_string(),
+            cgroup: self.cgroup.display().to_string(),
+            coalesce: self.coalesce,
+            hooks: self
+                .capture
+                .hooks()
+                .iter()
+                .map(|h| Hook {
+                    op: h.op.to_string(),
+                    attach: h.attach.to_string(),
+                    mode: h.mode.name().to_string(),
+                })
+                .collect(),
+            notes: self.capture.notes().to_vec(),
+            counters: self.counters(sink),
+        };
+        let path = self.run_dir.join("status.json");
+        let tmp = self.run_dir.join(".status.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&status)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// Where records go: enrichment, then (optionally) standard output.
+struct Sink {
+    enricher: Enricher,
+    out: Option<(PrintFormat, BufWriter<std::io::Stdout>)>,
+    delivered: u64,
+    events: u64,
+    decode_failures: u64,
+}
+
+impl Sink {
+    fn new(print: Option<PrintFormat>) -> Sink {
+        Sink {
+            enricher: Enricher::new(),
+            out: print.map(|f| (f, BufWriter::with_capacity(1 << 16, std::io::stdout()))),
+            delivered: 0,
+            events: 0,
+            decode_failures: 0,
+        }
+    }
+
+    fn handle(&mut self, rec: Record) {
+        self.delivered += 1;
+        match rec {
+            Record::Net(raw) => {
+                let Some(ev) = self.enricher.event(&raw) else {
+                    self.decode_failures += 1;
+                    warn!(
+                        op = raw.hdr.op,
+                        verdict = raw.hdr.verdict,
+                        "malformed event record"
+                    );
+                    return;
+                };
+                self.events += 1;
+                if let Some((format, out)) = &mut self.out {
+                    let res = match format {
+                        PrintFormat::Json => serde_json::to_writer(&mut *out, &ev)
+                            .map_err(std::io::Error::from)
+                            .and_then(|()| out.write_all(b"\n")),
+                        PrintFormat::Text => writeln!(out, "{}", ev.to_text()),
+                    };
+                    if let Err(e) = res {
+                        self.stop_printing(e);
+                    }
+                }
+            }
+            Record::Exec(ex) => self.enricher.on_exec(&ex),
+            Record::Exit { pid, .. } => self.enricher.on_exit(pid),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((_, out)) = &mut self.out {
+            if let Err(e) = out.flush() {
+                self.stop_printing(e);
+            }
+        }
+    }
+
+    /// A closed stdout (the reader went away) stops printing, not capture.
+    fn stop_printing(&mut self, e: std::io::Error) {
+        warn!("cannot print events any more ({e}); capture goes on");
+        self.out = None;
+    }
+}
+
+/// One netevd per run directory: its status file would be ambiguous otherwise.
+fn lock_run_dir(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("netevd.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on an fd we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
+        bail!(
+            "another netevd (pid {}) is already running with run directory {}; stop it or pass another --run-dir",
+            pid.trim(),
+            dir.display()
+        );
+    }
+    let mut f = &file;
+    f.set_len(0)?;
+    write!(f, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// The child's end of the readiness pipe: the parent exits once it hears back.
+struct Ready(UnixStream);
+
+impl Ready {
+    fn ok(mut self) {
+        let _ = self.0.write_all(b"ok");
+    }
+    fn fail(mut self, msg: &str) {
+        let _ = self.0.write_all(msg.as_bytes());
+    }
+}
+
+/// Forks; the parent waits until the child has attached (or failed) and
+/// exits with the outcome, so `netevd && ...` only goes on once capture runs.
+fn daemonize() -> Result<Ready> {
+    let (mut parent_end, child_end) = UnixStream::pair().context("creating a socket pair")?;
+    // SAFETY: single-threaded at this point (no threads started yet).
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(child_end);
+            let mut answer = String::new();
+            let _ = parent_end.read_to_string(&mut answer);
+            if answer == "ok" {
+                println!("netevd running as pid {child}");
+                std::process::exit(0);
+            }
+            if answer.is_empty() {
+                answer = "the daemon exited during start-up".into();
+            }
+            eprintln!("netevd: {answer}");
+            std::process::exit(1);
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(parent_end);
+            nix::unistd::setsid().context("setsid")?;
+            std::env::set_current_dir("/").context("chdir /")?;
+            Ok(Ready(child_end))
+        }
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building and running netev needs on a Debian 12 machine.
+# Idempotent: packages already present are skipped, mounts already there are kept.
+set -euo pipefail
+
+need_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup.sh: must run as root (installs packages, mounts tracefs)" >&2
+        exit 1
+    fi
+}
+
+PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps python3)
+if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
+    PACKAGES+=(auditd)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    need_root
+    echo "setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Syscall tracepoints (listen/accept) need tracefs; some machines don't mount it.
+if [ ! -d /sys/kernel/tracing/events ] && [ ! -d /sys/kernel/debug/tracing/events ]; then
+    need_root
+    mount -t tracefs nodev /sys/kernel/tracing
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "setup.sh: cargo not found; install the Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+echo "setup.sh: ok"

@@ -33,6 +33,11 @@ if [ ! -d /sys/kernel/tracing/events ] && [ ! -d /sys/kernel/debug/tracing/event
     mount -t tracefs nodev /sys/kernel/tracing
 fi
 
+# The BPF LSM probe reads the active LSM list from securityfs.
+if [ ! -e /sys/kernel/security/lsm ] && [ "$(id -u)" -eq 0 ]; then
+    mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true
+fi
+
 if ! command -v cargo >/dev/null; then
     echo "setup.sh: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1

@@ -112,6 +112,7 @@ impl Setup {
         let t0 = Instant::now();
         let mut sink = Sink::new(self.print);
         let mut last_status = Instant::now() - STATUS_INTERVAL;
+        let mut last_dropped = 0;
 
         while !self.stop.load(Ordering::Relaxed) {
             self.capture
@@ -124,6 +125,15 @@ impl Setup {
                 last_status = Instant::now();
                 if let Err(e) = self.write_status(&sink, started, t0) {
                     warn!("cannot write status file: {e:#}");
+                }
+                let dropped = self.capture.counters().map(|c| c.dropped).unwrap_or(0);
+                if dropped > last_dropped {
+                    warn!(
+                        lost = dropped - last_dropped,
+                        total = dropped,
+                        "ring buffer full: events lost; raise --ringbuf-size"
+                    );
+                    last_dropped = dropped;
                 }
             }
         }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets up the machine, then runs every check and test: formatting, clippy,
+# unit tests, and the end-to-end tests (real BPF on the real kernel, as root,
+# each in its own child cgroup).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The end-to-end tests run the daemon and the workload binaries.
+cargo build --workspace --bins
+cargo test --workspace

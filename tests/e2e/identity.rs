@@ -1,0 +1,79 @@
+//! Process identity: exe from the kernel's view at the time of the call, even across exec.
+
+use std::net::TcpListener;
+
+use netev_tests::{root_or_skip, Daemon, TestCgroup};
+use serde_json::json;
+
+use crate::{load_bin, ops};
+
+/// A process connects, execs another binary that connects at once and exits:
+/// each connect is attributed to the executable that made it, though both
+/// are gone by the time userspace reads the events.
+#[test]
+fn exec_race_attributes_each_connect_to_its_own_exe() {
+    if !root_or_skip("exec_race") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("netev-load-copy");
+    std::fs::copy(load_bin(), &copy).unwrap();
+    let copy = std::fs::canonicalize(copy).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+
+    let cg = TestCgroup::new("exec-race");
+    let daemon = Daemon::start(&cg, &[]);
+    let facts = cg.run_json(&load_bin(), &["exec-race", &addr, copy.to_str().unwrap()]);
+    let got = daemon.stop();
+
+    let connects = ops(&got, &facts["pid"], "connect");
+    assert_eq!(connects.len(), 2, "{connects:#?}");
+    assert_eq!(connects[0]["exe"], json!(load_bin().display().to_string()));
+    assert_eq!(connects[1]["exe"], json!(copy.display().to_string()));
+    // comm follows exec too (the kernel sets it from the file name)
+    assert_eq!(connects[1]["comm"], json!("netev-load-copy"));
+    for c in &connects {
+        assert_eq!(c["rport"], json!(listener.local_addr().unwrap().port()));
+    }
+}
+
+/// pid/tid/ppid, timestamps and cmdline are those of the calling process.
+#[test]
+fn event_carries_pids_time_and_cmdline() {
+    if !root_or_skip("event_carries_pids_time_and_cmdline") {
+        return;
+    }
+    let cg = TestCgroup::new("pids");
+    let before = chrono_like_now();
+    let daemon = Daemon::start(&cg, &[]);
+    let facts = cg.run_json(&load_bin(), &["unix"]);
+    let got = daemon.stop();
+    let ev = &ops(&got, &facts["pid"], "socket")[0];
+    // single-threaded: tid == pid; parent is this test process
+    assert_eq!(ev["tid"], facts["pid"]);
+    assert_eq!(ev["ppid"], json!(std::process::id()));
+    assert_eq!(ev["gid"], json!(0));
+    let ts = ev["ts"].as_str().unwrap();
+    assert!(
+        ts.ends_with('Z') && ts.len() == "2026-11-25T10:00:00.123456789Z".len(),
+        "RFC 3339 with ns: {ts}"
+    );
+    assert!(
+        ts[..19] >= before[..19],
+        "event time {ts} is not before the test started ({before})"
+    );
+    let cmdline = ev["cmdline"].as_str().unwrap_or("");
+    assert!(
+        cmdline.is_empty() || cmdline.ends_with("netev-load unix"),
+        "cmdline, when the process is still there to read it: {cmdline:?}"
+    );
+}
+
+fn chrono_like_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -1,0 +1,157 @@
+//! Start-up errors, status (file and `netev status`), SIGUSR1, exact counters at exit.
+
+use std::process::Command;
+
+use netev_tests::{root_or_skip, workspace_bin, Daemon, TestCgroup};
+
+use crate::load_bin;
+
+#[test]
+fn status_shows_backend_hooks_and_counters() {
+    if !root_or_skip("status_shows_backend_hooks_and_counters") {
+        return;
+    }
+    let cg = TestCgroup::new("status");
+    let daemon = Daemon::start(&cg, &[]);
+    cg.run_json(&load_bin(), &["tcp4"]);
+
+    let out = Command::new(workspace_bin("netev"))
+        .args(["status", "--json", "--run-dir"])
+        .arg(daemon.run_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["backend"], "cgroup+tracepoints");
+    assert_eq!(status["pid"], daemon.pid());
+    assert_eq!(status["cgroup"], cg.path().display().to_string());
+    let mode = |attach: &str| {
+        status["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["attach"] == attach)
+            .unwrap_or_else(|| panic!("no hook {attach} in {status}"))["mode"]
+            .clone()
+    };
+    assert_eq!(mode("cgroup/connect4"), "enforce");
+    assert_eq!(mode("cgroup/bind6"), "enforce");
+    assert_eq!(mode("syscalls/sys_exit_listen"), "observe");
+    assert_eq!(mode("syscalls/sys_exit_accept4"), "observe");
+    assert!(status["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().starts_with("bpf-lsm:")));
+
+    let text = Command::new(workspace_bin("netev"))
+        .args(["status", "--run-dir"])
+        .arg(daemon.run_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("backend:   cgroup+tracepoints"), "{text}");
+    assert!(text.contains("dropped"), "{text}");
+
+    daemon.signal(libc::SIGUSR1);
+    let got = {
+        // SIGUSR1's report shows up in the log before we stop the daemon.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !daemon
+            .log()
+            .lines()
+            .any(|l| l.contains(" counters ") || l.ends_with(" counters"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no counters after SIGUSR1:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        daemon.stop()
+    };
+    assert!(got.success, "clean exit");
+    let (seen, delivered, dropped) = got.final_counters();
+    assert_eq!(dropped, 0);
+    assert_eq!(
+        seen, delivered,
+        "after the final drain every record is accounted for"
+    );
+    assert!(seen >= 6);
+}
+
+#[test]
+fn status_when_not_running_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(workspace_bin("netev"))
+        .args(["status", "--run-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("netevd is not running"));
+}
+
+#[test]
+fn a_directory_that_is_not_a_cgroup_is_refused_clearly() {
+    if !root_or_skip("a_directory_that_is_not_a_cgroup_is_refused_clearly") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(workspace_bin("netevd"))
+        .args(["--foreground", "--cgroup"])
+        .arg(dir.path())
+        .arg("--run-dir")
+        .arg(run.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a cgroup v2 directory"), "{err}");
+}
+
+#[test]
+fn text_output_is_one_line_per_event() {
+    if !root_or_skip("text_output_is_one_line_per_event") {
+        return;
+    }
+    let cg = TestCgroup::new("text");
+    let run = tempfile::tempdir().unwrap();
+    let child = Command::new(workspace_bin("netevd"))
+        .args(["--foreground", "--print", "text", "--cgroup"])
+        .arg(cg.path())
+        .arg("--run-dir")
+        .arg(run.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !run.path().join("status.json").exists() {
+        assert!(std::time::Instant::now() < deadline, "netevd did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let facts = cg.run_json(&load_bin(), &["tcp4"]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    let port = facts["server_port"].as_u64().unwrap();
+    assert!(
+        lines[4].contains(" connect allow ") && lines[4].contains(&format!("-> 127.0.0.1:{port}")),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[2].contains(" listen  observe ") && lines[2].contains("ret=0"),
+        "{}",
+        lines[2]
+    );
+}

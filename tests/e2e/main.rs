@@ -1,0 +1,42 @@
+//! End-to-end tests: the real netevd, real BPF programs on the real kernel,
+//! attached to a dedicated test cgroup, and real workloads inside it.
+//! Each module's first line says what it pins.
+
+mod capture;
+mod coalesce;
+mod identity;
+mod lifecycle;
+mod scope;
+
+use netev_tests::{workspace_bin, Stopped};
+use serde_json::Value;
+
+/// The workload program.
+fn load_bin() -> std::path::PathBuf {
+    workspace_bin("netev-load")
+}
+
+/// The events of `pid` with op `op`, in order.
+fn ops<'a>(stopped: &'a Stopped, pid: &Value, op: &str) -> Vec<&'a Value> {
+    stopped
+        .events
+        .iter()
+        .filter(|e| &e["pid"] == pid && e["op"] == op)
+        .collect()
+}
+
+/// Exactly one event of `pid` with op `op`.
+fn one<'a>(stopped: &'a Stopped, pid: &Value, op: &str) -> &'a Value {
+    let found = ops(stopped, pid, op);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {op} event from pid {pid}, got {found:#?}\nall events of the pid: {:#?}",
+        stopped
+            .events
+            .iter()
+            .filter(|e| &e["pid"] == pid)
+            .collect::<Vec<_>>()
+    );
+    found[0]
+}

@@ -1,0 +1,336 @@
+//! Harness for the end-to-end tests: a dedicated child cgroup (removed on
+//! every exit path), workloads started inside it, and a real netevd attached
+//! to it whose JSON output is collected.
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long to wait for the daemon to come up (loading BPF takes ~1 s here).
+/// A bound on readiness, not a timing assertion.
+const READY_WAIT: Duration = Duration::from_secs(60);
+
+/// True if the test can run. Without root it is skipped with a printed
+/// reason, except under `CI=true`, where a skip is a failure.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs root (it loads BPF programs); under CI=true a skip is a failure");
+    }
+    eprintln!("SKIP {test}: needs root (it loads BPF programs)");
+    false
+}
+
+/// A binary of this workspace, built next to the test executable.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    std::fs::canonicalize(path).expect("canonical path")
+}
+
+/// The cgroup v2 mount point, read from /proc/mounts.
+pub fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .expect("no cgroup2 mount in /proc/mounts")
+}
+
+/// A child cgroup for one test. Dropping it kills what still runs inside
+/// and removes the directory.
+pub struct TestCgroup {
+    path: PathBuf,
+}
+
+impl TestCgroup {
+    /// Creates `<cgroup2>/netev-test/<name>-<pid>-<n>`.
+    pub fn new(name: &str) -> TestCgroup {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = cgroup2_root()
+            .join("netev-test")
+            .join(format!("{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("creating test cgroup {}: {e}", path.display()));
+        TestCgroup { path }
+    }
+
+    /// The cgroup directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A command that starts inside this cgroup.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let procs = CString::new(
+            self.path
+                .join("cgroup.procs")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .expect("no NUL in path");
+        let mut cmd = Command::new(program);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // "0" moves the writing process.
+                let rc = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if rc != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// Runs a command inside the cgroup to completion; returns its stdout
+    /// parsed as one JSON line (the workloads' report).
+    pub fn run_json(&self, program: &Path, args: &[&str]) -> Value {
+        let out = self
+            .command(program)
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed: {}",
+            program.display(),
+            out.status
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("workload printed {text:?}, not JSON: {e}"))
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let procs = self.path.join("cgroup.procs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids = std::fs::read_to_string(&procs).unwrap_or_default();
+            if pids.trim().is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: signalling a process of our own test cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Err(e) = std::fs::remove_dir(&self.path) {
+            eprintln!("warning: removing {}: {e}", self.path.display());
+        }
+        // Shared parent: removed by whichever test leaves it empty.
+        if let Some(parent) = self.path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// A running netevd attached to a test cgroup, printing JSON.
+pub struct Daemon {
+    child: Option<Child>,
+    run_dir: tempfile::TempDir,
+    stdout: Option<JoinHandle<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    stderr_thread: Option<JoinHandle<()>>,
+}
+
+/// What a stopped daemon left: every event, and its log.
+pub struct Stopped {
+    /// Every event printed, in order.
+    pub events: Vec<Value>,
+    /// Everything logged on stderr.
+    pub log: String,
+    /// Exit status.
+    pub success: bool,
+}
+
+impl Daemon {
+    /// Starts `netevd --foreground --print json --cgroup CG` plus `extra`,
+    /// and waits until it has attached.
+    pub fn start(cgroup: &TestCgroup, extra: &[&str]) -> Daemon {
+        let run_dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(workspace_bin("netevd"))
+            .args(["--foreground", "--print", "json", "--cgroup"])
+            .arg(cgroup.path())
+            .arg("--run-dir")
+            .arg(run_dir.path())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting netevd");
+        let out = child.stdout.take().expect("piped");
+        let stdout = std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .map(|l| {
+                    serde_json::from_str(&l).unwrap_or_else(|e| {
+                        panic!("netevd printed a line that is not JSON ({e}): {l:?}")
+                    })
+                })
+                .collect()
+        });
+        let err = child.stderr.take().expect("piped");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let log = stderr.clone();
+        let stderr_thread = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[netevd] {line}");
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut d = Daemon {
+            child: Some(child),
+            run_dir,
+            stdout: Some(stdout),
+            stderr,
+            stderr_thread: Some(stderr_thread),
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let status = self.status_path();
+        let deadline = Instant::now() + READY_WAIT;
+        while !status.exists() {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                panic!(
+                    "netevd exited during start-up ({st}):\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "netevd did not attach within {READY_WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The status file netevd writes.
+    pub fn status_path(&self) -> PathBuf {
+        self.run_dir.path().join("status.json")
+    }
+
+    /// The run directory (for `netev status --run-dir`).
+    pub fn run_dir(&self) -> &Path {
+        self.run_dir.path()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, wait for the drain and exit, collect everything.
+    pub fn stop(mut self) -> Stopped {
+        self.signal(libc::SIGTERM);
+        let status = self.child.take().unwrap().wait().expect("wait netevd");
+        let events = self.stdout.take().unwrap().join().expect("stdout reader");
+        self.stderr_thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("stderr reader");
+        Stopped {
+            events,
+            log: self.log(),
+            success: status.success(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Stopped {
+    /// Events of one process, in order.
+    pub fn of_pid(&self, pid: u64) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["pid"] == pid).collect()
+    }
+
+    /// The final counters the daemon logged: (seen, delivered, dropped).
+    pub fn final_counters(&self) -> (u64, u64, u64) {
+        let line = self
+            .log
+            .lines()
+            .find(|l| l.contains("final counters"))
+            .unwrap_or_else(|| panic!("no final counters in the log:\n{}", self.log));
+        let field = |name: &str| -> u64 {
+            let key = format!("{name}=");
+            let at = line
+                .find(&key)
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+                + key.len();
+            line[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("bad {name} in {line}"))
+        };
+        (field("seen"), field("delivered"), field("dropped"))
+    }
+}
+
+/// Asserts that `ev` has each (field, value) of `want`, with a readable message.
+pub fn assert_fields(ev: &Value, want: &[(&str, Value)]) {
+    for (k, v) in want {
+        assert_eq!(&ev[*k], v, "field {k} of event {ev}");
+    }
+}

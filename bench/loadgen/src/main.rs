@@ -59,6 +59,9 @@ enum LoopMode {
     Bind,
     /// sendto() of 16 bytes to a bound UDP socket that never reads.
     Udp,
+    /// connect() of one UDP socket, again and again: the cheapest hooked
+    /// syscall, to measure how many events/s the daemon drains.
+    UdpConnect,
 }
 
 fn main() -> Result<()> {
@@ -182,6 +185,14 @@ fn run_loop(mode: LoopMode, iterations: u64) -> Result<()> {
             start = Instant::now();
             for _ in 0..iterations {
                 s.send_to(&[0u8; 16], to)?;
+            }
+        }
+        LoopMode::UdpConnect => {
+            let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+            let to: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
+            start = Instant::now();
+            for _ in 0..iterations {
+                s.connect(to)?;
             }
         }
     }

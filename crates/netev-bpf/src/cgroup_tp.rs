@@ -52,17 +52,9 @@ const CGROUP_HOOKS: &[(&str, &str, &str)] = &[
 ];
 
 const TRACEPOINT_HOOKS: &[(&str, &str, &str)] = &[
-    ("netev_enter_socket", "socket", "syscalls/sys_enter_socket"),
     ("netev_exit_socket", "socket", "syscalls/sys_exit_socket"),
-    ("netev_enter_listen", "listen", "syscalls/sys_enter_listen"),
     ("netev_exit_listen", "listen", "syscalls/sys_exit_listen"),
-    ("netev_enter_accept", "accept", "syscalls/sys_enter_accept"),
     ("netev_exit_accept", "accept", "syscalls/sys_exit_accept"),
-    (
-        "netev_enter_accept4",
-        "accept",
-        "syscalls/sys_enter_accept4",
-    ),
     ("netev_exit_accept4", "accept", "syscalls/sys_exit_accept4"),
     ("netev_exec", "exec", "sched/sched_process_exec"),
     ("netev_exit", "exit", "sched/sched_process_exit"),
@@ -210,13 +202,11 @@ impl CgroupCapture {
                 .attach()
                 .map_err(|e| Error::bpf(format!("attaching tracepoint {attach}"), e))?;
             self.links.push(link);
-            if !attach.contains("sys_enter") {
-                self.hooks.push(HookInfo {
-                    op,
-                    attach,
-                    mode: HookMode::Observe,
-                });
-            }
+            self.hooks.push(HookInfo {
+                op,
+                attach,
+                mode: HookMode::Observe,
+            });
         }
         debug!(links = self.links.len(), "attached");
         Ok(())
@@ -234,13 +224,9 @@ impl CgroupCapture {
             "netev_sendmsg6" => &p.netev_sendmsg6,
             "netev_recvmsg4" => &p.netev_recvmsg4,
             "netev_recvmsg6" => &p.netev_recvmsg6,
-            "netev_enter_socket" => &p.netev_enter_socket,
             "netev_exit_socket" => &p.netev_exit_socket,
-            "netev_enter_listen" => &p.netev_enter_listen,
             "netev_exit_listen" => &p.netev_exit_listen,
-            "netev_enter_accept" => &p.netev_enter_accept,
             "netev_exit_accept" => &p.netev_exit_accept,
-            "netev_enter_accept4" => &p.netev_enter_accept4,
             "netev_exit_accept4" => &p.netev_exit_accept4,
             "netev_exec" => &p.netev_exec,
             "netev_exit" => &p.netev_exit,

@@ -63,6 +63,14 @@ struct mm_struct {
 	struct file *exe_file;
 };
 
+/* The kernel's saved user registers (x86-64 names); the ___netev suffix
+ * keeps it apart from the UAPI struct of the same name. */
+struct pt_regs___netev {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -74,12 +82,6 @@ struct task_struct {
 #pragma clang attribute pop
 
 /* Tracepoint contexts, from /sys/kernel/tracing/events/.../format. */
-struct tp_sys_enter {
-	__u64 common;
-	long id;
-	unsigned long args[6];
-};
-
 struct tp_sys_exit {
 	__u64 common;
 	long id;

@@ -66,21 +66,23 @@ struct {
 	__type(value, __u32);
 } target_cgroup SEC(".maps");
 
-/* A syscall between its enter and exit tracepoints, by pid_tgid. */
-struct pending_call {
-	__u32 op;
-	__s32 fd;
-	__u32 family;
-	__u32 type;
-	__u32 protocol;
+/* Process identity by tgid: the executable's inode, read from the task
+ * (nine dependent kernel reads) once per process image instead of once per
+ * event. An entry is only trusted while the task's mm is the one it was
+ * read with: exec replaces the mm, and a reused pid comes with a new one. */
+struct proc_ident {
+	__u64 mm;
+	__u64 app_ino;
+	__u32 app_dev;
+	__u32 _pad;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pending_call);
-} pending SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct proc_ident);
+} procs SEC(".maps");
 
 /* Coalescing of repeated send/recv on one socket to one peer. */
 struct flow_key {
@@ -143,12 +145,42 @@ static __always_inline int tp_in_scope(void)
 	return bpf_current_task_under_cgroup(&target_cgroup, 0) == 1;
 }
 
+/* Reads through the BTF-typed task pointer are plain (fault-checked) loads,
+ * several times cheaper here than bpf_probe_read_kernel() calls. */
+static __always_inline void read_identity(struct task_struct *task, struct proc_ident *out)
+{
+	struct mm_struct *mm = task->mm;
+	struct file *exe = mm ? mm->exe_file : NULL;
+
+	if (exe) {
+		out->app_ino = exe->f_inode->i_ino;
+		out->app_dev = exe->f_inode->i_sb->s_dev;
+	}
+}
+
+static __always_inline void identity(struct task_struct *task, __u32 tgid, struct netev_event *e)
+{
+	__u64 mm = (__u64)task->mm;
+	struct proc_ident *cached = bpf_map_lookup_elem(&procs, &tgid);
+	struct proc_ident fresh = {};
+
+	if (cached && cached->mm == mm) {
+		e->app_ino = cached->app_ino;
+		e->app_dev = cached->app_dev;
+		return;
+	}
+	fresh.mm = mm;
+	read_identity(task, &fresh);
+	e->app_ino = fresh.app_ino;
+	e->app_dev = fresh.app_dev;
+	bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY);
+}
+
 static __always_inline void fill_task(struct netev_event *e, __u8 op, __u8 verdict)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();
-	struct file *exe;
 
 	e->hdr.kind = NETEV_KIND_NET;
 	e->hdr.op = op;
@@ -160,12 +192,8 @@ static __always_inline void fill_task(struct netev_event *e, __u8 op, __u8 verdi
 	e->gid = ugid >> 32;
 	e->count = 1;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	exe = BPF_CORE_READ(task, mm, exe_file);
-	if (exe) {
-		e->app_ino = BPF_CORE_READ(exe, f_inode, i_ino);
-		e->app_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
-	}
+	e->ppid = task->real_parent->tgid;
+	identity(task, id >> 32, e);
 }
 
 static __always_inline struct netev_event *new_event(__u8 op, __u8 verdict)
@@ -434,132 +462,96 @@ static __always_inline void fill_from_sock(struct netev_event *e, struct sock *s
 	}
 }
 
-static __always_inline int stash(__u32 op, long fd, long family, long type, long protocol)
+/* The socket(), listen() and accept() hooks run at syscall exit only, so
+ * that the event carries the return value; the arguments are read back from
+ * the registers saved at syscall entry. (One tracepoint per call instead of
+ * an enter/exit pair and a map to carry the arguments between them: each
+ * tracepoint hit costs about a microsecond on our VMs.) */
+static __always_inline unsigned long syscall_arg(int n)
 {
-	__u64 id;
-	struct pending_call call = {
-		.op = op,
-		.fd = fd,
-		.family = family,
-		.type = type,
-		.protocol = protocol,
-	};
+	struct pt_regs___netev *regs =
+		(struct pt_regs___netev *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	if (!tp_in_scope())
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&pending, &id, &call, BPF_ANY);
-	return 0;
-}
-
-static __always_inline struct pending_call *unstash(__u64 *id)
-{
-	*id = bpf_get_current_pid_tgid();
-	return bpf_map_lookup_elem(&pending, id);
-}
-
-SEC("tracepoint/syscalls/sys_enter_socket")
-int netev_enter_socket(struct tp_sys_enter *ctx)
-{
-	return stash(NETEV_OP_SOCKET, -1, ctx->args[0], ctx->args[1], ctx->args[2]);
+	switch (n) {
+	case 0:
+		return BPF_CORE_READ(regs, di);
+	case 1:
+		return BPF_CORE_READ(regs, si);
+	default:
+		return BPF_CORE_READ(regs, dx);
+	}
 }
 
 SEC("tracepoint/syscalls/sys_exit_socket")
 int netev_exit_socket(struct tp_sys_exit *ctx)
 {
-	struct pending_call *call;
 	struct netev_event *e;
-	__u64 id;
+	int family;
 
-	call = unstash(&id);
-	if (!call)
+	if (!tp_in_scope())
 		return 0;
 	count(NETEV_CNT_CALLS, 1);
+	family = syscall_arg(0);
 	/* inet sockets pass cgroup/sock_create, which can refuse them */
-	e = new_event(NETEV_OP_SOCKET,
-		      call->family == AF_INET || call->family == AF_INET6 ? NETEV_VERDICT_ALLOW
-									    : NETEV_VERDICT_OBSERVE);
-	if (e) {
-		e->family = call->family;
-		e->type = call->type & SOCK_TYPE_MASK;
-		e->protocol = call->protocol;
-		e->ret = ctx->ret;
-		e->hdr.flags = NETEV_F_HAS_RET;
-		if (ctx->ret >= 0) {
-			struct sock *sk = sock_from_fd(ctx->ret);
-			/* the protocol the kernel chose when the caller passed 0 */
-			if (sk)
-				e->protocol = BPF_CORE_READ(sk, sk_protocol);
-		}
-		submit(e);
+	e = new_event(NETEV_OP_SOCKET, family == AF_INET || family == AF_INET6 ? NETEV_VERDICT_ALLOW
+										: NETEV_VERDICT_OBSERVE);
+	if (!e)
+		return 0;
+	e->family = family;
+	e->type = syscall_arg(1) & SOCK_TYPE_MASK;
+	e->protocol = syscall_arg(2);
+	e->ret = ctx->ret;
+	e->hdr.flags = NETEV_F_HAS_RET;
+	if (ctx->ret >= 0 && e->protocol == 0 && (family == AF_INET || family == AF_INET6)) {
+		/* the protocol the kernel chose when the caller passed 0 */
+		struct sock *sk = sock_from_fd(ctx->ret);
+		if (sk)
+			e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	}
-	bpf_map_delete_elem(&pending, &id);
+	submit(e);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_listen")
-int netev_enter_listen(struct tp_sys_enter *ctx)
+static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 {
-	return stash(NETEV_OP_LISTEN, ctx->args[0], 0, 0, 0);
-}
-
-SEC("tracepoint/syscalls/sys_enter_accept")
-int netev_enter_accept(struct tp_sys_enter *ctx)
-{
-	return stash(NETEV_OP_ACCEPT, ctx->args[0], 0, 0, 0);
-}
-
-SEC("tracepoint/syscalls/sys_enter_accept4")
-int netev_enter_accept4(struct tp_sys_enter *ctx)
-{
-	return stash(NETEV_OP_ACCEPT, ctx->args[0], 0, 0, 0);
-}
-
-static __always_inline int fd_exit(struct tp_sys_exit *ctx)
-{
-	struct pending_call *call;
 	struct netev_event *e;
 	long ret = ctx->ret;
-	__u64 id;
 
-	call = unstash(&id);
-	if (!call)
-		return 0;
 	/* A non-blocking accept with nothing queued did nothing worth a record. */
-	if (call->op == NETEV_OP_ACCEPT && ret == -EAGAIN)
-		goto out;
+	if (op == NETEV_OP_ACCEPT && ret == -EAGAIN)
+		return 0;
+	if (!tp_in_scope())
+		return 0;
 	count(NETEV_CNT_CALLS, 1);
-	e = new_event(call->op, NETEV_VERDICT_OBSERVE);
-	if (e) {
-		e->ret = ret;
-		e->hdr.flags = NETEV_F_HAS_RET;
-		if (call->op == NETEV_OP_ACCEPT && ret >= 0)
-			fill_from_sock(e, sock_from_fd(ret), 1);
-		else if (ret != -EBADF && ret != -ENOTSOCK)
-			fill_from_sock(e, sock_from_fd(call->fd), 0);
-		submit(e);
-	}
-out:
-	bpf_map_delete_elem(&pending, &id);
+	e = new_event(op, NETEV_VERDICT_OBSERVE);
+	if (!e)
+		return 0;
+	e->ret = ret;
+	e->hdr.flags = NETEV_F_HAS_RET;
+	if (op == NETEV_OP_ACCEPT && ret >= 0)
+		fill_from_sock(e, sock_from_fd(ret), 1);
+	else if (ret != -EBADF && ret != -ENOTSOCK)
+		fill_from_sock(e, sock_from_fd(syscall_arg(0)), 0);
+	submit(e);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_listen")
 int netev_exit_listen(struct tp_sys_exit *ctx)
 {
-	return fd_exit(ctx);
+	return fd_exit(ctx, NETEV_OP_LISTEN);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int netev_exit_accept(struct tp_sys_exit *ctx)
 {
-	return fd_exit(ctx);
+	return fd_exit(ctx, NETEV_OP_ACCEPT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int netev_exit_accept4(struct tp_sys_exit *ctx)
 {
-	return fd_exit(ctx);
+	return fd_exit(ctx, NETEV_OP_ACCEPT);
 }
 
 /* --- process identity -------------------------------------------------- */
@@ -569,7 +561,6 @@ int netev_exec(struct tp_sched_exec *ctx)
 {
 	struct task_struct *task;
 	struct netev_exec *e;
-	struct file *exe;
 	__u64 id, ugid;
 	long n;
 
@@ -578,7 +569,7 @@ int netev_exec(struct tp_sched_exec *ctx)
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	task = (struct task_struct *)bpf_get_current_task();
+	task = bpf_get_current_task_btf();
 	id = bpf_get_current_pid_tgid();
 	ugid = bpf_get_current_uid_gid();
 	e->hdr.kind = NETEV_KIND_EXEC;
@@ -587,11 +578,17 @@ int netev_exec(struct tp_sched_exec *ctx)
 	e->hdr.flags = 0;
 	e->hdr.pid = id >> 32;
 	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->ppid = task->real_parent->tgid;
 	e->uid = (__u32)ugid;
-	exe = BPF_CORE_READ(task, mm, exe_file);
-	e->app_ino = BPF_CORE_READ(exe, f_inode, i_ino);
-	e->app_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	{
+		struct proc_ident fresh = { .mm = (__u64)task->mm };
+		__u32 tgid = id >> 32;
+
+		read_identity(task, &fresh);
+		e->app_ino = fresh.app_ino;
+		e->app_dev = fresh.app_dev;
+		bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY);
+	}
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
 				      (void *)ctx + (ctx->filename_loc & 0xffff));
@@ -606,8 +603,13 @@ int netev_exit(void *ctx)
 	struct netev_hdr *h;
 	__u64 id = bpf_get_current_pid_tgid();
 
+	__u32 tgid = id >> 32;
+
 	/* one record per process, not per thread */
-	if ((__u32)id != (id >> 32) || !tp_in_scope())
+	if ((__u32)id != tgid)
+		return 0;
+	bpf_map_delete_elem(&procs, &tgid);
+	if (!tp_in_scope())
 		return 0;
 	h = reserve(sizeof(*h));
 	if (!h)

@@ -43,54 +43,51 @@ fn tcp(scenario: &str, family: &str, addr: &str) {
         );
     }
 
-    let bind = one(&got, pid, "bind");
-    assert_fields(bind, &common);
-    assert_fields(
-        bind,
-        &[
-            ("laddr", json!(addr)),
-            ("lport", json!(0)),
-            ("raddr", Value::Null),
-            ("verdict", json!("allow")),
-        ],
-    );
-
-    let listen = one(&got, pid, "listen");
-    assert_fields(listen, &common);
-    assert_fields(
-        listen,
-        &[
-            ("laddr", json!(addr)),
-            ("lport", server_port.clone()),
-            ("ret", json!(0)),
-            ("verdict", json!("observe")),
-        ],
-    );
-
-    let connect = one(&got, pid, "connect");
-    assert_fields(connect, &common);
-    assert_fields(
-        connect,
-        &[
-            ("raddr", json!(addr)),
-            ("rport", server_port.clone()),
-            ("ret", Value::Null),
-            ("verdict", json!("allow")),
-        ],
-    );
-
+    let expected = [
+        (
+            "bind",
+            vec![
+                ("laddr", json!(addr)),
+                ("lport", json!(0)),
+                ("raddr", Value::Null),
+                ("verdict", json!("allow")),
+            ],
+        ),
+        (
+            "listen",
+            vec![
+                ("laddr", json!(addr)),
+                ("lport", server_port.clone()),
+                ("ret", json!(0)),
+                ("verdict", json!("observe")),
+            ],
+        ),
+        (
+            "connect",
+            vec![
+                ("raddr", json!(addr)),
+                ("rport", server_port.clone()),
+                ("ret", Value::Null),
+                ("verdict", json!("allow")),
+            ],
+        ),
+        (
+            "accept",
+            vec![
+                ("laddr", json!(addr)),
+                ("lport", server_port.clone()),
+                ("raddr", json!(addr)),
+                ("rport", facts["client_port"].clone()),
+                ("verdict", json!("observe")),
+            ],
+        ),
+    ];
+    for (op, want) in &expected {
+        let ev = one(&got, pid, op);
+        assert_fields(ev, &common);
+        assert_fields(ev, want);
+    }
     let accept = one(&got, pid, "accept");
-    assert_fields(accept, &common);
-    assert_fields(
-        accept,
-        &[
-            ("laddr", json!(addr)),
-            ("lport", server_port.clone()),
-            ("raddr", json!(addr)),
-            ("rport", facts["client_port"].clone()),
-            ("verdict", json!("observe")),
-        ],
-    );
     assert!(
         accept["ret"].as_i64().unwrap() >= 3,
         "accept() returns an fd: {accept}"
@@ -140,31 +137,35 @@ fn udp(scenario: &str, family: &str, addr: &str) {
         assert_fields(b, &common);
         assert_fields(b, &[("laddr", json!(addr)), ("lport", json!(0))]);
     }
-    let send = one(&got, pid, "sendmsg");
-    assert_fields(send, &common);
-    assert_fields(
-        send,
-        &[
-            ("raddr", json!(addr)),
-            ("rport", facts["recv_port"].clone()),
-            ("laddr", json!(addr)),
-            ("lport", facts["send_port"].clone()),
-            ("verdict", json!("allow")),
-            ("count", json!(1)),
-        ],
-    );
-    let recv = one(&got, pid, "recvmsg");
-    assert_fields(recv, &common);
-    assert_fields(
-        recv,
-        &[
-            ("raddr", json!(addr)),
-            ("rport", facts["send_port"].clone()),
-            ("laddr", json!(addr)),
-            ("lport", facts["recv_port"].clone()),
-            ("verdict", json!("observe")),
-        ],
-    );
+    let (recv_port, send_port) = (facts["recv_port"].clone(), facts["send_port"].clone());
+    let expected = [
+        (
+            "sendmsg",
+            vec![
+                ("raddr", json!(addr)),
+                ("rport", recv_port.clone()),
+                ("laddr", json!(addr)),
+                ("lport", send_port.clone()),
+                ("verdict", json!("allow")),
+                ("count", json!(1)),
+            ],
+        ),
+        (
+            "recvmsg",
+            vec![
+                ("raddr", json!(addr)),
+                ("rport", send_port),
+                ("laddr", json!(addr)),
+                ("lport", recv_port),
+                ("verdict", json!("observe")),
+            ],
+        ),
+    ];
+    for (op, want) in &expected {
+        let ev = one(&got, pid, op);
+        assert_fields(ev, &common);
+        assert_fields(ev, want);
+    }
 }
 
 #[test]

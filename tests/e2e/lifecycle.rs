@@ -105,7 +105,7 @@ fn a_directory_that_is_not_a_cgroup_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let run = tempfile::tempdir().unwrap();
     let out = Command::new(workspace_bin("netevd"))
-        .args(["--foreground", "--cgroup"])
+        .args(["--foreground", "--bus", "none", "--cgroup"])
         .arg(dir.path())
         .arg("--run-dir")
         .arg(run.path())
@@ -124,7 +124,7 @@ fn text_output_is_one_line_per_event() {
     let cg = TestCgroup::new("text");
     let run = tempfile::tempdir().unwrap();
     let child = Command::new(workspace_bin("netevd"))
-        .args(["--foreground", "--print", "text", "--cgroup"])
+        .args(["--foreground", "--bus", "none", "--print", "text", "--cgroup"])
         .arg(cg.path())
         .arg("--run-dir")
         .arg(run.path())

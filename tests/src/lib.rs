@@ -183,11 +183,13 @@ impl Daemon {
     /// and waits until it has attached.
     pub fn start(cgroup: &TestCgroup, extra: &[&str]) -> Daemon {
         let run_dir = tempfile::tempdir().expect("temp dir");
+        let has_bus = extra.contains(&"--bus");
         let mut child = Command::new(workspace_bin("netevd"))
             .args(["--foreground", "--print", "json", "--cgroup"])
             .arg(cgroup.path())
             .arg("--run-dir")
             .arg(run_dir.path())
+            .args(if has_bus { &[][..] } else { &["--bus", "none"][..] })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -33,6 +33,10 @@ pub struct Counters {
     pub coalesced: u64,
     /// Network events produced.
     pub events: u64,
+    /// Events not published on the bus because subscribers could not keep
+    /// up (the bus queue was full); capture itself is not affected.
+    #[serde(default)]
+    pub bus_dropped: u64,
 }
 
 /// The daemon's status.

@@ -1,15 +1,30 @@
 //! netev: the command-line client. Parse, dispatch; each command is a module.
 
+mod bus;
+mod monitor;
 mod status;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use netev_dbus::Filter;
+use netev_event::Op;
 
 /// netev — see and control the network syscalls of every program.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
+    /// The bus netevd serves on: system, session, or an address
+    /// (unix:path=/run/netev/bus).
+    #[arg(
+        long,
+        global = true,
+        value_name = "BUS",
+        default_value = "system",
+        env = "NETEV_BUS"
+    )]
+    bus: bus::BusChoice,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -21,22 +36,57 @@ enum Command {
         /// Print the status as JSON.
         #[arg(long)]
         json: bool,
-        /// The daemon's run directory (netevd --run-dir).
-        #[arg(long, value_name = "DIR", default_value = "/run/netev")]
-        run_dir: PathBuf,
+        /// Read the status file in this run directory (netevd --run-dir)
+        /// instead of asking the daemon over D-Bus.
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+    },
+    /// Print live events (needs root or the netev group).
+    Monitor {
+        /// One JSON object per line (fields: docs/events.md).
+        #[arg(long)]
+        json: bool,
+        /// Only this op (repeat for several).
+        #[arg(long, value_name = "OP")]
+        op: Vec<Op>,
+        /// Only this executable (canonical path).
+        #[arg(long, value_name = "PATH")]
+        exe: Option<String>,
+        /// Only this process.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+        /// Only this user id.
+        #[arg(long, value_name = "UID")]
+        uid: Option<u32>,
+        /// Only this verdict: allow, deny or observe (repeat for several).
+        #[arg(long, value_name = "VERDICT", value_parser = ["allow", "deny", "observe"])]
+        verdict: Vec<String>,
     },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Status { json, run_dir } => status::run(&run_dir, json),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("netev: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Status { json, run_dir } => status::run(&cli.bus, run_dir.as_deref(), json),
+        Command::Monitor {
+            json,
+            op,
+            exe,
+            pid,
+            uid,
+            verdict,
+        } => monitor::run(
+            &cli.bus,
+            monitor::Options {
+                json,
+                filter: Filter {
+                    ops: op.iter().map(|o| o.name().to_string()).collect(),
+                    exe,
+                    pid,
+                    uid,
+                    verdicts: verdict,
+                },
+            },
+        ),
     }
 }

@@ -7,10 +7,49 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use netev_event::status::Status;
 
-/// Exit status 3 means "not running", as for LSB init scripts' status.
-const NOT_RUNNING: u8 = 3;
+use crate::bus::{connect, explain, runtime, BusChoice, EXIT_NOT_RUNNING as NOT_RUNNING};
 
-pub fn run(run_dir: &Path, json: bool) -> Result<ExitCode> {
+pub fn run(bus: &BusChoice, run_dir: Option<&Path>, json: bool) -> ExitCode {
+    let result = match run_dir {
+        Some(dir) => from_file(dir),
+        None => from_bus(bus),
+    };
+    match result {
+        Ok(Some(status)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("status serializes")
+                );
+            } else {
+                print!("{}", render(&status));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::from(NOT_RUNNING),
+        Err(e) => {
+            eprintln!("netev: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn from_bus(bus: &BusChoice) -> Result<Option<Status>> {
+    let status = runtime().block_on(async {
+        let (_conn, daemon) = connect(bus).await?;
+        daemon.get_status().await.map_err(|e| explain(bus, e))
+    });
+    match status {
+        Ok(wire) => Ok(Some(Status::from(wire))),
+        Err(f) if f.code == NOT_RUNNING => {
+            eprintln!("netev: {}", f.message);
+            Ok(None)
+        }
+        Err(f) => Err(anyhow::anyhow!(f.message)),
+    }
+}
+
+fn from_file(run_dir: &Path) -> Result<Option<Status>> {
     let path = run_dir.join("status.json");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -19,7 +58,7 @@ pub fn run(run_dir: &Path, json: bool) -> Result<ExitCode> {
                 "netevd is not running (no {}); start it with `sudo netevd`",
                 path.display()
             );
-            return Ok(ExitCode::from(NOT_RUNNING));
+            return Ok(None);
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
@@ -32,14 +71,9 @@ pub fn run(run_dir: &Path, json: bool) -> Result<ExitCode> {
             status.pid,
             path.display()
         );
-        return Ok(ExitCode::from(NOT_RUNNING));
+        return Ok(None);
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{}", render(&status));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Some(status))
 }
 
 fn alive(pid: u32) -> bool {
@@ -103,6 +137,11 @@ fn render(s: &Status) -> String {
         c.coalesced
     );
     let _ = writeln!(out, "  events    {:>12}  network events produced", c.events);
+    let _ = writeln!(
+        out,
+        "  bus lost  {:>12}  events not published: D-Bus subscribers too slow",
+        c.bus_dropped
+    );
     out
 }
 

@@ -15,6 +15,7 @@ use netev_bpf::{open_capture, Capture, CaptureConfig, Record};
 use netev_event::status::{Counters, Hook, Status};
 use tracing::{info, warn};
 
+use crate::bus::{Bus, Shared};
 use crate::enrich::Enricher;
 use crate::{Args, PrintFormat};
 
@@ -69,6 +70,9 @@ struct Setup {
     _lock: File,
     stop: Arc<AtomicBool>,
     report: Arc<AtomicBool>,
+    bus: Option<(Bus, Arc<Shared>)>,
+    started: chrono::DateTime<Utc>,
+    t0: Instant,
 }
 
 impl Setup {
@@ -95,7 +99,7 @@ impl Setup {
         for note in capture.notes() {
             info!("{note}");
         }
-        Ok(Setup {
+        let mut setup = Setup {
             capture,
             cgroup,
             coalesce: config.coalesce,
@@ -104,13 +108,23 @@ impl Setup {
             _lock: lock,
             stop,
             report,
-        })
+            bus: None,
+            started: Utc::now(),
+            t0: Instant::now(),
+        };
+        if let Some(target) = &args.bus.0 {
+            let shared = Shared::new(
+                setup.status(&Counters::default()),
+                args.access_group.clone(),
+            );
+            let bus = Bus::start(target.clone(), shared.clone())?;
+            setup.bus = Some((bus, shared));
+        }
+        Ok(setup)
     }
 
     fn serve(&mut self) -> Result<()> {
-        let started = Utc::now();
-        let t0 = Instant::now();
-        let mut sink = Sink::new(self.print);
+        let mut sink = Sink::new(self.print, self.bus.take());
         let mut last_status = Instant::now() - STATUS_INTERVAL;
         let mut last_dropped = 0;
 
@@ -123,7 +137,11 @@ impl Setup {
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
-                if let Err(e) = self.write_status(&sink, started, t0) {
+                let status = self.status(&self.counters(&sink));
+                if let Some((_, shared)) = &sink.bus {
+                    shared.set_status(status.clone());
+                }
+                if let Err(e) = self.write_status(&status) {
                     warn!("cannot write status file: {e:#}");
                 }
                 let dropped = self.capture.counters().map(|c| c.dropped).unwrap_or(0);
@@ -142,6 +160,11 @@ impl Setup {
         self.capture
             .detach_and_drain(DRAIN_GRACE, &mut |rec| sink.handle(rec))?;
         sink.flush();
+        if let Some((bus, shared)) = sink.bus.take() {
+            shared.set_status(self.status(&self.counters(&sink)));
+            bus.shutdown();
+            sink.bus_dropped = shared.bus_dropped();
+        }
         self.log_counters(&sink, "final counters");
         let _ = std::fs::remove_file(self.run_dir.join("status.json"));
         Ok(())
@@ -156,6 +179,7 @@ impl Setup {
             calls: k.calls,
             coalesced: k.coalesced,
             events: sink.events,
+            bus_dropped: sink.bus_dropped(),
         }
     }
 
@@ -168,6 +192,7 @@ impl Setup {
             calls = c.calls,
             coalesced = c.coalesced,
             events = c.events,
+            bus_dropped = c.bus_dropped,
             "{what}"
         );
         if c.dropped > 0 {
@@ -178,12 +203,12 @@ impl Setup {
         }
     }
 
-    fn write_status(&self, sink: &Sink, started: chrono::DateTime<Utc>, t0: Instant) -> Result<()> {
-        let status = Status {
+    fn status(&self, counters: &Counters) -> Status {
+        Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
-            started: started.to_rfc3339_opts(SecondsFormat::Secs, true),
-            uptime_secs: t0.elapsed().as_secs(),
+            started: self.started.to_rfc3339_opts(SecondsFormat::Secs, true),
+            uptime_secs: self.t0.elapsed().as_secs(),
             backend: self.capture.kind().name().to_string(),
             cgroup: self.cgroup.display().to_string(),
             coalesce: self.coalesce,
@@ -198,11 +223,14 @@ impl Setup {
                 })
                 .collect(),
             notes: self.capture.notes().to_vec(),
-            counters: self.counters(sink),
-        };
+            counters: *counters,
+        }
+    }
+
+    fn write_status(&self, status: &Status) -> Result<()> {
         let path = self.run_dir.join("status.json");
         let tmp = self.run_dir.join(".status.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&status)?)
+        std::fs::write(&tmp, serde_json::to_vec_pretty(status)?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
@@ -213,19 +241,31 @@ impl Setup {
 struct Sink {
     enricher: Enricher,
     out: Option<(PrintFormat, BufWriter<std::io::Stdout>)>,
+    bus: Option<(Bus, Arc<Shared>)>,
     delivered: u64,
     events: u64,
     decode_failures: u64,
+    /// Final value once the bus is shut down.
+    bus_dropped: u64,
 }
 
 impl Sink {
-    fn new(print: Option<PrintFormat>) -> Sink {
+    fn new(print: Option<PrintFormat>, bus: Option<(Bus, Arc<Shared>)>) -> Sink {
         Sink {
             enricher: Enricher::new(),
             out: print.map(|f| (f, BufWriter::with_capacity(1 << 16, std::io::stdout()))),
+            bus,
             delivered: 0,
             events: 0,
             decode_failures: 0,
+            bus_dropped: 0,
+        }
+    }
+
+    fn bus_dropped(&self) -> u64 {
+        match &self.bus {
+            Some((_, shared)) => shared.bus_dropped(),
+            None => self.bus_dropped,
         }
     }
 
@@ -252,6 +292,11 @@ impl Sink {
                     };
                     if let Err(e) = res {
                         self.stop_printing(e);
+                    }
+                }
+                if let Some((bus, _)) = &self.bus {
+                    if bus.wants_events() {
+                        bus.publish(ev);
                     }
                 }
             }

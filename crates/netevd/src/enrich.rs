@@ -61,7 +61,7 @@ impl Enricher {
         let pid = ex.hdr.pid;
         let app = (ex.app_dev, ex.app_ino);
         if !self.exes.contains_key(&app) {
-            if let Some(path) = resolve_exe(pid, ex.app_ino, Some(&ex.filename())) {
+            if let Some(path) = resolve_exe(pid, ex.app_ino, Some((&ex.filename(), ex.ppid))) {
                 self.remember_exe(app, path);
             }
         }
@@ -197,10 +197,11 @@ fn realtime_offset_ns() -> i128 {
 }
 
 /// The canonical path of the executable with inode `ino` that `pid` runs (or
-/// ran: `hint` is the execve() path, used when /proc/PID is already gone).
+/// ran: `hint` is the execve() path and the parent's pid, used when
+/// /proc/PID is already gone).
 /// Only a path whose inode matches is accepted: a process that exec'ed again,
 /// or a pid that was reused, must not lend its path to an older event.
-fn resolve_exe(pid: u32, ino: u64, hint: Option<&str>) -> Option<String> {
+fn resolve_exe(pid: u32, ino: u64, hint: Option<(&str, u32)>) -> Option<String> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     if let Ok(target) = std::fs::read_link(proc_dir.join("exe")) {
         // /proc/PID/exe opens the running binary even if it was replaced.
@@ -208,14 +209,22 @@ fn resolve_exe(pid: u32, ino: u64, hint: Option<&str>) -> Option<String> {
             return Some(target.to_string_lossy().into_owned());
         }
     }
-    let hint = hint?;
-    let candidate = if Path::new(hint).is_absolute() {
-        PathBuf::from(hint)
+    let (path, ppid) = hint?;
+    let candidates: Vec<PathBuf> = if Path::new(path).is_absolute() {
+        vec![PathBuf::from(path)]
     } else {
-        std::fs::read_link(proc_dir.join("cwd")).ok()?.join(hint)
+        // A relative execve() path is relative to the caller's cwd; if the
+        // process is gone, its parent usually forked it from the same one.
+        [pid, ppid]
+            .iter()
+            .filter_map(|p| std::fs::read_link(format!("/proc/{p}/cwd")).ok())
+            .map(|cwd| cwd.join(path))
+            .collect()
     };
-    let canonical = std::fs::canonicalize(candidate).ok()?;
-    (inode_of(&canonical) == Some(ino)).then(|| canonical.to_string_lossy().into_owned())
+    candidates.into_iter().find_map(|c| {
+        let canonical = std::fs::canonicalize(c).ok()?;
+        (inode_of(&canonical) == Some(ino)).then(|| canonical.to_string_lossy().into_owned())
+    })
 }
 
 fn inode_of(path: &Path) -> Option<u64> {
@@ -266,9 +275,26 @@ mod tests {
         let ino = inode_of(&sh).unwrap();
         // pid 0 has no /proc entry: only the hint can name it
         assert_eq!(
-            resolve_exe(u32::MAX, ino, Some("/bin/sh")).map(PathBuf::from),
+            resolve_exe(u32::MAX, ino, Some(("/bin/sh", u32::MAX))).map(PathBuf::from),
+            Some(sh.clone())
+        );
+        // relative to the parent's cwd (here: this process, cwd = crate dir)
+        let rel = pathdiff_to(&sh);
+        assert_eq!(
+            resolve_exe(u32::MAX, ino, Some((&rel, std::process::id()))).map(PathBuf::from),
             Some(sh)
         );
+    }
+
+    /// `path` spelled relative to this process's cwd.
+    fn pathdiff_to(path: &Path) -> String {
+        let cwd = std::env::current_dir().unwrap();
+        let ups = cwd.components().count() - 1;
+        format!(
+            "{}{}",
+            "../".repeat(ups),
+            path.strip_prefix("/").unwrap().display()
+        )
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! netevd: captures every network syscall with eBPF and reports it.
 //! Parse the flags, set up logging, run. The work is in `daemon`.
 
+mod access;
+mod bus;
 mod daemon;
 mod enrich;
 
@@ -41,6 +43,16 @@ pub struct Args {
     /// Ring-buffer size in bytes: a power of two, at least 4096 (suffixes K, M).
     #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
     pub ringbuf_size: u32,
+
+    /// D-Bus to serve org.netev.Daemon1 on: system, session, none, or an
+    /// address (unix:path=...).
+    #[arg(long, value_name = "BUS", default_value = "system")]
+    pub bus: bus::BusSpec,
+
+    /// Group whose members may subscribe to events and call the daemon
+    /// (besides root).
+    #[arg(long, value_name = "GROUP", default_value = "netev")]
+    pub access_group: String,
 
     /// Directory for the status file that `netev status` reads.
     #[arg(long, value_name = "DIR", default_value = "/run/netev")]

@@ -1,0 +1,83 @@
+//! netev's D-Bus protocol, as clients see it: the names, the typed wire
+//! structs for events and status, the subscription filter, and a zbus proxy.
+//! The CLI and the GUI use this crate and never compile the daemon.
+//!
+//! The protocol is documented in `docs/dbus.md`; the introspection XML in
+//! `dist/dbus/org.netev.Daemon1.xml` is checked against the running daemon by
+//! the end-to-end tests.
+//!
+//! ```no_run
+//! # async fn demo() -> zbus::Result<()> {
+//! use futures_util::StreamExt;
+//! use netev_dbus::{Daemon1Proxy, Filter};
+//! let conn = zbus::Connection::system().await?;
+//! let daemon = Daemon1Proxy::new(&conn).await?;
+//! let mut events = daemon.receive_events().await?;
+//! daemon.subscribe(Filter { ops: vec!["connect".into()], ..Filter::default() }.to_dict()).await?;
+//! while let Some(signal) = events.next().await {
+//!     for ev in signal.args()?.batch {
+//!         println!("{} {}", ev.op, ev.exe);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod filter;
+mod wire;
+
+pub use filter::{Filter, FilterError};
+pub use wire::{WireError, WireEvent, WireHook, WireStatus};
+
+use std::collections::HashMap;
+
+use zbus::Variant as Value;
+
+/// The daemon's well-known bus name. The `1` is the protocol's major
+/// version: an incompatible change gets a new name, served beside this one.
+pub const BUS_NAME: &str = "org.netev.Daemon1";
+/// The daemon's object path.
+pub const OBJECT_PATH: &str = "/org/netev/Daemon1";
+/// The daemon's interface.
+pub const INTERFACE: &str = "org.netev.Daemon1";
+
+/// Most events in one `Events` signal.
+pub const MAX_BATCH: usize = 1024;
+/// Longest an event waits in a batch before the batch is sent, in ms.
+pub const BATCH_INTERVAL_MS: u64 = 50;
+
+/// Client side of `org.netev.Daemon1`.
+#[zbus::proxy(
+    interface = "org.netev.Daemon1",
+    default_service = "org.netev.Daemon1",
+    default_path = "/org/netev/Daemon1"
+)]
+pub trait Daemon1 {
+    /// Backend, hooks, counters, uptime, version. Allowed to everyone.
+    fn get_status(&self) -> zbus::Result<WireStatus>;
+
+    /// Starts (or replaces) this connection's subscription: from now on the
+    /// daemon sends it `Events` signals with the events the filter accepts.
+    /// Needs uid 0 or the access group.
+    fn subscribe(&self, filter: HashMap<&str, Value<'_>>) -> zbus::Result<()>;
+
+    /// Ends this connection's subscription.
+    fn unsubscribe(&self) -> zbus::Result<()>;
+
+    /// A batch of events for this subscriber, in capture order, and how many
+    /// events the daemon could not publish since the previous batch.
+    #[zbus(signal)]
+    fn events(&self, batch: Vec<WireEvent>, lost: u64) -> zbus::Result<()>;
+
+    /// Daemon version.
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+
+    /// Capture backend.
+    #[zbus(property)]
+    fn backend(&self) -> zbus::Result<String>;
+
+    /// Counters (seen, delivered, dropped, …).
+    #[zbus(property)]
+    fn counters(&self) -> zbus::Result<HashMap<String, u64>>;
+}

@@ -10,7 +10,7 @@ need_root() {
     fi
 }
 
-PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps python3)
+PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps python3 dbus passwd util-linux)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi

@@ -124,7 +124,14 @@ fn text_output_is_one_line_per_event() {
     let cg = TestCgroup::new("text");
     let run = tempfile::tempdir().unwrap();
     let child = Command::new(workspace_bin("netevd"))
-        .args(["--foreground", "--bus", "none", "--print", "text", "--cgroup"])
+        .args([
+            "--foreground",
+            "--bus",
+            "none",
+            "--print",
+            "text",
+            "--cgroup",
+        ])
         .arg(cg.path())
         .arg("--run-dir")
         .arg(run.path())

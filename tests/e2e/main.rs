@@ -2,6 +2,7 @@
 //! attached to a dedicated test cgroup, and real workloads inside it.
 //! Each module's first line says what it pins.
 
+mod bus;
 mod capture;
 mod coalesce;
 mod identity;

@@ -189,7 +189,11 @@ impl Daemon {
             .arg(cgroup.path())
             .arg("--run-dir")
             .arg(run_dir.path())
-            .args(if has_bus { &[][..] } else { &["--bus", "none"][..] })
+            .args(if has_bus {
+                &[][..]
+            } else {
+                &["--bus", "none"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -335,4 +339,182 @@ pub fn assert_fields(ev: &Value, want: &[(&str, Value)]) {
     for (k, v) in want {
         assert_eq!(&ev[*k], v, "field {k} of event {ev}");
     }
+}
+
+/// A private dbus-daemon for one test, configured like Debian's system bus
+/// plus the policy file this repository ships (`dist/dbus/`), or, with
+/// `permissive`, a bus whose policy lets anyone call anything (to show the
+/// daemon's own check). Killed on drop.
+pub struct PrivateBus {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateBus {
+    /// A system-style bus with netev's policy.
+    pub fn system_like() -> PrivateBus {
+        Self::start(false)
+    }
+
+    /// A bus that allows every call: only netevd's own checks stand.
+    pub fn permissive() -> PrivateBus {
+        Self::start(true)
+    }
+
+    fn start(permissive: bool) -> PrivateBus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // other users must reach the socket
+        set_mode(dir.path(), 0o755);
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("repo root");
+        let socket = dir.path().join("bus");
+        let config = if permissive {
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><auth>EXTERNAL</auth><listen>unix:path={}</listen>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
+<allow send_destination="*" eavesdrop="false"/><allow receive_sender="*"/></policy></busconfig>"#,
+                socket.display()
+            )
+        } else {
+            std::fs::read_to_string(repo.join("dist/dbus/private-system-bus.conf.in"))
+                .expect("dist/dbus/private-system-bus.conf.in")
+                .replace("@LISTEN@", &format!("unix:path={}", socket.display()))
+                .replace(
+                    "@POLICY@",
+                    &repo
+                        .join("dist/dbus/org.netev.Daemon1.conf")
+                        .display()
+                        .to_string(),
+                )
+        };
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(&conf, config).expect("write bus config");
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .args(["--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (package dbus) must be installed: run scripts/setup.sh");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("dbus-daemon address");
+        assert!(!line.trim().is_empty(), "dbus-daemon printed no address");
+        PrivateBus {
+            child,
+            address: line.trim().to_string(),
+            _dir: dir,
+        }
+    }
+
+    /// The bus address, for `--bus`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Creates the group if missing.
+pub fn ensure_group(group: &str) {
+    let exists = Command::new("getent")
+        .args(["group", group])
+        .output()
+        .expect("getent");
+    if !exists.status.success() {
+        let st = Command::new("groupadd")
+            .arg(group)
+            .status()
+            .expect("groupadd");
+        assert!(st.success(), "groupadd {group} failed");
+    }
+}
+
+/// Creates a system user (no home, no login) if missing, with these
+/// supplementary groups.
+pub fn ensure_user(user: &str, groups: &[&str]) {
+    let exists = Command::new("id").arg(user).output().expect("id");
+    if !exists.status.success() {
+        let mut cmd = Command::new("useradd");
+        cmd.args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
+        if !groups.is_empty() {
+            cmd.args(["--groups", &groups.join(",")]);
+        }
+        let st = cmd.arg(user).status().expect("useradd");
+        assert!(st.success(), "useradd {user} failed");
+    } else if !groups.is_empty() {
+        let st = Command::new("usermod")
+            .args(["-aG", &groups.join(","), user])
+            .status()
+            .expect("usermod");
+        assert!(st.success());
+    }
+}
+
+/// A copy of a workspace binary that any user can run (the checkout may sit
+/// under a directory other users cannot enter).
+pub struct PublicBin {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl PublicBin {
+    /// Copies `name` from the target directory.
+    pub fn copy(name: &str) -> PublicBin {
+        let dir = tempfile::tempdir().expect("temp dir");
+        set_mode(dir.path(), 0o755);
+        let dst = dir.path().join(name);
+        std::fs::copy(workspace_bin(name), &dst).expect("copy binary");
+        set_mode(&dst, 0o755);
+        PublicBin {
+            dir,
+            name: name.to_string(),
+        }
+    }
+
+    /// A command running the copy as `user` (with that user's groups).
+    pub fn as_user(&self, user: &str) -> Command {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", user, "--"])
+            .arg(self.dir.path().join(&self.name));
+        cmd
+    }
+}
+
+/// Waits until `pred` holds for the daemon's log, or panics with the log.
+pub fn wait_for_log(daemon: &Daemon, what: &str, pred: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + READY_WAIT;
+    while !pred(&daemon.log()) {
+        assert!(
+            Instant::now() < deadline,
+            "waited in vain for {what}; log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Number of lines in the daemon's log that contain `needle`.
+pub fn log_count(daemon: &Daemon, needle: &str) -> usize {
+    daemon.log().lines().filter(|l| l.contains(needle)).count()
 }

@@ -2,9 +2,10 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use netev_dbus::Filter;
+use netev_dbus::{Events, Filter};
 use netev_event::Event;
 
 use crate::bus::{connect, explain, runtime, BusChoice, Failure};
@@ -35,42 +36,29 @@ async fn watch(bus: &BusChoice, opts: Options) -> Result<(), Failure> {
         .await
         .map_err(|e| explain(bus, e))?;
 
-    let stdout = std::io::stdout();
     loop {
         tokio::select! {
             batch = batches.next() => {
                 let Some(signal) = batch else { break };
-                let args = match signal.args() {
-                    Ok(a) => a,
-                    Err(e) => {
-                        eprintln!("netev: skipping a malformed Events signal: {e}");
-                        continue;
-                    }
-                };
-                if args.lost > 0 {
-                    eprintln!("netev: {} events were not delivered (subscribers too slow; see `netev status`)", args.lost);
-                }
-                let mut out = stdout.lock();
-                for wire in args.batch {
-                    let ev = match Event::try_from(wire) {
-                        Ok(ev) => ev,
-                        Err(e) => {
-                            eprintln!("netev: skipping an event: {e}");
-                            continue;
-                        }
-                    };
-                    let line = if opts.json { ev.to_json() } else { ev.to_text() };
-                    if writeln!(out, "{line}").is_err() {
-                        return Ok(()); // reader went away (e.g. `| head`)
-                    }
-                }
-                if out.flush().is_err() {
-                    return Ok(());
+                if print_batch(&signal, opts.json).is_err() {
+                    return Ok(()); // the reader went away (e.g. `| head`)
                 }
             }
             change = owner.next() => {
                 if matches!(change, Some(None) | None) {
-                    return Err(Failure { code: 1, message: "netevd left the bus (stopped or crashed)".into() });
+                    // Batches sent before the daemon left arrived before this
+                    // notice, but on another stream: print them first.
+                    while let Ok(Some(signal)) =
+                        tokio::time::timeout(Duration::from_millis(200), batches.next()).await
+                    {
+                        if print_batch(&signal, opts.json).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    return Err(Failure {
+                        code: 1,
+                        message: "netevd left the bus (stopped or crashed)".into(),
+                    });
                 }
             }
             _ = tokio::signal::ctrl_c() => {
@@ -83,4 +71,33 @@ async fn watch(bus: &BusChoice, opts: Options) -> Result<(), Failure> {
         code: 1,
         message: "the bus connection closed".into(),
     })
+}
+
+/// Prints one `Events` batch; an error means stdout is gone.
+fn print_batch(signal: &Events, json: bool) -> std::io::Result<()> {
+    let args = match signal.args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("netev: skipping a malformed Events signal: {e}");
+            return Ok(());
+        }
+    };
+    if args.lost > 0 {
+        eprintln!(
+            "netev: {} events were not delivered (subscribers too slow; see `netev status`)",
+            args.lost
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for wire in args.batch {
+        match Event::try_from(wire) {
+            Ok(ev) => {
+                let line = if json { ev.to_json() } else { ev.to_text() };
+                writeln!(out, "{line}")?;
+            }
+            Err(e) => eprintln!("netev: skipping an event: {e}"),
+        }
+    }
+    out.flush()
 }

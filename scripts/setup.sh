@@ -33,6 +33,12 @@ if [ ! -d /sys/kernel/tracing/events ] && [ ! -d /sys/kernel/debug/tracing/event
     mount -t tracefs nodev /sys/kernel/tracing
 fi
 
+# Members of this group may watch events (the D-Bus policy and netevd check it).
+if ! getent group netev >/dev/null; then
+    need_root
+    groupadd --system netev
+fi
+
 # The BPF LSM probe reads the active LSM list from securityfs.
 if [ ! -e /sys/kernel/security/lsm ] && [ "$(id -u)" -eq 0 ]; then
     mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true

@@ -354,15 +354,27 @@ pub struct PrivateBus {
 impl PrivateBus {
     /// A system-style bus with netev's policy.
     pub fn system_like() -> PrivateBus {
-        Self::start(false)
+        Self::start(false, "")
+    }
+
+    /// A system-style bus whose dbus-daemon holds at most `bytes` of
+    /// undelivered messages per sender (the default is 127 MiB): a slow
+    /// reader reaches the limit within a test.
+    pub fn system_like_with_limit(bytes: u64) -> PrivateBus {
+        Self::start(
+            false,
+            &format!(
+                r#"<limit name="max_incoming_bytes">{bytes}</limit><limit name="max_outgoing_bytes">{bytes}</limit>"#
+            ),
+        )
     }
 
     /// A bus that allows every call: only netevd's own checks stand.
     pub fn permissive() -> PrivateBus {
-        Self::start(true)
+        Self::start(true, "")
     }
 
-    fn start(permissive: bool) -> PrivateBus {
+    fn start(permissive: bool, extra: &str) -> PrivateBus {
         let dir = tempfile::tempdir().expect("temp dir");
         // other users must reach the socket
         set_mode(dir.path(), 0o755);
@@ -391,6 +403,7 @@ impl PrivateBus {
                         .to_string(),
                 )
         };
+        let config = config.replace("</busconfig>", &format!("{extra}</busconfig>"));
         let conf = dir.path().join("bus.conf");
         std::fs::write(&conf, config).expect("write bus config");
         let mut child = Command::new("dbus-daemon")

@@ -48,6 +48,9 @@ enum Cmd {
         mode: LoopMode,
         #[arg(long, default_value_t = 100_000)]
         iterations: u64,
+        /// Pace to about this many iterations per second (default: flat out).
+        #[arg(long)]
+        rate: Option<u64>,
     },
 }
 
@@ -109,7 +112,11 @@ fn main() -> Result<()> {
                 .exec();
             Err(err).with_context(|| format!("exec {}", exe.display()))
         }
-        Cmd::Loop { mode, iterations } => run_loop(mode, iterations),
+        Cmd::Loop {
+            mode,
+            iterations,
+            rate,
+        } => run_loop(mode, iterations, rate.map(Pacer::new)),
     }
 }
 
@@ -155,7 +162,36 @@ fn udp(bind: SocketAddr) -> Result<()> {
     }))
 }
 
-fn run_loop(mode: LoopMode, iterations: u64) -> Result<()> {
+/// Sleeps every 1000 iterations so that the loop keeps to a rate.
+struct Pacer {
+    rate: u64,
+    start: Instant,
+}
+
+impl Pacer {
+    fn new(rate: u64) -> Pacer {
+        Pacer {
+            rate: rate.max(1),
+            start: Instant::now(),
+        }
+    }
+
+    fn pace(&self, done: u64) {
+        if done % 1000 == 0 {
+            let due = std::time::Duration::from_secs_f64(done as f64 / self.rate as f64);
+            if let Some(ahead) = due.checked_sub(self.start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
+    }
+}
+
+fn run_loop(mode: LoopMode, iterations: u64, pacer: Option<Pacer>) -> Result<()> {
+    let pace = |i: u64| {
+        if let Some(p) = &pacer {
+            p.pace(i)
+        }
+    };
     let start;
     match mode {
         LoopMode::Tcp => {
@@ -183,16 +219,18 @@ fn run_loop(mode: LoopMode, iterations: u64) -> Result<()> {
             let to = sink.local_addr()?;
             let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
             start = Instant::now();
-            for _ in 0..iterations {
+            for i in 0..iterations {
                 s.send_to(&[0u8; 16], to)?;
+                pace(i);
             }
         }
         LoopMode::UdpConnect => {
             let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
             let to: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
             start = Instant::now();
-            for _ in 0..iterations {
+            for i in 0..iterations {
                 s.connect(to)?;
+                pace(i);
             }
         }
     }

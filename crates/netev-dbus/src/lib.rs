@@ -18,6 +18,7 @@
 //!     for ev in signal.args()?.batch {
 //!         println!("{} {}", ev.op, ev.exe);
 //!     }
+//!     daemon.ack(1).await?; // flow control: see docs/dbus.md
 //! }
 //! # Ok(()) }
 //! ```
@@ -45,6 +46,8 @@ pub const INTERFACE: &str = "org.netev.Daemon1";
 pub const MAX_BATCH: usize = 1024;
 /// Longest an event waits in a batch before the batch is sent, in ms.
 pub const BATCH_INTERVAL_MS: u64 = 50;
+/// Batches a subscriber may have unacknowledged (see `Ack`).
+pub const MAX_IN_FLIGHT: u32 = 4;
 
 /// Client side of `org.netev.Daemon1`.
 #[zbus::proxy(
@@ -63,6 +66,11 @@ pub trait Daemon1 {
 
     /// Ends this connection's subscription.
     fn unsubscribe(&self) -> zbus::Result<()>;
+
+    /// Acknowledges `batches` Events signals as handled. The daemon keeps at
+    /// most [`MAX_IN_FLIGHT`] batches unacknowledged per subscriber; a client
+    /// that does not acknowledge gets only `lost` counts after that.
+    fn ack(&self, batches: u32) -> zbus::Result<()>;
 
     /// A batch of events for this subscriber, in capture order, and how many
     /// events the daemon could not publish since the previous batch.

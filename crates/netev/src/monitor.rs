@@ -43,6 +43,10 @@ async fn watch(bus: &BusChoice, opts: Options) -> Result<(), Failure> {
                 if print_batch(&signal, opts.json).is_err() {
                     return Ok(()); // the reader went away (e.g. `| head`)
                 }
+                // Flow control: the daemon sends more once we say we are done.
+                if let Err(e) = daemon.ack(1).await {
+                    return Err(explain(bus, e));
+                }
             }
             change = owner.next() => {
                 if matches!(change, Some(None) | None) {

@@ -34,7 +34,18 @@ use zbus::{fdo, Connection, OwnedVariant};
 /// Events waiting for the bus thread; beyond this they are counted as lost.
 const QUEUE: usize = 16_384;
 /// Most subscribers at once.
-const MAX_SUBSCRIBERS: usize = 64;
+const MAX_SUBSCRIBERS: usize = 32;
+/// How long a leaving daemon keeps sending backlogs to subscribers that
+/// still acknowledge.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Events held for a subscriber that is out of credit, to ride out bursts;
+/// beyond this its events are counted as lost (for it alone).
+const BACKLOG: usize = 8 * MAX_BATCH;
+/// Batches a subscriber may have unacknowledged (see `Ack`): what dbus-daemon
+/// may hold for it, ~1 MiB, so no subscriber can make dbus-daemon stop
+/// reading from netevd (it charges undelivered messages to their sender:
+/// 32 subscribers x 1 MiB stays well under its 127 MiB default).
+pub const MAX_IN_FLIGHT: u32 = netev_dbus::MAX_IN_FLIGHT;
 
 /// Which bus to serve on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +145,10 @@ struct Subscriber {
     batch: Vec<WireEvent>,
     /// `bus_dropped` when this subscriber's last batch went out.
     dropped_seen: u64,
+    /// Batches sent and not yet acknowledged.
+    in_flight: u32,
+    /// Events this subscriber missed because it had too much in flight.
+    lost: u64,
 }
 
 type Subscribers = Arc<Mutex<HashMap<OwnedUniqueName, Subscriber>>>;
@@ -275,8 +290,18 @@ async fn pump(
                 while let Ok(ev) = rx.try_recv() {
                     distribute(subs, ev);
                 }
-                flush(conn, shared, subs, false).await;
-                return Ok(());
+                // Subscribers that keep acknowledging get their backlog, for
+                // a while; one that stopped reading loses what it has no
+                // credit for.
+                let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+                loop {
+                    flush(conn, shared, subs, false).await;
+                    let waiting = subs.lock().expect("subscribers lock").values().any(|s| !s.batch.is_empty());
+                    if !waiting || tokio::time::Instant::now() >= deadline {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
             ev = rx.recv() => {
                 let Some(ev) = ev else { return Ok(()) };
@@ -305,37 +330,72 @@ async fn pump(
 
 fn distribute(subs: &Subscribers, ev: Event) {
     let mut subs = subs.lock().expect("subscribers lock");
-    let mut wire: Option<WireEvent> = None;
-    for sub in subs.values_mut() {
-        if sub.filter.matches(&ev) {
-            let w = wire.get_or_insert_with(|| WireEvent::from(&ev));
-            sub.batch.push(w.clone());
+    let mut matching: Vec<&mut Subscriber> = subs
+        .values_mut()
+        .filter(|s| s.filter.matches(&ev))
+        .filter_map(|s| {
+            // A subscriber that is behind loses events, alone.
+            if s.batch.len() >= BACKLOG {
+                s.lost += 1;
+                None
+            } else {
+                Some(s)
+            }
+        })
+        .collect();
+    // Convert once; the last subscriber takes the original, the others a copy.
+    if let Some(last) = matching.pop() {
+        let wire = WireEvent::from(&ev);
+        for sub in matching {
+            sub.batch.push(wire.clone());
         }
+        last.batch.push(wire);
     }
 }
 
-/// Sends batches: all non-empty ones, or with `full_only` those at MAX_BATCH.
+/// Sends batches to subscribers with credit: all non-empty ones, or with
+/// `full_only` those holding at least MAX_BATCH events. Never more than a
+/// subscriber's credit, even when the daemon is leaving: a subscriber that
+/// stopped reading must not be able to wedge netevd (dbus-daemon stops
+/// reading from a sender whose undelivered messages exceed its quota).
 async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only: bool) {
     let dropped_now = shared.bus_dropped();
-    let ready: Vec<(OwnedUniqueName, Vec<WireEvent>, u64)> = {
+    type Ready = (OwnedUniqueName, Vec<Vec<WireEvent>>, u64);
+    let ready: Vec<Ready> = {
         let mut subs = subs.lock().expect("subscribers lock");
         subs.iter_mut()
-            .filter(|(_, s)| {
-                let lost = dropped_now > s.dropped_seen;
-                if full_only {
+            .filter_map(|(name, s)| {
+                let lost = dropped_now - s.dropped_seen + s.lost;
+                let due = if full_only {
                     s.batch.len() >= MAX_BATCH
                 } else {
-                    !s.batch.is_empty() || lost
+                    !s.batch.is_empty() || lost > 0
+                };
+                let credit = MAX_IN_FLIGHT.saturating_sub(s.in_flight);
+                if !due || credit == 0 {
+                    return None;
                 }
-            })
-            .map(|(name, s)| {
-                let lost = dropped_now - s.dropped_seen;
+                // Whole batches while credit lasts; the rest waits.
+                let take = (credit as usize)
+                    .saturating_mul(MAX_BATCH)
+                    .min(s.batch.len());
+                let rest = s.batch.split_off(take);
+                let sending = std::mem::replace(&mut s.batch, rest);
+                let mut chunks: Vec<Vec<WireEvent>> = sending
+                    .chunks(MAX_BATCH)
+                    .map(<[WireEvent]>::to_vec)
+                    .collect();
+                if chunks.is_empty() {
+                    chunks.push(Vec::new()); // a batch that only reports `lost`
+                }
+                s.in_flight = s.in_flight.saturating_add(chunks.len() as u32);
                 s.dropped_seen = dropped_now;
-                (name.clone(), std::mem::take(&mut s.batch), lost)
+                s.lost = 0;
+                Some((name.clone(), chunks, lost))
             })
             .collect()
     };
-    for (name, batch, lost) in ready {
+    for (name, chunks, lost) in ready {
         let emitter = match SignalEmitter::new(conn, OBJECT_PATH) {
             Ok(e) => e.set_destination(BusName::Unique(name.as_ref())),
             Err(e) => {
@@ -343,14 +403,12 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
                 return;
             }
         };
-        // Batches larger than MAX_BATCH only happen on a final flush.
-        for chunk in batch.chunks(MAX_BATCH) {
-            if let Err(e) = DaemonIface::events(&emitter, chunk.to_vec(), lost).await {
+        // `lost` goes with the first batch.
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let lost = if i == 0 { lost } else { 0 };
+            if let Err(e) = DaemonIface::events(&emitter, chunk, lost).await {
                 debug!(subscriber = %name, "Events not sent: {e}");
             }
-        }
-        if batch.is_empty() {
-            let _ = DaemonIface::events(&emitter, Vec::new(), lost).await;
         }
     }
 }
@@ -437,6 +495,8 @@ impl DaemonIface {
                 filter,
                 batch: Vec::new(),
                 dropped_seen: self.shared.bus_dropped(),
+                in_flight: 0,
+                lost: 0,
             },
         );
         self.shared.subscribers.store(subs.len(), Ordering::Relaxed);
@@ -454,6 +514,26 @@ impl DaemonIface {
             forget(&self.shared, &self.subs, sender);
         }
         Ok(())
+    }
+
+    /// Acknowledges `batches` Events signals as handled. A subscriber may
+    /// have at most MAX_IN_FLIGHT (4) batches unacknowledged; beyond that its
+    /// events are counted in the next batch's `lost` instead of queued.
+    /// Only a current subscriber may call it (it was checked at Subscribe).
+    async fn ack(&self, batches: u32, #[zbus(header)] hdr: Header<'_>) -> fdo::Result<()> {
+        let sender = hdr.sender().ok_or_else(|| {
+            fdo::Error::AccessDenied("a call without a sender is not accepted".into())
+        })?;
+        let mut subs = self.subs.lock().expect("subscribers lock");
+        match subs.get_mut(&OwnedUniqueName::from(sender.to_owned())) {
+            Some(sub) => {
+                sub.in_flight = sub.in_flight.saturating_sub(batches);
+                Ok(())
+            }
+            None => Err(fdo::Error::AccessDenied(
+                "Ack is for subscribers: call Subscribe first".into(),
+            )),
+        }
     }
 
     /// A batch of events for one subscriber (unicast).

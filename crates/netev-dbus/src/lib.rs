@@ -47,7 +47,7 @@ pub const MAX_BATCH: usize = 1024;
 /// Longest an event waits in a batch before the batch is sent, in ms.
 pub const BATCH_INTERVAL_MS: u64 = 50;
 /// Batches a subscriber may have unacknowledged (see `Ack`).
-pub const MAX_IN_FLIGHT: u32 = 4;
+pub const MAX_IN_FLIGHT: u32 = 8;
 
 /// Client side of `org.netev.Daemon1`.
 #[zbus::proxy(
@@ -70,6 +70,8 @@ pub trait Daemon1 {
     /// Acknowledges `batches` Events signals as handled. The daemon keeps at
     /// most [`MAX_IN_FLIGHT`] batches unacknowledged per subscriber; a client
     /// that does not acknowledge gets only `lost` counts after that.
+    /// Sent without waiting for a reply, so acknowledging costs no round trip.
+    #[zbus(no_reply)]
     fn ack(&self, batches: u32) -> zbus::Result<()>;
 
     /// A batch of events for this subscriber, in capture order, and how many

@@ -42,9 +42,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// beyond this its events are counted as lost (for it alone).
 const BACKLOG: usize = 8 * MAX_BATCH;
 /// Batches a subscriber may have unacknowledged (see `Ack`): what dbus-daemon
-/// may hold for it, ~1 MiB, so no subscriber can make dbus-daemon stop
+/// may hold for it, ~2 MiB, so no subscriber can make dbus-daemon stop
 /// reading from netevd (it charges undelivered messages to their sender:
-/// 32 subscribers x 1 MiB stays well under its 127 MiB default).
+/// 32 subscribers x 2 MiB stays well under its 127 MiB default).
 pub const MAX_IN_FLIGHT: u32 = netev_dbus::MAX_IN_FLIGHT;
 
 /// Which bus to serve on.
@@ -517,7 +517,7 @@ impl DaemonIface {
     }
 
     /// Acknowledges `batches` Events signals as handled. A subscriber may
-    /// have at most MAX_IN_FLIGHT (4) batches unacknowledged; beyond that its
+    /// have at most MAX_IN_FLIGHT (8) batches unacknowledged; beyond that its
     /// events are counted in the next batch's `lost` instead of queued.
     /// Only a current subscriber may call it (it was checked at Subscribe).
     async fn ack(&self, batches: u32, #[zbus(header)] hdr: Header<'_>) -> fdo::Result<()> {

@@ -126,6 +126,19 @@ fn filters_deliver_only_what_was_asked() {
     );
 }
 
+/// Runs `netev monitor` as a user outside the netev group; asserts the
+/// access-denied exit status and returns what it printed.
+fn outsider_is_refused(netev: &PublicBin, bus: &PrivateBus) -> String {
+    let out = netev
+        .as_user("netev-t-outsider")
+        .args(["--bus", bus.address(), "monitor"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    err
+}
+
 #[test]
 fn outsiders_are_refused_and_members_accepted() {
     if !root_or_skip("outsiders_are_refused_and_members_accepted") {
@@ -139,13 +152,7 @@ fn outsiders_are_refused_and_members_accepted() {
     let (_cg, daemon) = start("bus-access", &bus);
 
     // Refused by the bus policy before the daemon is even asked.
-    let out = netev
-        .as_user("netev-t-outsider")
-        .args(["--bus", bus.address(), "monitor"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(77), "{err}");
+    let err = outsider_is_refused(&netev, &bus);
     assert!(err.contains("access denied"), "{err}");
 
     // Status is for everyone.
@@ -189,13 +196,7 @@ fn the_daemon_checks_callers_itself_even_where_the_bus_lets_them_through() {
     let netev = PublicBin::copy("netev");
     let bus = PrivateBus::permissive();
     let (_cg, daemon) = start("bus-own-check", &bus);
-    let out = netev
-        .as_user("netev-t-outsider")
-        .args(["--bus", bus.address(), "monitor"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(77), "{err}");
+    let err = outsider_is_refused(&netev, &bus);
     assert!(
         err.contains("needs root or membership of the group 'netev'")
             && err.contains("usermod -aG netev"),

@@ -24,9 +24,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod encoded;
 mod filter;
 mod wire;
 
+pub use encoded::{events_body, EncodedEvent, EVENTS_SIGNATURE};
 pub use filter::{Filter, FilterError};
 pub use wire::{WireError, WireEvent, WireHook, WireStatus};
 

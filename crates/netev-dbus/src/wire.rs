@@ -113,6 +113,24 @@ impl From<&Event> for WireEvent {
     }
 }
 
+impl From<Event> for WireEvent {
+    /// Like `From<&Event>`, moving the strings instead of copying them.
+    fn from(ev: Event) -> WireEvent {
+        let mut w = WireEvent::from(&Event {
+            user: None,
+            comm: String::new(),
+            exe: None,
+            cmdline: None,
+            ..ev.clone_without_strings()
+        });
+        w.user = ev.user.unwrap_or_default();
+        w.comm = ev.comm;
+        w.exe = ev.exe.unwrap_or_default();
+        w.cmdline = ev.cmdline.unwrap_or_default();
+        w
+    }
+}
+
 impl TryFrom<WireEvent> for Event {
     type Error = WireError;
 
@@ -317,6 +335,12 @@ mod tests {
             (back.laddr, back.lport, back.ret, back.user),
             (None, None, None, None)
         );
+    }
+
+    #[test]
+    fn moving_and_copying_conversions_agree() {
+        let ev = sample();
+        assert_eq!(WireEvent::from(ev.clone()), WireEvent::from(&ev));
     }
 
     #[test]

@@ -208,6 +208,17 @@ impl Event {
         }
     }
 
+    /// A copy with the heap-allocated strings left empty (cheap to make).
+    pub fn clone_without_strings(&self) -> Event {
+        Event {
+            user: None,
+            comm: String::new(),
+            exe: None,
+            cmdline: None,
+            ..*self
+        }
+    }
+
     /// One JSON object, no trailing newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an Event always serializes")

@@ -92,8 +92,9 @@ fn print_batch(signal: &Events, json: bool) -> std::io::Result<()> {
             args.lost
         );
     }
+    // One write per batch, not per line (stdout is line-buffered).
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     for wire in args.batch {
         match Event::try_from(wire) {
             Ok(ev) => {

@@ -20,7 +20,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use futures_util::StreamExt;
 use netev_dbus::{
-    Filter, WireEvent, WireHook, WireStatus, BATCH_INTERVAL_MS, BUS_NAME, MAX_BATCH, OBJECT_PATH,
+    events_body, EncodedEvent, Filter, WireEvent, WireHook, WireStatus, BATCH_INTERVAL_MS,
+    BUS_NAME, EVENTS_SIGNATURE, INTERFACE, MAX_BATCH, OBJECT_PATH,
 };
 use netev_event::status::Status;
 use netev_event::Event;
@@ -142,7 +143,8 @@ impl Shared {
 
 struct Subscriber {
     filter: Filter,
-    batch: Vec<WireEvent>,
+    /// Serialized once, shared with the other subscribers that want them.
+    batch: Vec<EncodedEvent>,
     /// `bus_dropped` when this subscriber's last batch went out.
     dropped_seen: u64,
     /// Batches sent and not yet acknowledged.
@@ -330,7 +332,7 @@ async fn pump(
 
 fn distribute(subs: &Subscribers, ev: Event) {
     let mut subs = subs.lock().expect("subscribers lock");
-    let mut matching: Vec<&mut Subscriber> = subs
+    let matching: Vec<&mut Subscriber> = subs
         .values_mut()
         .filter(|s| s.filter.matches(&ev))
         .filter_map(|s| {
@@ -343,13 +345,19 @@ fn distribute(subs: &Subscribers, ev: Event) {
             }
         })
         .collect();
-    // Convert once; the last subscriber takes the original, the others a copy.
-    if let Some(last) = matching.pop() {
-        let wire = WireEvent::from(&ev);
-        for sub in matching {
-            sub.batch.push(wire.clone());
+    if matching.is_empty() {
+        return;
+    }
+    // Serialized once for all of them.
+    let encoded = match EncodedEvent::new(&WireEvent::from(ev)) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!("cannot serialize an event for D-Bus: {e}");
+            return;
         }
-        last.batch.push(wire);
+    };
+    for sub in matching {
+        sub.batch.push(encoded.clone());
     }
 }
 
@@ -360,7 +368,7 @@ fn distribute(subs: &Subscribers, ev: Event) {
 /// reading from a sender whose undelivered messages exceed its quota).
 async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only: bool) {
     let dropped_now = shared.bus_dropped();
-    type Ready = (OwnedUniqueName, Vec<Vec<WireEvent>>, u64);
+    type Ready = (OwnedUniqueName, Vec<Vec<EncodedEvent>>, u64);
     let ready: Vec<Ready> = {
         let mut subs = subs.lock().expect("subscribers lock");
         subs.iter_mut()
@@ -380,14 +388,14 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
                     .saturating_mul(MAX_BATCH)
                     .min(s.batch.len());
                 let rest = s.batch.split_off(take);
-                let sending = std::mem::replace(&mut s.batch, rest);
-                let mut chunks: Vec<Vec<WireEvent>> = sending
-                    .chunks(MAX_BATCH)
-                    .map(<[WireEvent]>::to_vec)
-                    .collect();
-                if chunks.is_empty() {
-                    chunks.push(Vec::new()); // a batch that only reports `lost`
+                let mut sending = std::mem::replace(&mut s.batch, rest);
+                let mut chunks: Vec<Vec<EncodedEvent>> = Vec::new();
+                while sending.len() > MAX_BATCH {
+                    let tail = sending.split_off(MAX_BATCH);
+                    chunks.push(std::mem::replace(&mut sending, tail));
                 }
+                // the last (or only) chunk; an empty one only reports `lost`
+                chunks.push(sending);
                 s.in_flight = s.in_flight.saturating_add(chunks.len() as u32);
                 s.dropped_seen = dropped_now;
                 s.lost = 0;
@@ -396,17 +404,22 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
             .collect()
     };
     for (name, chunks, lost) in ready {
-        let emitter = match SignalEmitter::new(conn, OBJECT_PATH) {
-            Ok(e) => e.set_destination(BusName::Unique(name.as_ref())),
-            Err(e) => {
-                warn!("cannot emit Events: {e}");
-                return;
-            }
-        };
         // `lost` goes with the first batch.
         for (i, chunk) in chunks.into_iter().enumerate() {
             let lost = if i == 0 { lost } else { 0 };
-            if let Err(e) = DaemonIface::events(&emitter, chunk, lost).await {
+            let body = events_body(&chunk, lost);
+            // SAFETY: the body is a valid encoding of EVENTS_SIGNATURE (see
+            // netev-dbus's encoded.rs and its byte-for-byte test).
+            let msg = unsafe {
+                zbus::Message::signal(OBJECT_PATH, INTERFACE, "Events")
+                    .destination(BusName::Unique(name.as_ref()))
+                    .build_raw_body(&body, EVENTS_SIGNATURE, Vec::new())
+            };
+            let sent = match msg {
+                Ok(msg) => conn.send(&msg).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
                 debug!(subscriber = %name, "Events not sent: {e}");
             }
         }

@@ -162,3 +162,60 @@ fn text_output_is_one_line_per_event() {
         lines[2]
     );
 }
+
+/// Without --foreground netevd forks once attached: the parent exits 0 and
+/// says the pid, or exits 1 with the child's reason.
+#[test]
+fn daemonizes_once_attached_and_reports_start_failures() {
+    if !root_or_skip("daemonizes_once_attached_and_reports_start_failures") {
+        return;
+    }
+    let cg = TestCgroup::new("daemonize");
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(workspace_bin("netevd"))
+        .args(["--bus", "none", "--cgroup"])
+        .arg(cg.path())
+        .arg("--run-dir")
+        .arg(run.path())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "parent exit: {}", out.status);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let pid: i32 = said
+        .trim()
+        .strip_prefix("netevd running as pid ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {said:?}"));
+    // Attached before the parent returned: the status file follows within a poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !run.path().join("status.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no status from the daemon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(std::time::Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !run.path().join("status.json").exists(),
+        "status file removed at exit"
+    );
+
+    // A start that fails in the child is reported by the parent.
+    let not_cgroup = tempfile::tempdir().unwrap();
+    let out = Command::new(workspace_bin("netevd"))
+        .args(["--bus", "none", "--cgroup"])
+        .arg(not_cgroup.path())
+        .arg("--run-dir")
+        .arg(run.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a cgroup v2 directory"));
+}

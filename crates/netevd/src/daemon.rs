@@ -41,7 +41,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut ready = if args.foreground {
         None
     } else {
-        Some(daemonize()?)
+        Some(daemonize(args.print.is_some())?)
     };
 
     let setup = Setup::new(&args, cgroup);
@@ -361,7 +361,9 @@ impl Ready {
 
 /// Forks; the parent waits until the child has attached (or failed) and
 /// exits with the outcome, so `netevd && ...` only goes on once capture runs.
-fn daemonize() -> Result<Ready> {
+/// The child lets go of stdin, and of stdout unless it prints events, so a
+/// caller reading the parent's output is not held open by the daemon.
+fn daemonize(keep_stdout: bool) -> Result<Ready> {
     let (mut parent_end, child_end) = UnixStream::pair().context("creating a socket pair")?;
     // SAFETY: single-threaded at this point (no threads started yet).
     match unsafe { nix::unistd::fork() }.context("fork")? {
@@ -383,6 +385,22 @@ fn daemonize() -> Result<Ready> {
             drop(parent_end);
             nix::unistd::setsid().context("setsid")?;
             std::env::set_current_dir("/").context("chdir /")?;
+            let null = File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .context("opening /dev/null")?;
+            let mut fds = vec![libc::STDIN_FILENO];
+            if !keep_stdout {
+                fds.push(libc::STDOUT_FILENO);
+            }
+            for fd in fds {
+                // SAFETY: dup2 onto a standard descriptor we own.
+                if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .context("redirecting to /dev/null");
+                }
+            }
             Ok(Ready(child_end))
         }
     }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use netev_tests::{root_or_skip, workspace_bin, Daemon, TestCgroup};
+use netev_tests::{root_or_skip, wait_until, workspace_bin, Daemon, TestCgroup};
 
 use crate::load_bin;
 
@@ -60,19 +60,12 @@ fn status_shows_backend_hooks_and_counters() {
     daemon.signal(libc::SIGUSR1);
     let got = {
         // SIGUSR1's report shows up in the log before we stop the daemon.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !daemon
-            .log()
-            .lines()
-            .any(|l| l.contains(" counters ") || l.ends_with(" counters"))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no counters after SIGUSR1:\n{}",
-                daemon.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_until("counters after SIGUSR1", || {
+            daemon
+                .log()
+                .lines()
+                .any(|l| l.contains(" counters ") || l.ends_with(" counters"))
+        });
         daemon.stop()
     };
     assert!(got.success, "clean exit");
@@ -139,11 +132,9 @@ fn text_output_is_one_line_per_event() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !run.path().join("status.json").exists() {
-        assert!(std::time::Instant::now() < deadline, "netevd did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("netevd to start", || {
+        run.path().join("status.json").exists()
+    });
     let facts = cg.run_json(&load_bin(), &["tcp4"]);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -188,20 +179,11 @@ fn daemonizes_once_attached_and_reports_start_failures() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output: {said:?}"));
     // Attached before the parent returned: the status file follows within a poll.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !run.path().join("status.json").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no status from the daemon"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the daemon's status file", || {
+        run.path().join("status.json").exists()
+    });
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        assert!(std::time::Instant::now() < deadline, "daemon did not stop");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the daemon to stop", || unsafe { libc::kill(pid, 0) } != 0);
     assert!(
         !run.path().join("status.json").exists(),
         "status file removed at exit"

@@ -531,3 +531,16 @@ pub fn wait_for_log(daemon: &Daemon, what: &str, pred: impl Fn(&str) -> bool) {
 pub fn log_count(daemon: &Daemon, needle: &str) -> usize {
     daemon.log().lines().filter(|l| l.contains(needle)).count()
 }
+
+/// Waits until `done()` holds, or panics naming `what` (a bound on
+/// readiness, not a timing assertion).
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + READY_WAIT;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {READY_WAIT:?} in vain for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

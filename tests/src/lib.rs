@@ -277,10 +277,26 @@ impl Daemon {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// SIGTERM, wait for the drain and exit, collect everything.
+    /// SIGTERM, wait for the drain and exit, collect everything. A daemon
+    /// that does not stop within the bound is killed and the test fails.
     pub fn stop(mut self) -> Stopped {
         self.signal(libc::SIGTERM);
-        let status = self.child.take().unwrap().wait().expect("wait netevd");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + READY_WAIT;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait netevd") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "netevd did not stop within {READY_WAIT:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let events = self.stdout.take().unwrap().join().expect("stdout reader");
         self.stderr_thread
             .take()

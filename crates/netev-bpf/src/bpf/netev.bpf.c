@@ -467,39 +467,31 @@ static __always_inline void fill_from_sock(struct netev_event *e, struct sock *s
  * the registers saved at syscall entry. (One tracepoint per call instead of
  * an enter/exit pair and a map to carry the arguments between them: each
  * tracepoint hit costs about a microsecond on our VMs.) */
-static __always_inline unsigned long syscall_arg(int n)
+static __always_inline struct pt_regs___netev *syscall_regs(void)
 {
-	struct pt_regs___netev *regs =
-		(struct pt_regs___netev *)bpf_task_pt_regs(bpf_get_current_task_btf());
-
-	switch (n) {
-	case 0:
-		return BPF_CORE_READ(regs, di);
-	case 1:
-		return BPF_CORE_READ(regs, si);
-	default:
-		return BPF_CORE_READ(regs, dx);
-	}
+	return (struct pt_regs___netev *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 SEC("tracepoint/syscalls/sys_exit_socket")
 int netev_exit_socket(struct tp_sys_exit *ctx)
 {
+	struct pt_regs___netev *regs;
 	struct netev_event *e;
 	int family;
 
 	if (!tp_in_scope())
 		return 0;
 	count(NETEV_CNT_CALLS, 1);
-	family = syscall_arg(0);
+	regs = syscall_regs(); /* socket(family, type, protocol) */
+	family = BPF_CORE_READ(regs, di);
 	/* inet sockets pass cgroup/sock_create, which can refuse them */
 	e = new_event(NETEV_OP_SOCKET, family == AF_INET || family == AF_INET6 ? NETEV_VERDICT_ALLOW
 										: NETEV_VERDICT_OBSERVE);
 	if (!e)
 		return 0;
 	e->family = family;
-	e->type = syscall_arg(1) & SOCK_TYPE_MASK;
-	e->protocol = syscall_arg(2);
+	e->type = BPF_CORE_READ(regs, si) & SOCK_TYPE_MASK;
+	e->protocol = BPF_CORE_READ(regs, dx);
 	e->ret = ctx->ret;
 	e->hdr.flags = NETEV_F_HAS_RET;
 	if (ctx->ret >= 0 && e->protocol == 0 && (family == AF_INET || family == AF_INET6)) {
@@ -531,7 +523,7 @@ static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 	if (op == NETEV_OP_ACCEPT && ret >= 0)
 		fill_from_sock(e, sock_from_fd(ret), 1);
 	else if (ret != -EBADF && ret != -ENOTSOCK)
-		fill_from_sock(e, sock_from_fd(syscall_arg(0)), 0);
+		fill_from_sock(e, sock_from_fd(BPF_CORE_READ(syscall_regs(), di)), 0);
 	submit(e);
 	return 0;
 }

@@ -1,6 +1,6 @@
 //! The cgroup + tracepoint backend: what runs where BPF LSM cannot load.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fs::File;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::AsRawFd;
@@ -34,7 +34,6 @@ pub struct CgroupCapture {
     inbox: Inbox,
     hooks: Vec<HookInfo>,
     notes: Vec<String>,
-    bad_records: Rc<Cell<u64>>,
     _cgroup: File,
 }
 
@@ -87,17 +86,14 @@ impl CgroupCapture {
         let skel_ref: &'static NetevSkel<'static> = unsafe { &*skel_ptr };
 
         let inbox: Inbox = Rc::new(RefCell::new(Vec::with_capacity(4096)));
-        let bad_records = Rc::new(Cell::new(0u64));
-        let (sink, bad) = (inbox.clone(), bad_records.clone());
+        let sink = inbox.clone();
         let mut builder = RingBufferBuilder::new();
         let ringbuf = builder
             .add(&skel_ref.maps.events, move |data: &[u8]| {
                 match abi::decode(data) {
                     Ok(rec) => sink.borrow_mut().push(rec),
-                    Err(e) => {
-                        bad.set(bad.get() + 1);
-                        warn!("undecodable record: {e}");
-                    }
+                    // an ABI mismatch: a bug, said loudly
+                    Err(e) => warn!("undecodable record: {e}"),
                 }
                 0
             })
@@ -124,7 +120,6 @@ impl CgroupCapture {
             inbox,
             hooks: Vec::new(),
             notes: Vec::new(),
-            bad_records,
             _cgroup: cgroup,
         };
         me.attach(&config.cgroup.display().to_string())?;
@@ -237,11 +232,6 @@ impl CgroupCapture {
     /// Adds a line to [`Capture::notes`].
     pub fn add_note(&mut self, note: String) {
         self.notes.push(note);
-    }
-
-    /// Records that did not decode (a bug if ever non-zero).
-    pub fn bad_records(&self) -> u64 {
-        self.bad_records.get()
     }
 
     fn drain_inbox(&mut self, sink: &mut dyn FnMut(Record)) -> usize {

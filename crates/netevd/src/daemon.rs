@@ -16,7 +16,7 @@ use netev_event::status::{Counters, Hook, Status};
 use tracing::{info, warn};
 
 use crate::bus::{Bus, Shared};
-use crate::enrich::Enricher;
+use crate::enrich::{is_well_formed, Enricher};
 use crate::{Args, PrintFormat};
 
 /// Upper bound on one ring-buffer wait: with batched wake-ups this is the
@@ -138,13 +138,13 @@ impl Setup {
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
                 let status = self.status(&self.counters(&sink));
-                if let Some((_, shared)) = &sink.bus {
-                    shared.set_status(status.clone());
-                }
+                let dropped = status.counters.dropped;
                 if let Err(e) = self.write_status(&status) {
                     warn!("cannot write status file: {e:#}");
                 }
-                let dropped = self.capture.counters().map(|c| c.dropped).unwrap_or(0);
+                if let Some((_, shared)) = &sink.bus {
+                    shared.set_status(status);
+                }
                 if dropped > last_dropped {
                     warn!(
                         lost = dropped - last_dropped,
@@ -244,7 +244,6 @@ struct Sink {
     bus: Option<(Bus, Arc<Shared>)>,
     delivered: u64,
     events: u64,
-    decode_failures: u64,
     /// Final value once the bus is shut down.
     bus_dropped: u64,
 }
@@ -257,7 +256,6 @@ impl Sink {
             bus,
             delivered: 0,
             events: 0,
-            decode_failures: 0,
             bus_dropped: 0,
         }
     }
@@ -273,16 +271,25 @@ impl Sink {
         self.delivered += 1;
         match rec {
             Record::Net(raw) => {
-                let Some(ev) = self.enricher.event(&raw) else {
-                    self.decode_failures += 1;
+                if !is_well_formed(&raw) {
                     warn!(
                         op = raw.hdr.op,
                         verdict = raw.hdr.verdict,
                         "malformed event record"
                     );
                     return;
-                };
+                }
                 self.events += 1;
+                let subscribed = self.bus.as_ref().is_some_and(|(bus, _)| bus.wants_events());
+                if self.out.is_none() && !subscribed {
+                    // Nobody reads events right now: don't look up names
+                    // and /proc for them. (Exec records still feed the
+                    // caches, so later events are named as before.)
+                    return;
+                }
+                let Some(ev) = self.enricher.event(&raw) else {
+                    return; // unreachable: checked above
+                };
                 if let Some((format, out)) = &mut self.out {
                     let res = match format {
                         PrintFormat::Json => serde_json::to_writer(&mut *out, &ev)
@@ -294,8 +301,8 @@ impl Sink {
                         self.stop_printing(e);
                     }
                 }
-                if let Some((bus, _)) = &self.bus {
-                    if bus.wants_events() {
+                if subscribed {
+                    if let Some((bus, _)) = &self.bus {
                         bus.publish(ev);
                     }
                 }

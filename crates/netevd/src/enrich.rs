@@ -84,7 +84,8 @@ impl Enricher {
         self.exes.insert(app, path.into());
     }
 
-    /// The event for a network record, or None if the record is malformed.
+    /// The event for a network record, or None if the record is malformed
+    /// (see [`is_well_formed`]).
     pub fn event(&mut self, raw: &RawEvent) -> Option<Event> {
         let op = Op::from_abi(raw.hdr.op)?;
         let verdict = Verdict::from_abi(raw.hdr.verdict)?;
@@ -172,6 +173,12 @@ impl Enricher {
         let ns = mono_ns as i128 + self.realtime_offset_ns;
         DateTime::from_timestamp_nanos(ns.clamp(0, i64::MAX as i128) as i64)
     }
+}
+
+/// Whether a network record names a known op and verdict: what
+/// [`Enricher::event`] needs, checked without doing the enrichment.
+pub fn is_well_formed(raw: &RawEvent) -> bool {
+    Op::from_abi(raw.hdr.op).is_some() && Verdict::from_abi(raw.hdr.verdict).is_some()
 }
 
 fn ip(family: Family, bytes: &[u8; 16]) -> IpAddr {

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use tracing::{debug, warn};
 
@@ -207,26 +207,12 @@ impl CgroupCapture {
         Ok(())
     }
 
-    fn program(&self, name: &str) -> &libbpf_rs::ProgramMut<'static> {
-        let p = &self.skel.progs;
-        match name {
-            "netev_sock_create" => &p.netev_sock_create,
-            "netev_bind4" => &p.netev_bind4,
-            "netev_bind6" => &p.netev_bind6,
-            "netev_connect4" => &p.netev_connect4,
-            "netev_connect6" => &p.netev_connect6,
-            "netev_sendmsg4" => &p.netev_sendmsg4,
-            "netev_sendmsg6" => &p.netev_sendmsg6,
-            "netev_recvmsg4" => &p.netev_recvmsg4,
-            "netev_recvmsg6" => &p.netev_recvmsg6,
-            "netev_exit_socket" => &p.netev_exit_socket,
-            "netev_exit_listen" => &p.netev_exit_listen,
-            "netev_exit_accept" => &p.netev_exit_accept,
-            "netev_exit_accept4" => &p.netev_exit_accept4,
-            "netev_exec" => &p.netev_exec,
-            "netev_exit" => &p.netev_exit,
-            other => unreachable!("no BPF program {other}"),
-        }
+    fn program(&self, name: &str) -> libbpf_rs::ProgramMut<'_> {
+        self.skel
+            .object()
+            .progs_mut()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| unreachable!("no BPF program {name}"))
     }
 
     /// Adds a line to [`Capture::notes`].

@@ -116,13 +116,7 @@ impl From<&Event> for WireEvent {
 impl From<Event> for WireEvent {
     /// Like `From<&Event>`, moving the strings instead of copying them.
     fn from(ev: Event) -> WireEvent {
-        let mut w = WireEvent::from(&Event {
-            user: None,
-            comm: String::new(),
-            exe: None,
-            cmdline: None,
-            ..ev.clone_without_strings()
-        });
+        let mut w = WireEvent::from(&ev.clone_without_strings());
         w.user = ev.user.unwrap_or_default();
         w.comm = ev.comm;
         w.exe = ev.exe.unwrap_or_default();

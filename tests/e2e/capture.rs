@@ -1,18 +1,15 @@
 //! Every op, IPv4 and IPv6, TCP and UDP, AF_UNIX: the exact events a workload causes.
 
-use netev_tests::{assert_fields, root_or_skip, Daemon, TestCgroup};
+use netev_tests::{assert_fields, root_or_skip};
 use serde_json::{json, Value};
 
-use crate::{load_bin, one, ops};
+use crate::{capture, load_bin, one, ops};
 
 fn tcp(scenario: &str, family: &str, addr: &str) {
     if !root_or_skip(scenario) {
         return;
     }
-    let cg = TestCgroup::new(scenario);
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), &[scenario]);
-    let got = daemon.stop();
+    let (facts, got) = capture(scenario, &[scenario]);
     let pid = &facts["pid"];
     let server_port = &facts["server_port"];
     let exe = load_bin().display().to_string();
@@ -119,10 +116,7 @@ fn udp(scenario: &str, family: &str, addr: &str) {
     if !root_or_skip(scenario) {
         return;
     }
-    let cg = TestCgroup::new(scenario);
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), &[scenario]);
-    let got = daemon.stop();
+    let (facts, got) = capture(scenario, &[scenario]);
     let pid = &facts["pid"];
     let common = [
         ("family", json!(family)),
@@ -187,10 +181,7 @@ fn bind_to_a_chosen_port() {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let cg = TestCgroup::new("bind");
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), &["bind", &port.to_string()]);
-    let got = daemon.stop();
+    let (facts, got) = capture("bind", &["bind", &port.to_string()]);
     assert_eq!(facts["port"], port);
     let bind = one(&got, &facts["pid"], "bind");
     assert_fields(
@@ -209,10 +200,7 @@ fn unix_socket_is_reported_with_its_family() {
     if !root_or_skip("unix_socket_is_reported_with_its_family") {
         return;
     }
-    let cg = TestCgroup::new("unix");
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), &["unix"]);
-    let got = daemon.stop();
+    let (facts, got) = capture("unix", &["unix"]);
     let sock = one(&got, &facts["pid"], "socket");
     assert_fields(
         sock,

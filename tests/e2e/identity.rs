@@ -2,10 +2,10 @@
 
 use std::net::TcpListener;
 
-use netev_tests::{root_or_skip, Daemon, TestCgroup};
+use netev_tests::root_or_skip;
 use serde_json::json;
 
-use crate::{load_bin, ops};
+use crate::{capture, load_bin, ops};
 
 /// A process connects, execs another binary that connects at once and exits:
 /// each connect is attributed to the executable that made it, though both
@@ -22,10 +22,7 @@ fn exec_race_attributes_each_connect_to_its_own_exe() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
 
-    let cg = TestCgroup::new("exec-race");
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), &["exec-race", &addr, copy.to_str().unwrap()]);
-    let got = daemon.stop();
+    let (facts, got) = capture("exec-race", &["exec-race", &addr, copy.to_str().unwrap()]);
 
     let connects = ops(&got, &facts["pid"], "connect");
     assert_eq!(connects.len(), 2, "{connects:#?}");
@@ -44,11 +41,8 @@ fn event_carries_pids_time_and_cmdline() {
     if !root_or_skip("event_carries_pids_time_and_cmdline") {
         return;
     }
-    let cg = TestCgroup::new("pids");
     let before = chrono_like_now();
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), &["unix"]);
-    let got = daemon.stop();
+    let (facts, got) = capture("pids", &["unix"]);
     let ev = &ops(&got, &facts["pid"], "socket")[0];
     // single-threaded: tid == pid; parent is this test process
     assert_eq!(ev["tid"], facts["pid"]);

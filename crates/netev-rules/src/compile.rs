@@ -1,0 +1,590 @@
+//! Rules → the tables the kernel decides with (see netev.h, "rule tables").
+//!
+//! The kernel cannot walk a rule list per syscall, so rules become a
+//! classifier: bit `i` of a bitmap stands for the `i`-th rule in checking
+//! order; each condition dimension (kind = op × family × protocol, program,
+//! user, address, port) maps an operation to a bitmap of the rules whose
+//! condition in that dimension it meets; the AND of the five bitmaps is the
+//! set of matching rules, and its lowest set bit is the first match.
+//!
+//! Addresses and ports are looked up by longest prefix, and a prefix's bitmap
+//! holds every rule whose range contains the whole prefix: for any value, the
+//! longest stored prefix containing it is inside every rule range containing
+//! the value, so the lookup gives exactly the rules the value meets.
+//!
+//! Bitmaps are interned: each distinct bitmap is stored once as a "class",
+//! and lookups give class numbers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::Ipv6Addr;
+
+use netev_event::{Family, Op, Proto};
+
+use crate::matcher::op_index;
+use crate::model::{mapped_prefix, prefix_contains};
+use crate::{Action, Decision, ExeMatch, Policy, Rule, RuleError};
+
+/// 64-bit words per bitmap (`NETEV_RULE_WORDS`).
+pub const RULE_WORDS: usize = 32;
+/// Rules one table set holds.
+pub const MAX_RULES: usize = RULE_WORDS * 64;
+/// Distinct bitmaps one table set holds (`NETEV_MAX_CLASSES`).
+pub const MAX_CLASSES: usize = 8192;
+/// Families the kind dimension tells apart: inet, inet6, unix, other.
+pub const KIND_FAMILIES: usize = 4;
+/// Protocols the kind dimension tells apart: tcp, udp, icmp, icmpv6, other.
+pub const KIND_PROTOS: usize = 5;
+/// Entries of the kind table (`NETEV_KINDS`).
+pub const KINDS: usize = 7 * KIND_FAMILIES * KIND_PROTOS;
+
+/// The kernel's identity of a program: (kernel dev_t, inode) of its executable.
+pub type ExeId = (u32, u64);
+
+/// One bitmap of rules.
+pub type Bitmap = [u64; RULE_WORDS];
+
+/// Index of a family in the kind table (as `netev_family_index` in netev.h).
+pub fn family_index(f: Family) -> usize {
+    match f {
+        Family::INET => 0,
+        Family::INET6 => 1,
+        Family::UNIX => 2,
+        _ => 3,
+    }
+}
+
+/// Index of a protocol in the kind table (as `netev_proto_index` in netev.h).
+pub fn proto_index(p: Proto) -> usize {
+    match p {
+        Proto::TCP => 0,
+        Proto::UDP => 1,
+        Proto::ICMP => 2,
+        Proto::ICMPV6 => 3,
+        _ => 4,
+    }
+}
+
+/// Index in the kind table.
+pub fn kind_index(op: Op, family: Family, proto: Proto) -> usize {
+    (op_index(op) * KIND_FAMILIES + family_index(family)) * KIND_PROTOS + proto_index(proto)
+}
+
+/// What the kernel keeps per rule, by bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelRule {
+    /// The rule's id (reported in events).
+    pub id: u32,
+    /// Its action.
+    pub action: Action,
+    /// Consumed by its first match.
+    pub once: bool,
+}
+
+/// A complete rule set in kernel form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelTables {
+    /// Rules by bit.
+    pub rules: Vec<KernelRule>,
+    /// Interned bitmaps; lookups below give indexes into this.
+    pub classes: Vec<Bitmap>,
+    /// Class per kind ([`kind_index`]).
+    pub kind: Vec<u16>,
+    /// Class per known executable.
+    pub exe: Vec<(ExeId, u16)>,
+    /// Class of an executable not listed in `exe`.
+    pub exe_other: u16,
+    /// Class per uid named by a rule.
+    pub uid: Vec<(u32, u16)>,
+    /// Class of any other uid.
+    pub uid_other: u16,
+    /// (IPv4-mapped IPv6 network, prefix length, class); includes `::/0`.
+    pub addr: Vec<(Ipv6Addr, u8, u16)>,
+    /// Class of an operation without an address.
+    pub addr_none: u16,
+    /// (port prefix, prefix length 0..=16, class); includes `0/0`.
+    pub port: Vec<(u16, u8, u16)>,
+    /// Class of an operation without a port.
+    pub port_none: u16,
+    /// Default action per op.
+    pub default: [Action; 7],
+    /// Action applied when the decision is `ask`.
+    pub ask_fallback: Action,
+}
+
+impl KernelTables {
+    /// 64-bit words in use (bits of all rules, rounded up).
+    pub fn words(&self) -> usize {
+        self.rules.len().div_ceil(64)
+    }
+}
+
+/// An operation as the kernel sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KernelQuery {
+    /// The op.
+    pub op: Op,
+    /// Socket family.
+    pub family: Family,
+    /// IP protocol.
+    pub proto: Proto,
+    /// The caller's executable.
+    pub exe: Option<ExeId>,
+    /// The caller's uid.
+    pub uid: u32,
+    /// Address (IPv4 mapped) on the side the op is about.
+    pub addr: Option<Ipv6Addr>,
+    /// Port on that side.
+    pub port: Option<u16>,
+}
+
+struct Interner {
+    classes: Vec<Bitmap>,
+    index: HashMap<Bitmap, u16>,
+}
+
+impl Interner {
+    fn class(&mut self, bits: Bitmap) -> Result<u16, RuleError> {
+        if let Some(c) = self.index.get(&bits) {
+            return Ok(*c);
+        }
+        if self.classes.len() >= MAX_CLASSES {
+            return Err(RuleError::Capacity(format!(
+                "the rules need more than {MAX_CLASSES} distinct kernel classes; \
+                 merge rules that differ only in address or port"
+            )));
+        }
+        let c = self.classes.len() as u16;
+        self.classes.push(bits);
+        self.index.insert(bits, c);
+        Ok(c)
+    }
+}
+
+fn set_bit(bits: &mut Bitmap, i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
+}
+
+fn bitmap_of(rules: &[Rule], mut pred: impl FnMut(&Rule) -> bool) -> Bitmap {
+    let mut bits = [0; RULE_WORDS];
+    for (i, r) in rules.iter().enumerate() {
+        if pred(r) {
+            set_bit(&mut bits, i);
+        }
+    }
+    bits
+}
+
+/// Splits an inclusive port range into aligned prefixes (value, length).
+pub fn port_prefixes(lo: u16, hi: u16) -> Vec<(u16, u8)> {
+    let (mut lo, hi) = (u32::from(lo), u32::from(hi));
+    let mut out = Vec::new();
+    while lo <= hi {
+        // largest aligned block starting at lo that stays within hi
+        let mut size = if lo == 0 {
+            1 << 16
+        } else {
+            1 << lo.trailing_zeros().min(16)
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((lo as u16, 16 - size.trailing_zeros() as u8));
+        lo += size;
+    }
+    out
+}
+
+/// Compiles `rules` (already in checking order and active: see
+/// [`crate::RuleSet::rules`]). `resolve` gives the identities of the
+/// executables an exe condition names (the filesystem's answer, now).
+pub fn compile(
+    rules: &[Rule],
+    policy: &Policy,
+    resolve: &mut dyn FnMut(&ExeMatch) -> Vec<ExeId>,
+) -> Result<KernelTables, RuleError> {
+    if rules.len() > MAX_RULES {
+        return Err(RuleError::Capacity(format!(
+            "{} active rules, but the kernel tables hold {MAX_RULES}",
+            rules.len()
+        )));
+    }
+    let mut interner = Interner {
+        classes: Vec::new(),
+        index: HashMap::new(),
+    };
+
+    let mut kind = Vec::with_capacity(KINDS);
+    let families = [Family::INET, Family::INET6, Family::UNIX, Family(u16::MAX)];
+    let protos = [
+        Proto::TCP,
+        Proto::UDP,
+        Proto::ICMP,
+        Proto::ICMPV6,
+        Proto(u16::MAX),
+    ];
+    for op in Op::ALL {
+        for fam in families {
+            for proto in protos {
+                debug_assert_eq!(kind.len(), kind_index(op, fam, proto));
+                let bits = bitmap_of(rules, |r| {
+                    let c = &r.cond;
+                    (c.ops.is_empty() || c.ops.contains(&op))
+                        && c.family.is_none_or(|f| f == fam)
+                        && c.proto.is_none_or(|p| p == proto)
+                });
+                kind.push(interner.class(bits)?);
+            }
+        }
+    }
+
+    // Programs: each identity gets the rules naming it plus those naming none.
+    let mut exe_rules: BTreeMap<ExeId, BTreeSet<usize>> = BTreeMap::new();
+    let mut resolved: HashMap<&ExeMatch, Vec<ExeId>> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        if let Some(m) = &r.cond.exe {
+            let ids = resolved.entry(m).or_insert_with(|| resolve(m));
+            for id in ids.iter() {
+                exe_rules.entry(*id).or_default().insert(i);
+            }
+        }
+    }
+    let no_exe = bitmap_of(rules, |r| r.cond.exe.is_none());
+    let exe_other = interner.class(no_exe)?;
+    let mut exe = Vec::new();
+    for (id, set) in exe_rules {
+        let mut bits = no_exe;
+        set.into_iter().for_each(|i| set_bit(&mut bits, i));
+        exe.push((id, interner.class(bits)?));
+    }
+
+    let no_uid = bitmap_of(rules, |r| r.cond.uid.is_none());
+    let uid_other = interner.class(no_uid)?;
+    let uids: BTreeSet<u32> = rules.iter().filter_map(|r| r.cond.uid).collect();
+    let mut uid = Vec::new();
+    for u in uids {
+        let bits = bitmap_of(rules, |r| r.cond.uid.is_none_or(|x| x == u));
+        uid.push((u, interner.class(bits)?));
+    }
+
+    let no_addr = bitmap_of(rules, |r| r.cond.addr.is_none());
+    let addr_none = interner.class(no_addr)?;
+    let mut prefixes: BTreeSet<(Ipv6Addr, u8)> = rules
+        .iter()
+        .filter_map(|r| r.cond.addr.as_ref().map(mapped_prefix))
+        .collect();
+    prefixes.insert((Ipv6Addr::UNSPECIFIED, 0));
+    let mut addr = Vec::new();
+    for (net, len) in prefixes {
+        let bits = bitmap_of(rules, |r| {
+            r.cond.addr.as_ref().is_none_or(|a| {
+                let (rn, rl) = mapped_prefix(a);
+                rl <= len && prefix_contains(rn, rl, net)
+            })
+        });
+        addr.push((net, len, interner.class(bits)?));
+    }
+
+    let no_port = bitmap_of(rules, |r| r.cond.ports.is_none());
+    let port_none = interner.class(no_port)?;
+    let mut pprefixes: BTreeSet<(u16, u8)> = rules
+        .iter()
+        .filter_map(|r| r.cond.ports)
+        .flat_map(|p| port_prefixes(p.lo, p.hi))
+        .collect();
+    pprefixes.insert((0, 0));
+    let mut port = Vec::new();
+    for (value, len) in pprefixes {
+        let last = u32::from(value) + (1u32 << (16 - len)) - 1;
+        let bits = bitmap_of(rules, |r| {
+            r.cond
+                .ports
+                .is_none_or(|p| p.lo <= value && u32::from(p.hi) >= last)
+        });
+        port.push((value, len, interner.class(bits)?));
+    }
+
+    Ok(KernelTables {
+        rules: rules
+            .iter()
+            .map(|r| KernelRule {
+                id: r.id,
+                action: r.action,
+                once: r.duration == crate::Duration::Once,
+            })
+            .collect(),
+        classes: interner.classes,
+        kind,
+        exe,
+        exe_other,
+        uid,
+        uid_other,
+        addr,
+        addr_none,
+        port,
+        port_none,
+        default: policy.default,
+        ask_fallback: policy.ask_fallback,
+    })
+}
+
+impl KernelTables {
+    /// Decides as the BPF program does (`netev_decide` in netev.bpf.c): for
+    /// tests of the compiler against [`crate::RuleSet::decide`]. `consumed`
+    /// holds the ids of `once` rules used up; a match on one adds it.
+    pub fn decide(&self, q: &KernelQuery, consumed: &mut HashSet<u32>) -> Decision {
+        let lpm = |entries: &[(u128, u8, u16)], bits: u32, v: u128| {
+            entries
+                .iter()
+                .filter(|(n, l, _)| {
+                    *l == 0 || (n >> (bits - u32::from(*l))) == (v >> (bits - u32::from(*l)))
+                })
+                .max_by_key(|(_, l, _)| *l)
+                .map(|(_, _, c)| *c)
+        };
+        let addr_entries: Vec<_> = self
+            .addr
+            .iter()
+            .map(|(n, l, c)| (u128::from(*n), *l, *c))
+            .collect();
+        let port_entries: Vec<_> = self
+            .port
+            .iter()
+            .map(|(n, l, c)| (u128::from(*n), *l, *c))
+            .collect();
+        let classes = [
+            self.kind[kind_index(q.op, q.family, q.proto)],
+            q.exe
+                .and_then(|id| self.exe.iter().find(|(e, _)| *e == id))
+                .map_or(self.exe_other, |(_, c)| *c),
+            self.uid
+                .iter()
+                .find(|(u, _)| *u == q.uid)
+                .map_or(self.uid_other, |(_, c)| *c),
+            q.addr
+                .map_or(Some(self.addr_none), |a| {
+                    lpm(&addr_entries, 128, u128::from(a))
+                })
+                .unwrap(),
+            q.port
+                .map_or(Some(self.port_none), |p| {
+                    lpm(&port_entries, 16, u128::from(p))
+                })
+                .unwrap(),
+        ];
+        for w in 0..self.words() {
+            let mut m = classes
+                .iter()
+                .fold(u64::MAX, |acc, c| acc & self.classes[*c as usize][w]);
+            while m != 0 {
+                let bit = w * 64 + m.trailing_zeros() as usize;
+                m &= m - 1;
+                let r = self.rules[bit];
+                if r.once && !consumed.insert(r.id) {
+                    continue;
+                }
+                return Decision {
+                    action: r.action,
+                    rule: Some(r.id),
+                };
+            }
+        }
+        Decision {
+            action: self.default[op_index(q.op)],
+            rule: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::rule_from_fields;
+    use crate::{Query, RuleSet};
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn port_prefixes_cover_exactly_the_range() {
+        for (lo, hi) in [
+            (0, 65535),
+            (80, 80),
+            (1, 2),
+            (2, 5),
+            (1000, 2000),
+            (0, 0),
+            (65535, 65535),
+            (3, 65534),
+        ] {
+            let ps = port_prefixes(lo, hi);
+            let mut covered = Vec::new();
+            for (v, l) in &ps {
+                let size = 1u32 << (16 - l);
+                assert_eq!(u32::from(*v) % size, 0, "aligned");
+                covered.extend(u32::from(*v)..u32::from(*v) + size);
+            }
+            assert_eq!(
+                covered,
+                (u32::from(lo)..=u32::from(hi)).collect::<Vec<_>>(),
+                "{lo}-{hi}: {ps:?}"
+            );
+        }
+        assert_eq!(port_prefixes(0, 65535), vec![(0, 0)]);
+    }
+
+    const EXES: [&str; 3] = ["/usr/bin/a", "/usr/bin/b", "/opt/c"];
+
+    fn exe_id(path: &str) -> ExeId {
+        (
+            8,
+            EXES.iter().position(|e| *e == path).unwrap() as u64 + 100,
+        )
+    }
+
+    fn resolve(m: &ExeMatch) -> Vec<ExeId> {
+        EXES.iter()
+            .filter(|e| m.matches(e))
+            .map(|e| exe_id(e))
+            .collect()
+    }
+
+    fn arb_rule() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+        let opt = |s: BoxedStrategy<String>| prop::option::of(s);
+        (
+            prop_oneof![Just("allow"), Just("deny"), Just("ask")],
+            opt(prop::sample::subsequence(
+                vec!["socket", "bind", "connect", "sendmsg", "listen"],
+                1..3,
+            )
+            .prop_map(|v| v.join(","))
+            .boxed()),
+            opt(
+                prop::sample::select(vec!["/usr/bin/a", "/usr/bin/*", "/opt/c", "/nowhere"])
+                    .prop_map(String::from)
+                    .boxed(),
+            ),
+            opt(prop::sample::select(vec!["0", "1000"])
+                .prop_map(String::from)
+                .boxed()),
+            opt(prop::sample::select(vec!["inet", "inet6"])
+                .prop_map(String::from)
+                .boxed()),
+            opt(prop::sample::select(vec!["tcp", "udp"])
+                .prop_map(String::from)
+                .boxed()),
+            opt(prop::sample::select(vec![
+                "10.0.0.0/8",
+                "10.1.0.0/16",
+                "10.1.2.3",
+                "::/0",
+                "2001:db8::/32",
+                "0.0.0.0/0",
+            ])
+            .prop_map(String::from)
+            .boxed()),
+            opt((0u16..100, 0u16..40)
+                .prop_map(|(a, n)| format!("{}-{}", a, a + n))
+                .boxed()),
+            (-2i32..3, any::<bool>()),
+        )
+            .prop_map(
+                |(action, ops, exe, user, family, proto, addr, ports, (prio, once))| {
+                    let mut f = vec![
+                        ("action", action.to_string()),
+                        ("priority", prio.to_string()),
+                    ];
+                    let mut put = |k, v: Option<String>| {
+                        if let Some(v) = v {
+                            f.push((k, v))
+                        }
+                    };
+                    put("ops", ops);
+                    put("exe", exe);
+                    put("user", user);
+                    put("family", family);
+                    put("proto", proto);
+                    put("addr", addr);
+                    put("ports", ports);
+                    if once {
+                        f.push(("duration", "once".into()));
+                    }
+                    f
+                },
+            )
+    }
+
+    fn arb_query() -> impl Strategy<
+        Value = (
+            Op,
+            Family,
+            Proto,
+            Option<&'static str>,
+            u32,
+            Option<IpAddr>,
+            Option<u16>,
+        ),
+    > {
+        (
+            prop::sample::select(vec![
+                Op::Socket,
+                Op::Bind,
+                Op::Connect,
+                Op::Sendmsg,
+                Op::Listen,
+            ]),
+            prop::sample::select(vec![Family::INET, Family::INET6, Family::UNIX]),
+            prop::sample::select(vec![Proto::TCP, Proto::UDP, Proto(0)]),
+            prop::option::of(prop::sample::select(EXES.to_vec())),
+            prop::sample::select(vec![0u32, 1000, 1001]),
+            prop::option::of(prop::sample::select(vec![
+                "10.1.2.3",
+                "10.1.9.9",
+                "10.200.0.1",
+                "192.168.1.1",
+                "::ffff:10.1.2.3",
+                "2001:db8::1",
+                "::1",
+            ]))
+            .prop_map(|a| a.map(|a| a.parse().unwrap())),
+            prop::option::of(0u16..150),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The index, the linear scan and the compiled kernel tables agree,
+        /// once-rules included.
+        #[test]
+        fn compiled_tables_decide_like_the_matcher(
+            specs in prop::collection::vec(arb_rule(), 0..12),
+            queries in prop::collection::vec(arb_query(), 1..24),
+        ) {
+            let rules: Vec<Rule> = specs.iter().enumerate().filter_map(|(i, f)| {
+                let mut r = rule_from_fields(f.iter().map(|(k, v)| (*k, v.as_str())), chrono::Utc::now(), &|_| None).ok()?;
+                r.id = i as u32 + 1;
+                Some(r)
+            }).collect();
+            let set = RuleSet::new(rules, Policy::default());
+            let tables = compile(set.rules(), set.policy(), &mut resolve).unwrap();
+            let mut consumed = HashSet::new();
+            let mut consumed_ref = HashSet::new();
+            for (op, family, proto, exe, uid, addr, port) in queries {
+                let q = Query { op, family, proto, exe, uid, addr, port };
+                let kq = KernelQuery {
+                    op, family, proto, exe: exe.map(exe_id), uid,
+                    addr: addr.map(crate::mapped_addr), port,
+                };
+                let once = |r: &Rule| r.duration != crate::Duration::Once || !consumed_ref.contains(&r.id);
+                let want = set.first_match(&q, once);
+                if let (Some(id), true) = (want.rule, set.rules().iter().any(|r| Some(r.id) == want.rule && r.duration == crate::Duration::Once)) {
+                    consumed_ref.insert(id);
+                }
+                prop_assert_eq!(tables.decide(&kq, &mut consumed), want, "query {:?}", q);
+                let all_usable = consumed_ref.is_empty();
+                if all_usable {
+                    prop_assert_eq!(set.decide(&q), set.decide_linear(&q));
+                }
+            }
+        }
+    }
+}

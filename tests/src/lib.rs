@@ -194,6 +194,11 @@ impl Daemon {
             } else {
                 &["--bus", "none"][..]
             })
+            .args(if extra.contains(&"--state-dir") {
+                vec![]
+            } else {
+                vec!["--state-dir".into(), run_dir.path().join("state")]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -15,6 +15,8 @@ pub const KIND_EXIT: u8 = 3;
 
 /// `netev_hdr.flags`: `ret` is valid.
 pub const F_HAS_RET: u8 = 0x01;
+/// `netev_hdr.flags`: the decision was "ask"; the verdict is the ask fallback.
+pub const F_ASKED: u8 = 0x02;
 
 /// Index of each per-CPU counter in the `counters` map.
 pub mod counter {
@@ -278,6 +280,23 @@ mod tests {
               app_ino => app_ino, app_dev => app_dev, count => count, ret => ret,
               rule_id => rule_id, family => family, r#type => sock_type, protocol => protocol,
               lport => lport, rport => rport, laddr => laddr, raddr => raddr, comm => comm);
+        use crate::rules::*;
+        assert_eq!(size_of::<types::netev_ruleset>(), size_of::<RawRuleset>());
+        assert_eq!(
+            size_of::<types::netev_rule_meta>(),
+            size_of::<RawRuleMeta>()
+        );
+        assert_eq!(size_of::<types::netev_exe_key>(), size_of::<RawExeKey>());
+        assert_eq!(size_of::<types::netev_uid_key>(), size_of::<RawUidKey>());
+        assert_eq!(size_of::<types::netev_addr_key>(), size_of::<RawAddrKey>());
+        assert_eq!(size_of::<types::netev_port_key>(), size_of::<RawPortKey>());
+        same!(types::netev_ruleset, RawRuleset, words => words, exe_other => exe_other,
+              uid_other => uid_other, addr_none => addr_none, port_none => port_none,
+              default_action => default_action, ask_fallback => ask_fallback, kind => kind);
+        same!(types::netev_rule_meta, RawRuleMeta, id => id, action => action, once => once);
+        same!(types::netev_exe_key, RawExeKey, ino => ino, dev => dev, slot => slot);
+        same!(types::netev_addr_key, RawAddrKey, prefixlen => prefixlen, slot => slot, addr => addr);
+        same!(types::netev_port_key, RawPortKey, prefixlen => prefixlen, slot => slot, port => port);
         same!(types::netev_exec, RawExec, ppid => ppid, uid => uid, app_ino => app_ino,
               app_dev => app_dev, filename_len => filename_len, comm => comm,
               filename => filename);

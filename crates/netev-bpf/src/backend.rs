@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use netev_rules::compile::KernelTables;
+
 use crate::{Error, Record};
 
 /// Which backend captures.
@@ -111,6 +113,11 @@ pub trait Capture {
     /// Waits up to `timeout` for records and hands each to `sink`.
     /// Returns the number of records handled.
     fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Record)) -> Result<usize, Error>;
+    /// Makes `tables` the rules every hook decides with, atomically: each
+    /// operation is decided by the old rules or the new ones, never a mix.
+    fn install_rules(&mut self, tables: &KernelTables) -> Result<(), Error>;
+    /// Ids of `once` rules the kernel has used up (to remove them).
+    fn consumed_once(&self) -> Result<Vec<u32>, Error>;
     /// Detaches every hook but keeps the ring buffer readable, then waits (at
     /// most `grace`) for records still in flight (coalesced counts flushed
     /// by the kernel's per-flow timers), handing them to `sink`.

@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 use crate::abi::{self, counter, Record};
 use crate::backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
 use crate::cgroup::check_cgroup2_dir;
+use crate::rules::{consumed_once, Installed, RuleMaps};
 use crate::skel::{NetevSkel, NetevSkelBuilder};
 use crate::Error;
 
@@ -34,6 +35,7 @@ pub struct CgroupCapture {
     inbox: Inbox,
     hooks: Vec<HookInfo>,
     notes: Vec<String>,
+    rules: Installed,
     _cgroup: File,
 }
 
@@ -120,6 +122,7 @@ impl CgroupCapture {
             inbox,
             hooks: Vec::new(),
             notes: Vec::new(),
+            rules: Installed::default(),
             _cgroup: cgroup,
         };
         me.attach(&config.cgroup.display().to_string())?;
@@ -269,6 +272,27 @@ impl Capture for CgroupCapture {
             calls: sums[counter::CALLS as usize],
             coalesced: sums[counter::COALESCED as usize],
         })
+    }
+
+    fn install_rules(&mut self, tables: &netev_rules::compile::KernelTables) -> Result<(), Error> {
+        let maps = &self.skel.maps;
+        let m = RuleMaps {
+            active: &maps.rule_active,
+            sets: &maps.rule_sets,
+            bits: &maps.rule_bits,
+            live: &maps.rule_live,
+            meta: &maps.rule_meta,
+            exe: &maps.rule_exe,
+            uid: &maps.rule_uid,
+            addr: &maps.rule_addr,
+            port: &maps.rule_port,
+            once: &maps.once_state,
+        };
+        self.rules.install(&m, tables)
+    }
+
+    fn consumed_once(&self) -> Result<Vec<u32>, Error> {
+        consumed_once(&self.skel.maps.once_state)
     }
 
     fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Record)) -> Result<usize, Error> {

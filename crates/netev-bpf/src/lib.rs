@@ -31,6 +31,7 @@ mod backend;
 pub mod cgroup;
 mod cgroup_tp;
 pub mod lsm;
+pub mod rules;
 
 pub use abi::Record;
 pub use backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
@@ -79,6 +80,9 @@ pub enum Error {
     /// A record that does not match the ABI.
     #[error(transparent)]
     Abi(#[from] abi::AbiError),
+    /// Rules that do not fit the kernel's tables.
+    #[error("{0}")]
+    Rules(String),
 }
 
 impl Error {

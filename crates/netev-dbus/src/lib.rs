@@ -81,6 +81,59 @@ pub trait Daemon1 {
     #[zbus(signal)]
     fn events(&self, batch: Vec<WireEvent>, lost: u64) -> zbus::Result<()>;
 
+    /// Every rule, in id order, as text fields (docs/rules.md).
+    fn list_rules(&self) -> zbus::Result<Vec<HashMap<String, String>>>;
+
+    /// Adds a rule given as text fields; returns its id once the kernel
+    /// decides with it.
+    fn add_rule(&self, fields: HashMap<&str, &str>) -> zbus::Result<u32>;
+
+    /// Changes the named fields of a rule (an empty value unsets a condition).
+    fn update_rule(&self, id: u32, fields: HashMap<&str, &str>) -> zbus::Result<()>;
+
+    /// Removes a rule.
+    fn remove_rule(&self, id: u32) -> zbus::Result<()>;
+
+    /// Enables or disables a rule.
+    fn set_enabled(&self, id: u32, enabled: bool) -> zbus::Result<()>;
+
+    /// Sets the default action for an op, "all", or "ask-fallback".
+    fn set_default_policy(&self, op: &str, action: &str) -> zbus::Result<()>;
+
+    /// The default action per op, and "ask-fallback".
+    fn get_default_policy(&self) -> zbus::Result<HashMap<String, String>>;
+
+    /// Adds the rules of a TOML rules file (all or nothing); returns how many.
+    fn import_rules(&self, name: &str, text: &str, replace: bool) -> zbus::Result<u32>;
+
+    /// Every rule as a TOML rules file.
+    fn export_rules(&self) -> zbus::Result<String>;
+
+    /// Become a prompter: Prompt/PromptClosed signals come to this
+    /// connection. Returns the prompts pending now.
+    fn watch_prompts(&self) -> zbus::Result<Vec<(u64, WireEvent)>>;
+
+    /// Answers a prompt with a rule; returns the rule's id.
+    fn answer_prompt(
+        &self,
+        id: u64,
+        action: &str,
+        duration: &str,
+        scope: &str,
+    ) -> zbus::Result<u32>;
+
+    /// Rules or the default policy changed.
+    #[zbus(signal)]
+    fn rules_changed(&self) -> zbus::Result<()>;
+
+    /// An operation was decided "ask" (the ask fallback applied meanwhile).
+    #[zbus(signal)]
+    fn prompt(&self, id: u64, event: WireEvent) -> zbus::Result<()>;
+
+    /// A prompt was answered or expired.
+    #[zbus(signal)]
+    fn prompt_closed(&self, id: u64, reason: String) -> zbus::Result<()>;
+
     /// Daemon version.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;

@@ -2,6 +2,8 @@
 
 mod bus;
 mod monitor;
+mod prompt;
+mod rules;
 mod status;
 
 use std::path::PathBuf;
@@ -62,11 +64,25 @@ enum Command {
         #[arg(long, value_name = "VERDICT", value_parser = ["allow", "deny", "observe"])]
         verdict: Vec<String>,
     },
+    /// List, add, remove, enable, disable, import and export rules; the default policy.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
+    /// Answer netevd's prompts from this terminal, one key each (needs root or the netev group).
+    Prompt {
+        /// How far an answer reaches: exe (the program, any destination),
+        /// exe+dest, exe+port, or exe+dest+port.
+        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port", value_parser = prompt::SCOPES)]
+        scope: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Rules { command } => rules::run(&cli.bus, command),
+        Command::Prompt { scope } => prompt::run(&cli.bus, scope),
         Command::Status { json, run_dir } => status::run(&cli.bus, run_dir.as_deref(), json),
         Command::Monitor {
             json,

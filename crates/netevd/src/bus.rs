@@ -26,6 +26,8 @@ use netev_dbus::{
 use netev_event::status::Status;
 use netev_event::Event;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::rules::{rule_for_answer, user_name, ChangeError, Engine};
 use tracing::{debug, info, warn};
 use zbus::message::Header;
 use zbus::names::{BusName, OwnedUniqueName, UniqueName};
@@ -120,16 +122,128 @@ pub struct Shared {
     subscribers: AtomicUsize,
     bus_dropped: AtomicU64,
     access_group: String,
+    pub rules: RulesHandle,
+    pub prompts: Mutex<Prompts>,
+    control: Mutex<Option<mpsc::UnboundedSender<Control>>>,
+}
+
+/// The rule engine, and the generation the kernel has installed (with the
+/// error of the last attempt, if it failed).
+#[derive(Clone)]
+pub struct RulesHandle {
+    pub engine: Arc<Mutex<Engine>>,
+    pub installed: tokio::sync::watch::Receiver<(u64, Option<String>)>,
+}
+
+/// Prompts raised and not yet answered, deduplicated by what they are about.
+#[derive(Default)]
+pub struct Prompts {
+    next_id: u64,
+    pending: HashMap<u64, (Event, std::time::Instant)>,
+    by_key: HashMap<String, u64>,
+    watchers: std::collections::HashSet<OwnedUniqueName>,
+}
+
+impl Prompts {
+    /// Records a prompt for `ev` unless one about the same thing is pending;
+    /// returns its id if it is new.
+    pub fn raise(&mut self, ev: &Event, expires: std::time::Instant) -> Option<u64> {
+        let key = prompt_key(ev);
+        if self.by_key.contains_key(&key) {
+            return None;
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.by_key.insert(key, id);
+        self.pending.insert(id, (ev.clone(), expires));
+        Some(id)
+    }
+
+    fn take(&mut self, id: u64) -> Option<Event> {
+        let (ev, _) = self.pending.remove(&id)?;
+        self.by_key.remove(&prompt_key(&ev));
+        Some(ev)
+    }
+
+    /// Removes prompts past their time; returns their ids.
+    pub fn expire(&mut self, now: std::time::Instant) -> Vec<u64> {
+        let gone: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.take(*id);
+        }
+        gone
+    }
+}
+
+/// Same program, user, op, protocol and destination: one prompt.
+fn prompt_key(ev: &Event) -> String {
+    let (addr, port) = if netev_rules::op_uses_remote(ev.op) {
+        (ev.raddr, ev.rport)
+    } else {
+        (ev.laddr, ev.lport)
+    };
+    format!(
+        "{:?}|{}|{}|{:?}|{:?}|{:?}",
+        ev.exe,
+        ev.uid,
+        ev.op.name(),
+        ev.proto,
+        addr,
+        port
+    )
+}
+
+/// Messages from the capture loop that must not be dropped.
+pub enum Control {
+    Prompt(u64, Event),
+    PromptClosed(u64, &'static str),
+    RulesChanged,
 }
 
 impl Shared {
-    pub fn new(status: Status, access_group: String) -> Arc<Shared> {
+    pub fn new(status: Status, access_group: String, rules: RulesHandle) -> Arc<Shared> {
         Arc::new(Shared {
             status: Mutex::new(status),
             subscribers: AtomicUsize::new(0),
             bus_dropped: AtomicU64::new(0),
             access_group,
+            rules,
+            prompts: Mutex::new(Prompts::default()),
+            control: Mutex::new(None),
         })
+    }
+
+    /// Sends a control message to the bus thread (if it runs).
+    pub fn control(&self, c: Control) {
+        if let Some(tx) = &*self.control.lock().expect("control lock") {
+            let _ = tx.send(c);
+        }
+    }
+
+    /// Waits until the kernel decides with rule generation `generation`.
+    async fn installed(&self, generation: u64) -> fdo::Result<()> {
+        let mut rx = self.rules.installed.clone();
+        let res = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|(g, _)| *g >= generation),
+        )
+        .await;
+        match res {
+            Ok(Ok(state)) => match &state.1 {
+                Some(e) => Err(fdo::Error::Failed(format!(
+                    "the rules were stored but the kernel refused them: {e}"
+                ))),
+                None => Ok(()),
+            },
+            _ => Err(fdo::Error::Failed(
+                "the capture loop did not install the new rules within 10 s".into(),
+            )),
+        }
     }
 
     pub fn set_status(&self, status: Status) {
@@ -233,6 +347,8 @@ async fn serve(
     ready: std::sync::mpsc::Sender<Result<()>>,
 ) {
     let subs: Subscribers = Arc::default();
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    *shared.control.lock().expect("control lock") = Some(ctl_tx);
     let iface = DaemonIface {
         shared: shared.clone(),
         subs: subs.clone(),
@@ -269,7 +385,7 @@ async fn serve(
     };
     info!(bus = %target.describe(), name = BUS_NAME, "serving on D-Bus");
     let _ = ready.send(Ok(()));
-    if let Err(e) = pump(&conn, &shared, &subs, rx, stop).await {
+    if let Err(e) = pump(&conn, &shared, &subs, rx, ctl_rx, stop).await {
         warn!("D-Bus connector stopped: {e:#}");
     }
 }
@@ -280,6 +396,7 @@ async fn pump(
     shared: &Shared,
     subs: &Subscribers,
     mut rx: mpsc::Receiver<Event>,
+    mut ctl: mpsc::UnboundedReceiver<Control>,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<()> {
     let dbus = fdo::DBusProxy::new(conn).await?;
@@ -318,11 +435,13 @@ async fn pump(
                 flush(conn, shared, subs, true).await;
             }
             _ = tick.tick() => flush(conn, shared, subs, false).await,
+            Some(c) = ctl.recv() => control(conn, shared, c).await,
             Some(change) = owners.next() => {
                 let Ok(args) = change.args() else { continue };
                 if args.new_owner().is_none() {
                     if let BusName::Unique(name) = args.name() {
                         forget(shared, subs, name);
+                        shared.prompts.lock().expect("prompts lock").watchers.remove(&OwnedUniqueName::from(name.to_owned()));
                     }
                 }
             }
@@ -426,6 +545,79 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
     }
 }
 
+/// Prompt signals go to the prompters alone (they name programs and
+/// destinations); RulesChanged to everyone (it says nothing but "reload").
+async fn control(conn: &Connection, shared: &Shared, c: Control) {
+    let watchers: Vec<OwnedUniqueName> = shared
+        .prompts
+        .lock()
+        .expect("prompts lock")
+        .watchers
+        .iter()
+        .cloned()
+        .collect();
+    let res = match c {
+        Control::Prompt(id, ev) => {
+            let wire = WireEvent::from(ev);
+            for w in &watchers {
+                let sent = conn
+                    .emit_signal(
+                        Some(BusName::Unique(w.as_ref())),
+                        OBJECT_PATH,
+                        INTERFACE,
+                        "Prompt",
+                        &(id, &wire),
+                    )
+                    .await;
+                if let Err(e) = sent {
+                    debug!(prompter = %w, "Prompt not sent: {e}");
+                }
+            }
+            Ok(())
+        }
+        Control::PromptClosed(id, reason) => {
+            for w in &watchers {
+                let _ = conn
+                    .emit_signal(
+                        Some(BusName::Unique(w.as_ref())),
+                        OBJECT_PATH,
+                        INTERFACE,
+                        "PromptClosed",
+                        &(id, reason),
+                    )
+                    .await;
+            }
+            Ok(())
+        }
+        Control::RulesChanged => {
+            conn.emit_signal(
+                None::<BusName<'_>>,
+                OBJECT_PATH,
+                INTERFACE,
+                "RulesChanged",
+                &(),
+            )
+            .await
+        }
+    };
+    if let Err(e) = res {
+        debug!("signal not sent: {e}");
+    }
+}
+
+fn change_error(e: ChangeError) -> fdo::Error {
+    match e {
+        ChangeError::Store(_) => fdo::Error::Failed(e.to_string()),
+        _ => fdo::Error::InvalidArgs(e.to_string()),
+    }
+}
+
+fn listing(rule: &netev_rules::Rule) -> HashMap<String, String> {
+    netev_rules::fields::rule_to_fields(rule, &user_name)
+        .into_iter()
+        .collect()
+}
+
 fn forget(shared: &Shared, subs: &Subscribers, name: &UniqueName<'_>) {
     let mut subs = subs.lock().expect("subscribers lock");
     if subs
@@ -474,6 +666,15 @@ async fn authorize(
 struct DaemonIface {
     shared: Arc<Shared>,
     subs: Subscribers,
+}
+
+impl DaemonIface {
+    /// After a change: wait for the kernel, then tell everyone.
+    async fn changed(&self, generation: u64) -> fdo::Result<()> {
+        self.shared.installed(generation).await?;
+        self.shared.control(Control::RulesChanged);
+        Ok(())
+    }
 }
 
 #[zbus::interface(name = "org.netev.Daemon1")]
@@ -548,6 +749,250 @@ impl DaemonIface {
             )),
         }
     }
+
+    /// Every rule, in id order, as text fields (docs/rules.md).
+    async fn list_rules(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<HashMap<String, String>>> {
+        authorize(&self.shared, conn, &hdr, "listing rules").await?;
+        let engine = self.shared.rules.engine.lock().expect("engine lock");
+        Ok(engine.rules().iter().map(listing).collect())
+    }
+
+    /// Adds a rule given as text fields; returns its id once the kernel
+    /// decides with it.
+    async fn add_rule(
+        &self,
+        fields: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        authorize(&self.shared, conn, &hdr, "adding rules").await?;
+        let rule = netev_rules::fields::rule_from_fields(
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            chrono::Utc::now(),
+            &crate::rules::lookup_user,
+        )
+        .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let (id, generation) = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            (engine.add(rule).map_err(change_error)?, engine.generation)
+        };
+        self.changed(generation).await?;
+        info!(rule = id, "rule added");
+        Ok(id)
+    }
+
+    /// Changes the named fields of a rule (an empty value unsets a condition).
+    async fn update_rule(
+        &self,
+        id: u32,
+        fields: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.shared, conn, &hdr, "changing rules").await?;
+        let fields: Vec<(String, String)> = fields.into_iter().collect();
+        let generation = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            engine.update(id, &fields).map_err(change_error)?;
+            engine.generation
+        };
+        self.changed(generation).await
+    }
+
+    /// Removes a rule.
+    async fn remove_rule(
+        &self,
+        id: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.shared, conn, &hdr, "removing rules").await?;
+        let generation = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            engine.remove(&[id]).map_err(change_error)?;
+            engine.generation
+        };
+        self.changed(generation).await
+    }
+
+    /// Enables or disables a rule (disabled rules are kept but never match).
+    async fn set_enabled(
+        &self,
+        id: u32,
+        enabled: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.shared, conn, &hdr, "enabling or disabling rules").await?;
+        let generation = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            engine.set_enabled(id, enabled).map_err(change_error)?;
+            engine.generation
+        };
+        self.changed(generation).await
+    }
+
+    /// Sets what happens when no rule matches: op is an op name, "all", or
+    /// "ask-fallback" (what the kernel does while a person is asked).
+    async fn set_default_policy(
+        &self,
+        op: String,
+        action: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.shared, conn, &hdr, "changing the default policy").await?;
+        let generation = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            engine.set_default(&op, &action).map_err(change_error)?;
+            engine.generation
+        };
+        self.changed(generation).await
+    }
+
+    /// The default action per op, and "ask-fallback".
+    async fn get_default_policy(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<HashMap<String, String>> {
+        authorize(&self.shared, conn, &hdr, "reading the default policy").await?;
+        let engine = self.shared.rules.engine.lock().expect("engine lock");
+        let p = engine.policy();
+        let mut out: HashMap<String, String> = netev_event::Op::ALL
+            .iter()
+            .map(|op| (op.name().to_string(), p.for_op(*op).name().to_string()))
+            .collect();
+        out.insert("ask-fallback".into(), p.ask_fallback.name().into());
+        Ok(out)
+    }
+
+    /// Adds the rules of a rules file (TOML text; `name` names it in errors),
+    /// replacing all rules if `replace`. All or nothing; returns how many.
+    async fn import_rules(
+        &self,
+        name: String,
+        text: String,
+        replace: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        authorize(&self.shared, conn, &hdr, "importing rules").await?;
+        let rules =
+            netev_rules::file::parse(&name, &text, chrono::Utc::now(), &crate::rules::lookup_user)
+                .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let (n, generation) = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            (
+                engine.add_many(rules, replace).map_err(change_error)?,
+                engine.generation,
+            )
+        };
+        self.changed(generation).await?;
+        info!(rules = n, replace, "rules imported from {name}");
+        Ok(n as u32)
+    }
+
+    /// Every rule as a rules file (TOML).
+    async fn export_rules(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        authorize(&self.shared, conn, &hdr, "exporting rules").await?;
+        let engine = self.shared.rules.engine.lock().expect("engine lock");
+        Ok(netev_rules::file::export(engine.rules(), &user_name))
+    }
+
+    /// Makes the caller a prompter: it gets Prompt and PromptClosed signals
+    /// (unicast) until it leaves the bus. Returns the prompts now pending.
+    async fn watch_prompts(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(u64, WireEvent)>> {
+        authorize(&self.shared, conn, &hdr, "answering prompts").await?;
+        let sender = hdr.sender().expect("authorized callers have a sender");
+        let mut prompts = self.shared.prompts.lock().expect("prompts lock");
+        prompts
+            .watchers
+            .insert(OwnedUniqueName::from(sender.to_owned()));
+        let mut pending: Vec<(u64, WireEvent)> = prompts
+            .pending
+            .iter()
+            .map(|(id, (ev, _))| (*id, WireEvent::from(ev)))
+            .collect();
+        pending.sort_by_key(|(id, _)| *id);
+        Ok(pending)
+    }
+
+    /// Answers a prompt: makes a rule (action allow|deny; duration once, 5m,
+    /// until-restart, always…; scope exe, exe+dest, exe+port, exe+dest+port)
+    /// and returns its id once the kernel decides with it.
+    async fn answer_prompt(
+        &self,
+        id: u64,
+        action: String,
+        duration: String,
+        scope: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        authorize(&self.shared, conn, &hdr, "answering prompts").await?;
+        let action: netev_rules::Action = action
+            .parse()
+            .map_err(|e: netev_rules::RuleError| fdo::Error::InvalidArgs(e.to_string()))?;
+        if action == netev_rules::Action::Ask {
+            return Err(fdo::Error::InvalidArgs("answer allow or deny".into()));
+        }
+        let ev = {
+            let prompts = self.shared.prompts.lock().expect("prompts lock");
+            prompts.pending.get(&id).map(|(ev, _)| ev.clone())
+        }
+        .ok_or_else(|| {
+            fdo::Error::InvalidArgs(format!("no pending prompt {id} (answered or expired)"))
+        })?;
+        let mut rule = rule_for_answer(&ev, action, &duration, &scope)
+            .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let (rule_id, generation) = {
+            let mut engine = self.shared.rules.engine.lock().expect("engine lock");
+            // the answer goes before the rule that asked (the default
+            // policy is below every rule anyway)
+            if let Some(asking) = ev
+                .rule
+                .and_then(|id| engine.rules().iter().find(|r| r.id == id))
+            {
+                rule.priority = asking.priority.saturating_add(1);
+            }
+            (engine.add(rule).map_err(change_error)?, engine.generation)
+        };
+        self.shared.prompts.lock().expect("prompts lock").take(id);
+        self.shared.control(Control::PromptClosed(id, "answered"));
+        self.changed(generation).await?;
+        info!(prompt = id, rule = rule_id, "prompt answered");
+        Ok(rule_id)
+    }
+
+    /// Rules or the default policy changed: reload them.
+    #[zbus(signal)]
+    async fn rules_changed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    /// A rule or the default said "ask" for this operation (the ask fallback
+    /// was applied). Unicast to prompters (WatchPrompts).
+    #[zbus(signal)]
+    async fn prompt(emitter: &SignalEmitter<'_>, id: u64, event: WireEvent) -> zbus::Result<()>;
+
+    /// A prompt was answered (by anyone) or expired.
+    #[zbus(signal)]
+    async fn prompt_closed(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        reason: String,
+    ) -> zbus::Result<()>;
 
     /// A batch of events for one subscriber (unicast).
     #[zbus(signal)]

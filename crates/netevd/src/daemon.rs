@@ -15,8 +15,9 @@ use netev_bpf::{open_capture, Capture, CaptureConfig, Record};
 use netev_event::status::{Counters, Hook, Status};
 use tracing::{info, warn};
 
-use crate::bus::{Bus, Shared};
+use crate::bus::{Bus, Control, RulesHandle, Shared};
 use crate::enrich::{is_well_formed, Enricher};
+use crate::rules::Engine;
 use crate::{Args, PrintFormat};
 
 /// Upper bound on one ring-buffer wait: with batched wake-ups this is the
@@ -73,6 +74,9 @@ struct Setup {
     bus: Option<(Bus, Arc<Shared>)>,
     started: chrono::DateTime<Utc>,
     t0: Instant,
+    rules: RulesHandle,
+    installed: tokio::sync::watch::Sender<(u64, Option<String>)>,
+    prompt_timeout: Duration,
 }
 
 impl Setup {
@@ -88,8 +92,27 @@ impl Setup {
         let mut config = CaptureConfig::new(cgroup.clone());
         config.coalesce = !args.no_coalesce;
         config.ringbuf_bytes = args.ringbuf_size;
-        let capture = open_capture(&config)
+        let db = args.state_dir.join("rules.db");
+        let engine = Engine::open(&db)?;
+        info!(rules = engine.rules().len(), db = %db.display(), "rules loaded");
+        let (installed, installed_rx) = tokio::sync::watch::channel((0, None));
+        let rules = RulesHandle {
+            engine: Arc::new(std::sync::Mutex::new(engine)),
+            installed: installed_rx,
+        };
+        let mut capture = open_capture(&config)
             .with_context(|| format!("cannot capture in cgroup {}", cgroup.display()))?;
+        // Rules are in force before anyone is told the daemon is up.
+        {
+            let engine = rules.engine.lock().expect("engine lock");
+            let tables = engine
+                .tables(Utc::now())
+                .context("compiling the stored rules")?;
+            capture
+                .install_rules(&tables)
+                .context("installing the rules in the kernel")?;
+            installed.send_replace((engine.generation, None));
+        }
         info!(
             backend = capture.kind().name(),
             cgroup = %cgroup.display(),
@@ -111,11 +134,15 @@ impl Setup {
             bus: None,
             started: Utc::now(),
             t0: Instant::now(),
+            rules,
+            installed,
+            prompt_timeout: Duration::from_secs(args.prompt_timeout),
         };
         if let Some(target) = &args.bus.0 {
             let shared = Shared::new(
                 setup.status(&Counters::default()),
                 args.access_group.clone(),
+                setup.rules.clone(),
             );
             let bus = Bus::start(target.clone(), shared.clone())?;
             setup.bus = Some((bus, shared));
@@ -124,7 +151,7 @@ impl Setup {
     }
 
     fn serve(&mut self) -> Result<()> {
-        let mut sink = Sink::new(self.print, self.bus.take());
+        let mut sink = Sink::new(self.print, self.bus.take(), self.prompt_timeout);
         let mut last_status = Instant::now() - STATUS_INTERVAL;
         let mut last_dropped = 0;
 
@@ -132,11 +159,17 @@ impl Setup {
             self.capture
                 .poll(POLL_INTERVAL, &mut |rec| sink.handle(rec))?;
             sink.flush();
+            self.install_if_changed(&sink);
+            if sink.once_hit {
+                sink.once_hit = false;
+                self.consume_once();
+            }
             if self.report.swap(false, Ordering::Relaxed) {
                 self.log_counters(&sink, "counters");
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
+                self.rules_tick(&mut sink);
                 let status = self.status(&self.counters(&sink));
                 let dropped = status.counters.dropped;
                 if let Err(e) = self.write_status(&status) {
@@ -168,6 +201,70 @@ impl Setup {
         self.log_counters(&sink, "final counters");
         let _ = std::fs::remove_file(self.run_dir.join("status.json"));
         Ok(())
+    }
+
+    /// Installs the rules if they changed since the last install.
+    fn install_if_changed(&mut self, sink: &Sink) {
+        let engine = self.rules.engine.lock().expect("engine lock");
+        if self.installed.borrow().0 == engine.generation {
+            return;
+        }
+        let result = engine
+            .tables(Utc::now())
+            .map_err(|e| e.to_string())
+            .and_then(|t| self.capture.install_rules(&t).map_err(|e| e.to_string()));
+        let generation = engine.generation;
+        drop(engine);
+        match &result {
+            Ok(()) => info!(generation, "rules installed"),
+            Err(e) => warn!("cannot install the new rules (the previous ones stay in force): {e}"),
+        }
+        self.installed.send_replace((generation, result.err()));
+        if sink.bus.is_some() {
+            // RulesChanged for changes made here (expiry, once rules); a bus
+            // method that changed rules says it too: harmless twice.
+            if let Some((_, shared)) = &sink.bus {
+                shared.control(Control::RulesChanged);
+            }
+        }
+    }
+
+    /// Once rules the kernel used up are removed from the database.
+    fn consume_once(&mut self) {
+        match self.capture.consumed_once() {
+            Ok(ids) if !ids.is_empty() => {
+                let mut engine = self.rules.engine.lock().expect("engine lock");
+                if engine.consume(&ids) {
+                    info!(?ids, "once rules used up and removed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("cannot read once-rule state: {e}"),
+        }
+    }
+
+    /// Once a second: expire timed rules, store hit counts, expire prompts.
+    fn rules_tick(&mut self, sink: &mut Sink) {
+        self.consume_once();
+        let mut engine = self.rules.engine.lock().expect("engine lock");
+        if engine.expire(Utc::now()) {
+            info!("timed rules expired and were removed");
+        }
+        for (id, n) in sink.hits.drain() {
+            engine.count_hit(id, n);
+        }
+        engine.flush_hits();
+        drop(engine);
+        if let Some((_, shared)) = &sink.bus {
+            let gone = shared
+                .prompts
+                .lock()
+                .expect("prompts lock")
+                .expire(Instant::now());
+            for id in gone {
+                shared.control(Control::PromptClosed(id, "expired"));
+            }
+        }
     }
 
     fn counters(&self, sink: &Sink) -> Counters {
@@ -242,6 +339,11 @@ struct Sink {
     enricher: Enricher,
     out: Option<(PrintFormat, BufWriter<std::io::Stdout>)>,
     bus: Option<(Bus, Arc<Shared>)>,
+    /// Operations per rule id since the last tick.
+    hits: std::collections::HashMap<u32, u64>,
+    /// A rule decided something that might be a once rule: check soon.
+    once_hit: bool,
+    prompt_timeout: Duration,
     delivered: u64,
     events: u64,
     /// Final value once the bus is shut down.
@@ -249,11 +351,18 @@ struct Sink {
 }
 
 impl Sink {
-    fn new(print: Option<PrintFormat>, bus: Option<(Bus, Arc<Shared>)>) -> Sink {
+    fn new(
+        print: Option<PrintFormat>,
+        bus: Option<(Bus, Arc<Shared>)>,
+        prompt_timeout: Duration,
+    ) -> Sink {
         Sink {
             enricher: Enricher::new(),
             out: print.map(|f| (f, BufWriter::with_capacity(1 << 16, std::io::stdout()))),
             bus,
+            hits: std::collections::HashMap::new(),
+            once_hit: false,
+            prompt_timeout,
             delivered: 0,
             events: 0,
             bus_dropped: 0,
@@ -280,6 +389,14 @@ impl Sink {
                     return;
                 }
                 self.events += 1;
+                if raw.rule_id != 0 {
+                    *self.hits.entry(raw.rule_id).or_default() += u64::from(raw.count);
+                    self.once_hit = true;
+                }
+                let asked = raw.hdr.flags & netev_bpf::abi::F_ASKED != 0;
+                if asked {
+                    self.raise_prompt(&raw);
+                }
                 let subscribed = self.bus.as_ref().is_some_and(|(bus, _)| bus.wants_events());
                 if self.out.is_none() && !subscribed {
                     // Nobody reads events right now: don't look up names
@@ -309,6 +426,23 @@ impl Sink {
             }
             Record::Exec(ex) => self.enricher.on_exec(&ex),
             Record::Exit { pid, .. } => self.enricher.on_exit(pid),
+        }
+    }
+
+    /// One prompt per pending question (same program, user, op, destination).
+    fn raise_prompt(&mut self, raw: &netev_bpf::abi::RawEvent) {
+        let Some((_, shared)) = &self.bus else { return };
+        let Some(ev) = self.enricher.event(raw) else {
+            return;
+        };
+        let id = shared
+            .prompts
+            .lock()
+            .expect("prompts lock")
+            .raise(&ev, Instant::now() + self.prompt_timeout);
+        if let Some(id) = id {
+            info!(prompt = id, exe = ?ev.exe, op = ev.op.name(), "asking");
+            shared.control(Control::Prompt(id, ev));
         }
     }
 

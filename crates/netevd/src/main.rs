@@ -5,6 +5,8 @@ mod access;
 mod bus;
 mod daemon;
 mod enrich;
+mod rules;
+mod rulestore;
 
 use std::path::PathBuf;
 
@@ -57,6 +59,15 @@ pub struct Args {
     /// Directory for the status file that `netev status` reads.
     #[arg(long, value_name = "DIR", default_value = "/run/netev")]
     pub run_dir: PathBuf,
+
+    /// Directory for the rules database (rules.db).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/netev")]
+    pub state_dir: PathBuf,
+
+    /// Seconds an unanswered prompt waits before it expires (the ask
+    /// fallback has already been applied; a later attempt asks again).
+    #[arg(long, value_name = "SECONDS", default_value = "60")]
+    pub prompt_timeout: u64,
 
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, value_name = "LEVEL", default_value = "info")]

@@ -44,6 +44,12 @@ const volatile __u64 wakeup_bytes = 16384; /* wake the reader past this backlog 
  * mirror with these. */
 struct netev_event abi_netev_event;
 struct netev_exec abi_netev_exec;
+struct netev_ruleset abi_netev_ruleset;
+struct netev_rule_meta abi_netev_rule_meta;
+struct netev_exe_key abi_netev_exe_key;
+struct netev_uid_key abi_netev_uid_key;
+struct netev_addr_key abi_netev_addr_key;
+struct netev_port_key abi_netev_port_key;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -90,7 +96,8 @@ struct flow_key {
 	__u8 raddr[16];
 	__u16 rport;
 	__u8 op;
-	__u8 _pad[5];
+	__u8 verdict; /* a changed decision starts a new flow */
+	__u32 rule_id;
 };
 
 struct flow_val {
@@ -106,6 +113,85 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 } flows SEC(".maps");
+
+/* --- rule tables (see netev.h) ---------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rule_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct netev_ruleset);
+} rule_sets SEC(".maps");
+
+/* slot * NETEV_MAX_CLASSES + class */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * NETEV_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct netev_rule_bits);
+} rule_bits SEC(".maps");
+
+/* Per slot: the rules not yet used up (once rules leave it when consumed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct netev_rule_bits);
+} rule_live SEC(".maps");
+
+/* slot * NETEV_MAX_RULES + bit */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * NETEV_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct netev_rule_meta);
+} rule_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * 16384);
+	__type(key, struct netev_exe_key);
+	__type(value, __u16);
+} rule_exe SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * 4096);
+	__type(key, struct netev_uid_key);
+	__type(value, __u16);
+} rule_uid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct netev_addr_key));
+	__uint(value_size, sizeof(__u16));
+} rule_addr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct netev_port_key));
+	__uint(value_size, sizeof(__u16));
+} rule_port SEC(".maps");
+
+/* once rules by id: 0 = unused, 1 = consumed. The compare-and-swap on it
+ * lets exactly one operation through however many CPUs race for it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETEV_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u32);
+} once_state SEC(".maps");
 
 static __always_inline void count(__u32 which, __u64 n)
 {
@@ -158,53 +244,272 @@ static __always_inline void read_identity(struct task_struct *task, struct proc_
 	}
 }
 
-static __always_inline void identity(struct task_struct *task, __u32 tgid, struct netev_event *e)
+/* Who is calling: read once per hook, used by the decision and the event. */
+struct caller {
+	__u64 pid_tgid;
+	__u64 uid_gid;
+	__u64 app_ino;
+	__u32 app_dev;
+	__u32 ppid;
+};
+
+static __always_inline void get_caller(struct caller *c)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 mm = (__u64)task->mm;
-	struct proc_ident *cached = bpf_map_lookup_elem(&procs, &tgid);
+	__u32 tgid;
+	struct proc_ident *cached;
 	struct proc_ident fresh = {};
 
+	c->pid_tgid = bpf_get_current_pid_tgid();
+	c->uid_gid = bpf_get_current_uid_gid();
+	c->ppid = task->real_parent->tgid;
+	tgid = c->pid_tgid >> 32;
+	cached = bpf_map_lookup_elem(&procs, &tgid);
 	if (cached && cached->mm == mm) {
-		e->app_ino = cached->app_ino;
-		e->app_dev = cached->app_dev;
+		c->app_ino = cached->app_ino;
+		c->app_dev = cached->app_dev;
 		return;
 	}
 	fresh.mm = mm;
 	read_identity(task, &fresh);
-	e->app_ino = fresh.app_ino;
-	e->app_dev = fresh.app_dev;
+	c->app_ino = fresh.app_ino;
+	c->app_dev = fresh.app_dev;
 	bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY);
 }
 
-static __always_inline void fill_task(struct netev_event *e, __u8 op, __u8 verdict)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 id = bpf_get_current_pid_tgid();
-	__u64 ugid = bpf_get_current_uid_gid();
+/* The outcome of the rules for one operation. */
+struct decision {
+	__u32 rule_id; /* 0: the default policy decided */
+	__u8 action;   /* enum netev_action, as decided */
+	__u8 applied;  /* NETEV_ACTION_ALLOW or _DENY: what happens now */
+};
 
+/* What the rules are asked. */
+struct query {
+	__u8 op;
+	__u8 family;
+	__u8 proto;
+	__u8 has_addr;
+	__u8 has_port;
+	__u16 port;
+	__u8 addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+};
+
+static __always_inline __u32 family_index(__u16 family)
+{
+	return family == AF_INET ? 0 : family == AF_INET6 ? 1 : family == AF_UNIX ? 2 : 3;
+}
+
+static __always_inline __u32 proto_index(__u16 proto)
+{
+	switch (proto) {
+	case 6: return 0;  /* tcp */
+	case 17: return 1; /* udp */
+	case 1: return 2;  /* icmp */
+	case 58: return 3; /* icmpv6 */
+	default: return 4;
+	}
+}
+
+static __always_inline __u32 ctz64(__u64 m)
+{
+	__u32 n = 0;
+
+	if (!(m & 0xffffffffULL)) { n += 32; m >>= 32; }
+	if (!(m & 0xffff)) { n += 16; m >>= 16; }
+	if (!(m & 0xff)) { n += 8; m >>= 8; }
+	if (!(m & 0xf)) { n += 4; m >>= 4; }
+	if (!(m & 0x3)) { n += 2; m >>= 2; }
+	if (!(m & 0x1)) n += 1;
+	return n;
+}
+
+static __always_inline struct netev_rule_bits *class_bits(__u32 slot, __u32 class)
+{
+	__u32 idx = slot * NETEV_MAX_CLASSES + (class & (NETEV_MAX_CLASSES - 1));
+
+	return bpf_map_lookup_elem(&rule_bits, &idx);
+}
+
+struct scan {
+	struct netev_rule_bits *b[6];
+	__u32 words;
+	__u32 w;  /* out: the first word with a match */
+	__u64 m;  /* out: its matching bits (0: none) */
+};
+
+/* One bitmap word (a bpf_loop callback, so the verifier checks it once
+ * instead of once per word). */
+static int scan_word(__u32 w, struct scan *s)
+{
+	__u64 m;
+
+	if (w >= NETEV_RULE_WORDS || w >= s->words)
+		return 1;
+	if (!s->b[0] || !s->b[1] || !s->b[2] || !s->b[3] || !s->b[4] || !s->b[5])
+		return 1;
+	m = s->b[0]->w[w] & s->b[1]->w[w] & s->b[2]->w[w] & s->b[3]->w[w] & s->b[4]->w[w] &
+	    s->b[5]->w[w];
+	if (!m)
+		return 0;
+	s->w = w;
+	s->m = m;
+	return 1;
+}
+
+/* The first live rule in checking order whose every condition holds: the
+ * lowest bit set in the AND of one bitmap per condition dimension. Never
+ * waits on userspace; costs a handful of map lookups and one pass over the
+ * bitmap words in use. */
+static __noinline int decide(struct query *q, struct caller *c, struct decision *out)
+{
+	__u32 zero = 0, slot, kind, idx, try;
+	__u32 *active;
+	__u16 *cls;
+	struct netev_ruleset *rs;
+	struct netev_rule_bits *live;
+	struct scan sc = {};
+	__u32 c1, c2, c3, c4;
+
+	out->rule_id = 0;
+	out->action = NETEV_ACTION_ALLOW;
+	out->applied = NETEV_ACTION_ALLOW;
+	active = bpf_map_lookup_elem(&rule_active, &zero);
+	slot = active ? (*active & 1) : 0;
+	rs = bpf_map_lookup_elem(&rule_sets, &slot);
+	if (!rs)
+		return 0;
+	idx = (__u32)q->op - 1;
+	if (idx >= 7)
+		goto done;
+	out->action = rs->default_action[idx & 7];
+
+	kind = (idx * NETEV_KIND_FAMILIES + family_index(q->family)) * NETEV_KIND_PROTOS +
+	       proto_index(q->proto);
+	if (kind >= NETEV_KINDS)
+		goto done;
+	{
+		struct netev_exe_key ek = { .ino = c->app_ino, .dev = c->app_dev, .slot = slot };
+		cls = bpf_map_lookup_elem(&rule_exe, &ek);
+		c1 = cls ? *cls : rs->exe_other;
+	}
+	{
+		struct netev_uid_key uk = { .uid = (__u32)c->uid_gid, .slot = slot };
+		cls = bpf_map_lookup_elem(&rule_uid, &uk);
+		c2 = cls ? *cls : rs->uid_other;
+	}
+	c3 = rs->addr_none;
+	if (q->has_addr) {
+		struct netev_addr_key ak = { .prefixlen = 8 + 128, .slot = slot };
+		__builtin_memcpy(ak.addr, q->addr, 16);
+		cls = bpf_map_lookup_elem(&rule_addr, &ak);
+		if (cls)
+			c3 = *cls;
+	}
+	c4 = rs->port_none;
+	if (q->has_port) {
+		struct netev_port_key pk = { .prefixlen = 8 + 16, .slot = slot };
+		pk.port[0] = q->port >> 8;
+		pk.port[1] = q->port & 0xff;
+		cls = bpf_map_lookup_elem(&rule_port, &pk);
+		if (cls)
+			c4 = *cls;
+	}
+	sc.b[0] = class_bits(slot, rs->kind[kind & 0xff]);
+	sc.b[1] = class_bits(slot, c1);
+	sc.b[2] = class_bits(slot, c2);
+	sc.b[3] = class_bits(slot, c3);
+	sc.b[4] = class_bits(slot, c4);
+	sc.b[5] = live = bpf_map_lookup_elem(&rule_live, &slot);
+	if (!sc.b[0] || !sc.b[1] || !sc.b[2] || !sc.b[3] || !sc.b[4] || !live)
+		goto done;
+	sc.words = rs->words;
+
+	/* A once rule another CPU consumed first is dropped from "live" and the
+	 * scan repeated; a few rounds cover any realistic race. */
+	for (try = 0; try < 4; try++) {
+		struct netev_rule_meta *meta;
+		__u32 bit, w, *used;
+
+		sc.m = 0;
+		bpf_loop(NETEV_RULE_WORDS, scan_word, &sc, 0);
+		if (!sc.m)
+			goto done; /* no rule matches: the default decides */
+		w = sc.w & (NETEV_RULE_WORDS - 1);
+		bit = w * 64 + ctz64(sc.m);
+		idx = slot * NETEV_MAX_RULES + (bit & (NETEV_MAX_RULES - 1));
+		meta = bpf_map_lookup_elem(&rule_meta, &idx);
+		if (!meta)
+			goto done;
+		if (meta->once) {
+			used = bpf_map_lookup_elem(&once_state, &meta->id);
+			if (!used || __sync_val_compare_and_swap(used, 0, 1) != 0) {
+				__sync_fetch_and_and(&live->w[w], ~(1ULL << (bit & 63)));
+				continue;
+			}
+			__sync_fetch_and_and(&live->w[w], ~(1ULL << (bit & 63)));
+		}
+		out->rule_id = meta->id;
+		out->action = meta->action;
+		break;
+	}
+done:
+	out->applied = out->action == NETEV_ACTION_ASK ? rs->ask_fallback : out->action;
+	return 0;
+}
+
+static __always_inline void fill_task(struct netev_event *e, struct caller *c, __u8 op, __u8 verdict)
+{
 	e->hdr.kind = NETEV_KIND_NET;
 	e->hdr.op = op;
 	e->hdr.verdict = verdict;
-	e->hdr.pid = id >> 32;
+	e->hdr.pid = c->pid_tgid >> 32;
 	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->tid = (__u32)id;
-	e->uid = (__u32)ugid;
-	e->gid = ugid >> 32;
+	e->tid = (__u32)c->pid_tgid;
+	e->uid = (__u32)c->uid_gid;
+	e->gid = c->uid_gid >> 32;
 	e->count = 1;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->ppid = task->real_parent->tgid;
-	identity(task, id >> 32, e);
+	e->ppid = c->ppid;
+	e->app_ino = c->app_ino;
+	e->app_dev = c->app_dev;
 }
 
-static __always_inline struct netev_event *new_event(__u8 op, __u8 verdict)
+/* An event for a decided operation. enforced: the hook's verdict is the
+ * decision's (else it only observes). */
+static __always_inline struct netev_event *new_event(struct caller *c, __u8 op, struct decision *d,
+						     int enforced)
 {
 	struct netev_event *e = reserve(sizeof(*e));
+	__u8 verdict = !enforced ? NETEV_VERDICT_OBSERVE
+		       : d->applied == NETEV_ACTION_DENY ? NETEV_VERDICT_DENY
+							  : NETEV_VERDICT_ALLOW;
 
 	if (!e)
 		return NULL;
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_task(e, op, verdict);
+	fill_task(e, c, op, verdict);
+	e->rule_id = d->rule_id;
+	if (d->action == NETEV_ACTION_ASK)
+		e->hdr.flags |= NETEV_F_ASKED;
 	return e;
+}
+
+static __always_inline void query_addr(struct query *q, __u16 family, const __u8 *addr, __u16 port)
+{
+	q->family = family;
+	q->has_port = family == AF_INET || family == AF_INET6;
+	q->has_addr = q->has_port;
+	q->port = port;
+	if (family == AF_INET) {
+		__builtin_memset(q->addr, 0, 10);
+		q->addr[10] = 0xff;
+		q->addr[11] = 0xff;
+		__builtin_memcpy(&q->addr[12], addr, 4);
+	} else if (family == AF_INET6) {
+		__builtin_memcpy(q->addr, addr, 16);
+	}
 }
 
 /* --- socket addresses from the cgroup sock_addr context --------------- */
@@ -243,26 +548,40 @@ static __always_inline void sock_local_addr(struct bpf_sock_addr *ctx, int v6, s
 	e->lport = sk->src_port;
 }
 
-static __always_inline void addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6)
+/* bind and connect: decide, report, and return the verdict (1 = go on). */
+static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6)
 {
 	struct netev_event *e;
+	struct caller c;
+	struct query q = { .op = op, .proto = ctx->protocol };
+	struct decision d;
+	__u8 addr[16] = {};
+	__u16 port;
 
 	if (is_self())
-		return;
+		return 1;
 	count(NETEV_CNT_CALLS, 1);
-	e = new_event(op, NETEV_VERDICT_ALLOW);
-	if (!e)
-		return;
-	e->family = ctx->user_family;
-	e->type = ctx->type;
-	e->protocol = ctx->protocol;
-	if (op == NETEV_OP_BIND) {
-		user_addr(ctx, v6, e->laddr, &e->lport);
-	} else {
-		user_addr(ctx, v6, e->raddr, &e->rport);
-		sock_local_addr(ctx, v6, e);
+	get_caller(&c);
+	user_addr(ctx, v6, addr, &port);
+	query_addr(&q, ctx->user_family, addr, port);
+	decide(&q, &c, &d);
+
+	e = new_event(&c, op, &d, 1);
+	if (e) {
+		e->family = ctx->user_family;
+		e->type = ctx->type;
+		e->protocol = ctx->protocol;
+		if (op == NETEV_OP_BIND) {
+			__builtin_memcpy(e->laddr, addr, 16);
+			e->lport = port;
+		} else {
+			__builtin_memcpy(e->raddr, addr, 16);
+			e->rport = port;
+			sock_local_addr(ctx, v6, e);
+		}
+		submit(e);
 	}
-	submit(e);
+	return d.applied == NETEV_ACTION_DENY ? 0 : 1;
 }
 
 /* --- coalescing -------------------------------------------------------- */
@@ -299,19 +618,31 @@ static int flow_tick(void *map, struct flow_key *key, struct flow_val *v)
 	return 0;
 }
 
-static __always_inline void flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6)
+/* sendmsg (enforced) and recvmsg (observed): returns the verdict. */
+static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6)
 {
 	struct flow_key key = {};
 	struct flow_val *v;
 	struct netev_event *e;
+	struct caller c;
+	struct query q = { .op = op, .proto = ctx->protocol };
+	struct decision d;
+	int enforced = op == NETEV_OP_SENDMSG;
+	int ret;
 
 	if (is_self())
-		return;
+		return 1;
 	count(NETEV_CNT_CALLS, 1);
+	get_caller(&c);
+	user_addr(ctx, v6, key.raddr, &key.rport);
+	query_addr(&q, ctx->user_family, key.raddr, key.rport);
+	decide(&q, &c, &d);
+	ret = enforced && d.applied == NETEV_ACTION_DENY ? 0 : 1;
 	if (coalesce) {
 		key.cookie = bpf_get_socket_cookie(ctx);
 		key.op = op;
-		user_addr(ctx, v6, key.raddr, &key.rport);
+		key.verdict = ret;
+		key.rule_id = d.rule_id;
 		v = bpf_map_lookup_elem(&flows, &key);
 		if (v) {
 			__sync_fetch_and_add(&v->pending, 1);
@@ -322,17 +653,18 @@ static __always_inline void flow_event(struct bpf_sock_addr *ctx, __u8 op, int v
 			} else {
 				count(NETEV_CNT_COALESCED, 1);
 			}
-			return;
+			return ret;
 		}
 	}
 
-	e = new_event(op, op == NETEV_OP_RECVMSG ? NETEV_VERDICT_OBSERVE : NETEV_VERDICT_ALLOW);
+	e = new_event(&c, op, &d, enforced);
 	if (!e)
-		return;
+		return ret;
 	e->family = ctx->user_family;
 	e->type = ctx->type;
 	e->protocol = ctx->protocol;
-	user_addr(ctx, v6, e->raddr, &e->rport);
+	__builtin_memcpy(e->raddr, key.raddr, 16);
+	e->rport = key.rport;
 	sock_local_addr(ctx, v6, e);
 
 	if (coalesce) {
@@ -350,70 +682,83 @@ static __always_inline void flow_event(struct bpf_sock_addr *ctx, __u8 op, int v
 		}
 	}
 	submit(e);
+	return ret;
 }
 
 /* --- cgroup programs (enforcement points) ------------------------------ */
 
+/* socket()'s decision, from cgroup/sock_create to the sys_exit_socket event
+ * (which knows the return value), by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct decision);
+} socket_decisions SEC(".maps");
+
 SEC("cgroup/sock_create")
 int netev_sock_create(struct bpf_sock *ctx)
 {
-	return 1;
+	struct caller c;
+	struct query q = { .op = NETEV_OP_SOCKET };
+	struct decision d;
+
+	if (is_self())
+		return 1;
+	get_caller(&c);
+	q.family = ctx->family;
+	q.proto = ctx->protocol;
+	decide(&q, &c, &d);
+	bpf_map_update_elem(&socket_decisions, &c.pid_tgid, &d, BPF_ANY);
+	return d.applied == NETEV_ACTION_DENY ? 0 : 1;
 }
 
 SEC("cgroup/bind4")
 int netev_bind4(struct bpf_sock_addr *ctx)
 {
-	addr_event(ctx, NETEV_OP_BIND, 0);
-	return 1;
+	return addr_event(ctx, NETEV_OP_BIND, 0);
 }
 
 SEC("cgroup/bind6")
 int netev_bind6(struct bpf_sock_addr *ctx)
 {
-	addr_event(ctx, NETEV_OP_BIND, 1);
-	return 1;
+	return addr_event(ctx, NETEV_OP_BIND, 1);
 }
 
 SEC("cgroup/connect4")
 int netev_connect4(struct bpf_sock_addr *ctx)
 {
-	addr_event(ctx, NETEV_OP_CONNECT, 0);
-	return 1;
+	return addr_event(ctx, NETEV_OP_CONNECT, 0);
 }
 
 SEC("cgroup/connect6")
 int netev_connect6(struct bpf_sock_addr *ctx)
 {
-	addr_event(ctx, NETEV_OP_CONNECT, 1);
-	return 1;
+	return addr_event(ctx, NETEV_OP_CONNECT, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int netev_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	flow_event(ctx, NETEV_OP_SENDMSG, 0);
-	return 1;
+	return flow_event(ctx, NETEV_OP_SENDMSG, 0);
 }
 
 SEC("cgroup/sendmsg6")
 int netev_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	flow_event(ctx, NETEV_OP_SENDMSG, 1);
-	return 1;
+	return flow_event(ctx, NETEV_OP_SENDMSG, 1);
 }
 
 SEC("cgroup/recvmsg4")
 int netev_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	flow_event(ctx, NETEV_OP_RECVMSG, 0);
-	return 1;
+	return flow_event(ctx, NETEV_OP_RECVMSG, 0);
 }
 
 SEC("cgroup/recvmsg6")
 int netev_recvmsg6(struct bpf_sock_addr *ctx)
 {
-	flow_event(ctx, NETEV_OP_RECVMSG, 1);
-	return 1;
+	return flow_event(ctx, NETEV_OP_RECVMSG, 1);
 }
 
 /* --- syscall tracepoints (socket, listen, accept) ---------------------- */
@@ -472,34 +817,58 @@ static __always_inline struct pt_regs___netev *syscall_regs(void)
 	return (struct pt_regs___netev *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+/* Decides an observed operation from what its event already holds (for the
+ * rule id and the ask flag: the verdict stays "observe"). */
+static __always_inline void decide_observed(struct netev_event *e, struct caller *c, int remote)
+{
+	struct query q = { .op = e->hdr.op, .proto = e->protocol };
+	struct decision d;
+
+	if (remote)
+		query_addr(&q, e->family, e->raddr, e->rport);
+	else
+		query_addr(&q, e->family, e->laddr, e->lport);
+	decide(&q, c, &d);
+	e->rule_id = d.rule_id;
+	if (d.action == NETEV_ACTION_ASK)
+		e->hdr.flags |= NETEV_F_ASKED;
+}
+
 SEC("tracepoint/syscalls/sys_exit_socket")
 int netev_exit_socket(struct tp_sys_exit *ctx)
 {
 	struct pt_regs___netev *regs;
 	struct netev_event *e;
+	struct decision none = {}, *d;
+	struct caller c;
 	int family;
 
 	if (!tp_in_scope())
 		return 0;
 	count(NETEV_CNT_CALLS, 1);
-	regs = syscall_regs(); /* socket(family, type, protocol) */
-	family = BPF_CORE_READ(regs, di);
-	/* inet sockets pass cgroup/sock_create, which can refuse them */
-	e = new_event(NETEV_OP_SOCKET, family == AF_INET || family == AF_INET6 ? NETEV_VERDICT_ALLOW
-										: NETEV_VERDICT_OBSERVE);
+	get_caller(&c);
+	/* inet sockets passed cgroup/sock_create, which decided (and maybe refused) */
+	d = bpf_map_lookup_elem(&socket_decisions, &c.pid_tgid);
+	e = new_event(&c, NETEV_OP_SOCKET, d ? d : &none, d != NULL);
+	if (d)
+		bpf_map_delete_elem(&socket_decisions, &c.pid_tgid);
 	if (!e)
 		return 0;
+	regs = syscall_regs(); /* socket(family, type, protocol) */
+	family = BPF_CORE_READ(regs, di);
 	e->family = family;
 	e->type = BPF_CORE_READ(regs, si) & SOCK_TYPE_MASK;
 	e->protocol = BPF_CORE_READ(regs, dx);
 	e->ret = ctx->ret;
-	e->hdr.flags = NETEV_F_HAS_RET;
+	e->hdr.flags |= NETEV_F_HAS_RET;
 	if (ctx->ret >= 0 && e->protocol == 0 && (family == AF_INET || family == AF_INET6)) {
 		/* the protocol the kernel chose when the caller passed 0 */
 		struct sock *sk = sock_from_fd(ctx->ret);
 		if (sk)
 			e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	}
+	if (!d)
+		decide_observed(e, &c, 0);
 	submit(e);
 	return 0;
 }
@@ -507,6 +876,8 @@ int netev_exit_socket(struct tp_sys_exit *ctx)
 static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 {
 	struct netev_event *e;
+	struct decision none = {};
+	struct caller c;
 	long ret = ctx->ret;
 
 	/* A non-blocking accept with nothing queued did nothing worth a record. */
@@ -515,15 +886,17 @@ static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 	if (!tp_in_scope())
 		return 0;
 	count(NETEV_CNT_CALLS, 1);
-	e = new_event(op, NETEV_VERDICT_OBSERVE);
+	get_caller(&c);
+	e = new_event(&c, op, &none, 0);
 	if (!e)
 		return 0;
 	e->ret = ret;
-	e->hdr.flags = NETEV_F_HAS_RET;
+	e->hdr.flags |= NETEV_F_HAS_RET;
 	if (op == NETEV_OP_ACCEPT && ret >= 0)
 		fill_from_sock(e, sock_from_fd(ret), 1);
 	else if (ret != -EBADF && ret != -ENOTSOCK)
 		fill_from_sock(e, sock_from_fd(BPF_CORE_READ(syscall_regs(), di)), 0);
+	decide_observed(e, &c, op == NETEV_OP_ACCEPT);
 	submit(e);
 	return 0;
 }

@@ -36,8 +36,83 @@ enum netev_verdict {
 	NETEV_VERDICT_OBSERVE = 2, /* the hook cannot enforce: it only saw the call */
 };
 
+/* What a rule (or the default policy) says. */
+enum netev_action {
+	NETEV_ACTION_ALLOW = 0,
+	NETEV_ACTION_DENY = 1,
+	NETEV_ACTION_ASK = 2, /* the ask fallback applies; the daemon asks a person */
+};
+
 /* netev_hdr.flags */
 #define NETEV_F_HAS_RET 0x01 /* ret holds the syscall's return value */
+#define NETEV_F_ASKED 0x02   /* the decision was "ask": verdict is the ask fallback */
+
+/*
+ * Rule tables (written by userspace, read by every hook; see
+ * crates/netev-rules/src/compile.rs for how rules become these).
+ *
+ * Two complete table sets ("slots") exist; rule_active names the one in use.
+ * Userspace fills the other slot, then flips rule_active with one 4-byte
+ * write, so a hook sees either the old rules or the new ones, never a mix.
+ */
+#define NETEV_RULE_WORDS 32 /* bitmap words: 2048 rules per slot */
+#define NETEV_MAX_RULES (NETEV_RULE_WORDS * 64)
+#define NETEV_MAX_CLASSES 8192 /* distinct bitmaps per slot */
+#define NETEV_KIND_FAMILIES 4 /* inet, inet6, unix, other */
+#define NETEV_KIND_PROTOS 5   /* tcp, udp, icmp, icmpv6, other */
+#define NETEV_KINDS (7 * NETEV_KIND_FAMILIES * NETEV_KIND_PROTOS)
+
+struct netev_ruleset {
+	__u32 words; /* bitmap words in use */
+	__u16 exe_other; /* class of a program no rule names */
+	__u16 uid_other; /* class of a uid no rule names */
+	__u16 addr_none; /* class of an op without an address */
+	__u16 port_none; /* class of an op without a port */
+	__u8 default_action[8]; /* enum netev_action, by op - 1 */
+	__u8 ask_fallback; /* NETEV_ACTION_ALLOW or _DENY */
+	__u8 _pad[3];
+	/* class by kind = ((op - 1) * NETEV_KIND_FAMILIES + family index) *
+	 * NETEV_KIND_PROTOS + protocol index; 256 entries so that a masked
+	 * index needs no further proof for the verifier */
+	__u16 kind[256];
+};
+
+struct netev_rule_bits {
+	__u64 w[NETEV_RULE_WORDS];
+};
+
+struct netev_rule_meta {
+	__u32 id;
+	__u8 action; /* enum netev_action */
+	__u8 once;   /* consumed by its first match (see once_state) */
+	__u16 _pad;
+};
+
+struct netev_exe_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 slot;
+};
+
+struct netev_uid_key {
+	__u32 uid;
+	__u32 slot;
+};
+
+/* LPM keys: the slot is the first byte of the data, so prefixlen counts it. */
+struct netev_addr_key {
+	__u32 prefixlen; /* 8 + address prefix length */
+	__u8 slot;
+	__u8 addr[16]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
+	__u8 _pad[3];
+};
+
+struct netev_port_key {
+	__u32 prefixlen; /* 8 + port prefix length */
+	__u8 slot;
+	__u8 port[2]; /* big-endian */
+	__u8 _pad;
+};
 
 /* Per-CPU counters (array map "counters"), see docs/events.md. */
 enum netev_counter {

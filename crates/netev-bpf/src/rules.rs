@@ -1,0 +1,348 @@
+//! Putting compiled rules into the kernel's tables (netev.h, "rule tables").
+//!
+//! Two slots: the one not in use is cleared and filled, then `rule_active`
+//! flips to it with one 4-byte write. A hook reads `rule_active` once per
+//! decision, so it sees the old rules or the new ones, never a mix. Before a
+//! slot is rewritten, every hook that may still be reading it from before the
+//! previous flip has to finish: BPF programs run inside RCU read-side
+//! sections, and `membarrier(MEMBARRIER_CMD_GLOBAL)` waits for an RCU grace
+//! period (it calls synchronize_rcu() in the kernel).
+
+use bytemuck::{Pod, Zeroable};
+use libbpf_rs::{MapCore, MapFlags};
+use netev_rules::compile::{KernelTables, MAX_CLASSES, MAX_RULES, RULE_WORDS};
+
+use crate::Error;
+
+/// `struct netev_ruleset`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawRuleset {
+    /// Bitmap words in use.
+    pub words: u32,
+    /// Class of a program no rule names.
+    pub exe_other: u16,
+    /// Class of a uid no rule names.
+    pub uid_other: u16,
+    /// Class of an op without an address.
+    pub addr_none: u16,
+    /// Class of an op without a port.
+    pub port_none: u16,
+    /// `enum netev_action` by op - 1.
+    pub default_action: [u8; 8],
+    /// Applied when the decision is ask.
+    pub ask_fallback: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+    /// Class by kind.
+    pub kind: [u16; 256],
+}
+
+/// `struct netev_rule_meta`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawRuleMeta {
+    /// Rule id.
+    pub id: u32,
+    /// `enum netev_action`.
+    pub action: u8,
+    /// Consumed by its first match.
+    pub once: u8,
+    /// Padding.
+    pub _pad: u16,
+}
+
+/// `struct netev_exe_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawExeKey {
+    /// Inode.
+    pub ino: u64,
+    /// Kernel dev_t.
+    pub dev: u32,
+    /// Slot.
+    pub slot: u32,
+}
+
+/// `struct netev_uid_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawUidKey {
+    /// uid.
+    pub uid: u32,
+    /// Slot.
+    pub slot: u32,
+}
+
+/// `struct netev_addr_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawAddrKey {
+    /// 8 + prefix length.
+    pub prefixlen: u32,
+    /// Slot.
+    pub slot: u8,
+    /// IPv6 (IPv4 mapped).
+    pub addr: [u8; 16],
+    /// Padding.
+    pub _pad: [u8; 3],
+}
+
+/// `struct netev_port_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawPortKey {
+    /// 8 + prefix length.
+    pub prefixlen: u32,
+    /// Slot.
+    pub slot: u8,
+    /// Big-endian port.
+    pub port: [u8; 2],
+    /// Padding.
+    pub _pad: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<RawRuleset>() == 24 + 2 * 256);
+const _: () = assert!(netev_rules::compile::KINDS <= 256);
+
+/// The maps that hold rules.
+pub(crate) struct RuleMaps<'a> {
+    pub active: &'a dyn MapCore,
+    pub sets: &'a dyn MapCore,
+    pub bits: &'a dyn MapCore,
+    pub live: &'a dyn MapCore,
+    pub meta: &'a dyn MapCore,
+    pub exe: &'a dyn MapCore,
+    pub uid: &'a dyn MapCore,
+    pub addr: &'a dyn MapCore,
+    pub port: &'a dyn MapCore,
+    pub once: &'a dyn MapCore,
+}
+
+/// Keys written into each slot's hash and trie maps, to clear them later.
+#[derive(Default)]
+pub(crate) struct Installed {
+    slots: [SlotKeys; 2],
+    classes: [usize; 2],
+    active: u32,
+}
+
+#[derive(Default)]
+struct SlotKeys {
+    exe: Vec<RawExeKey>,
+    uid: Vec<RawUidKey>,
+    addr: Vec<RawAddrKey>,
+    port: Vec<RawPortKey>,
+}
+
+fn map_err(what: &str) -> impl Fn(libbpf_rs::Error) -> Error + '_ {
+    move |e| Error::bpf(format!("writing rule tables ({what})"), e)
+}
+
+/// Waits until no BPF program can still be reading what it read before now.
+fn wait_for_readers() -> Result<(), Error> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if r != 0 {
+        return Err(Error::Io {
+            what: "waiting for in-flight rule lookups (membarrier)".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+impl Installed {
+    /// Writes `t` into the free slot and makes it the active one.
+    pub(crate) fn install(&mut self, m: &RuleMaps<'_>, t: &KernelTables) -> Result<(), Error> {
+        if t.rules.len() > MAX_RULES || t.classes.len() > MAX_CLASSES {
+            return Err(Error::Rules(format!(
+                "{} rules in {} classes exceed the kernel tables ({MAX_RULES} rules, {MAX_CLASSES} classes)",
+                t.rules.len(),
+                t.classes.len()
+            )));
+        }
+        let slot = 1 - self.active;
+        wait_for_readers()?;
+        let keys = std::mem::take(&mut self.slots[slot as usize]);
+        for k in &keys.exe {
+            let _ = m.exe.delete(bytemuck::bytes_of(k));
+        }
+        for k in &keys.uid {
+            let _ = m.uid.delete(bytemuck::bytes_of(k));
+        }
+        for k in &keys.addr {
+            let _ = m.addr.delete(bytemuck::bytes_of(k));
+        }
+        for k in &keys.port {
+            let _ = m.port.delete(bytemuck::bytes_of(k));
+        }
+
+        // once rules: armed before any slot can name them
+        for r in t.rules.iter().filter(|r| r.once) {
+            match m
+                .once
+                .update(&r.id.to_ne_bytes(), &0u32.to_ne_bytes(), MapFlags::NO_EXIST)
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(map_err("once_state")(e)),
+            }
+        }
+
+        let base = slot as usize * MAX_CLASSES;
+        let n = t.classes.len().max(self.classes[slot as usize]);
+        let mut idx = Vec::with_capacity(n * 4);
+        let mut vals = Vec::with_capacity(n * RULE_WORDS * 8);
+        for c in 0..n {
+            idx.extend_from_slice(&((base + c) as u32).to_ne_bytes());
+            let bits = t.classes.get(c).copied().unwrap_or([0; RULE_WORDS]);
+            vals.extend_from_slice(bytemuck::cast_slice(&bits));
+        }
+        if n > 0 {
+            m.bits
+                .update_batch(&idx, &vals, n as u32, MapFlags::ANY, MapFlags::ANY)
+                .map_err(map_err("rule_bits"))?;
+        }
+        self.classes[slot as usize] = t.classes.len();
+
+        let mut live = [0u64; RULE_WORDS];
+        for i in 0..t.rules.len() {
+            live[i / 64] |= 1 << (i % 64);
+        }
+        m.live
+            .update(
+                &slot.to_ne_bytes(),
+                bytemuck::cast_slice(&live),
+                MapFlags::ANY,
+            )
+            .map_err(map_err("rule_live"))?;
+
+        if !t.rules.is_empty() {
+            let mbase = slot as usize * MAX_RULES;
+            let mut idx = Vec::with_capacity(t.rules.len() * 4);
+            let mut vals = Vec::with_capacity(t.rules.len() * 8);
+            for (i, r) in t.rules.iter().enumerate() {
+                idx.extend_from_slice(&((mbase + i) as u32).to_ne_bytes());
+                let meta = RawRuleMeta {
+                    id: r.id,
+                    action: r.action.abi(),
+                    once: r.once as u8,
+                    _pad: 0,
+                };
+                vals.extend_from_slice(bytemuck::bytes_of(&meta));
+            }
+            m.meta
+                .update_batch(
+                    &idx,
+                    &vals,
+                    t.rules.len() as u32,
+                    MapFlags::ANY,
+                    MapFlags::ANY,
+                )
+                .map_err(map_err("rule_meta"))?;
+        }
+
+        let mut keys = SlotKeys::default();
+        for ((dev, ino), class) in &t.exe {
+            let k = RawExeKey {
+                ino: *ino,
+                dev: *dev,
+                slot,
+            };
+            m.exe
+                .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
+                .map_err(map_err("rule_exe"))?;
+            keys.exe.push(k);
+        }
+        for (uid, class) in &t.uid {
+            let k = RawUidKey { uid: *uid, slot };
+            m.uid
+                .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
+                .map_err(map_err("rule_uid"))?;
+            keys.uid.push(k);
+        }
+        for (net, len, class) in &t.addr {
+            let k = RawAddrKey {
+                prefixlen: 8 + u32::from(*len),
+                slot: slot as u8,
+                addr: net.octets(),
+                _pad: [0; 3],
+            };
+            m.addr
+                .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
+                .map_err(map_err("rule_addr"))?;
+            keys.addr.push(k);
+        }
+        for (port, len, class) in &t.port {
+            let k = RawPortKey {
+                prefixlen: 8 + u32::from(*len),
+                slot: slot as u8,
+                port: port.to_be_bytes(),
+                _pad: 0,
+            };
+            m.port
+                .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
+                .map_err(map_err("rule_port"))?;
+            keys.port.push(k);
+        }
+        self.slots[slot as usize] = keys;
+
+        let mut header = RawRuleset::zeroed();
+        header.words = t.words() as u32;
+        header.exe_other = t.exe_other;
+        header.uid_other = t.uid_other;
+        header.addr_none = t.addr_none;
+        header.port_none = t.port_none;
+        for (i, a) in t.default.iter().enumerate() {
+            header.default_action[i] = a.abi();
+        }
+        header.ask_fallback = t.ask_fallback.abi();
+        header.kind[..t.kind.len()].copy_from_slice(&t.kind);
+        m.sets
+            .update(
+                &slot.to_ne_bytes(),
+                bytemuck::bytes_of(&header),
+                MapFlags::ANY,
+            )
+            .map_err(map_err("rule_sets"))?;
+
+        // the switch: one 4-byte array element
+        m.active
+            .update(&0u32.to_ne_bytes(), &slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(map_err("rule_active"))?;
+        self.active = slot;
+
+        // once rules no table names any more are forgotten
+        let named: std::collections::HashSet<u32> =
+            t.rules.iter().filter(|r| r.once).map(|r| r.id).collect();
+        let stale: Vec<Vec<u8>> = m
+            .once
+            .keys()
+            .filter(|k| {
+                k.len() == 4 && !named.contains(&u32::from_ne_bytes(k[..4].try_into().unwrap()))
+            })
+            .collect();
+        for k in stale {
+            let _ = m.once.delete(&k);
+        }
+        Ok(())
+    }
+}
+
+/// Ids of `once` rules the kernel has used up.
+pub(crate) fn consumed_once(once: &dyn MapCore) -> Result<Vec<u32>, Error> {
+    let mut out = Vec::new();
+    for k in once.keys() {
+        if let Some(v) = once
+            .lookup(&k, MapFlags::ANY)
+            .map_err(|e| Error::bpf("reading once_state", e))?
+        {
+            if v.len() >= 4 && u32::from_ne_bytes(v[..4].try_into().unwrap()) != 0 {
+                out.push(u32::from_ne_bytes(k[..4].try_into().unwrap()));
+            }
+        }
+    }
+    Ok(out)
+}

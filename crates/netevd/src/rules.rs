@@ -1,0 +1,367 @@
+//! The daemon's rules: the database, the set in force, and turning changes
+//! into kernel tables.
+//!
+//! Every change is checked against the kernel's capacity before it is
+//! stored, stored before it is installed, and installed atomically (see
+//! netev_bpf::rules). Callers that change rules wait until the kernel has the
+//! new tables, so "AddRule returned" means "the next syscall is decided by it".
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use netev_event::{Event, Op};
+use netev_rules::compile::{compile, ExeId, KernelTables};
+use netev_rules::fields::apply_field;
+use netev_rules::{Action, Duration, ExeMatch, Policy, Rule, RuleError, RuleSet};
+
+use crate::rulestore::RuleStore;
+
+/// Why a rule change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The rule (or file) is wrong; the message says how.
+    #[error(transparent)]
+    Invalid(#[from] RuleError),
+    /// No rule with that id.
+    #[error("no rule with id {0} (see `netev rules list`)")]
+    NoSuchRule(u32),
+    /// The database refused.
+    #[error("the rules database: {0:#}")]
+    Store(anyhow::Error),
+}
+
+pub struct Engine {
+    store: RuleStore,
+    rules: Vec<Rule>,
+    policy: Policy,
+    /// Bumped on every change; the capture loop installs when it moves.
+    pub generation: u64,
+    hits: HashMap<u32, u64>,
+}
+
+/// The kernel's dev_t for a userspace st_dev (MAJOR << 20 | MINOR).
+pub fn kernel_dev(st_dev: u64) -> u32 {
+    let (major, minor) = (libc::major(st_dev), libc::minor(st_dev));
+    (major << 20) | minor
+}
+
+/// The identities of the executables a pattern names, as the filesystem has
+/// them now (symlinks followed: /bin/curl and /usr/bin/curl are one program).
+pub fn resolve_exe(m: &ExeMatch) -> Vec<ExeId> {
+    let paths: Vec<std::path::PathBuf> = if m.is_glob() {
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        glob::glob_with(m.as_str(), opts)
+            .map(|it| it.filter_map(Result::ok).take(65536).collect())
+            .unwrap_or_default()
+    } else {
+        vec![m.as_str().into()]
+    };
+    let mut ids: Vec<ExeId> = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .filter(|md| md.is_file())
+        .map(|md| (kernel_dev(md.dev()), md.ino()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// An exact exe path as the kernel will see it: canonical if it exists.
+fn canonical_exe(rule: &mut Rule) {
+    if let Some(exe) = &rule.cond.exe {
+        if !exe.is_glob() {
+            if let Ok(p) = std::fs::canonicalize(exe.as_str()) {
+                if let Some(m) = p.to_str().and_then(|s| s.parse().ok()) {
+                    rule.cond.exe = Some(m);
+                }
+            }
+        }
+    }
+}
+
+pub fn lookup_user(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+impl Engine {
+    /// Opens the database; rules that were to live until a restart, and
+    /// rules whose time is up, are removed.
+    pub fn open(path: &Path) -> anyhow::Result<Engine> {
+        let mut store = RuleStore::open(path)?;
+        let now = Utc::now();
+        let rules = store.load()?;
+        let gone: Vec<u32> = rules
+            .iter()
+            .filter(|r| r.duration == Duration::UntilRestart || r.duration.expired(now))
+            .map(|r| r.id)
+            .collect();
+        store.change(&mut [], &[], &gone)?;
+        let policy = store.policy()?;
+        let rules = rules
+            .into_iter()
+            .filter(|r| !gone.contains(&r.id))
+            .collect();
+        Ok(Engine {
+            store,
+            rules,
+            policy,
+            generation: 1,
+            hits: HashMap::new(),
+        })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The kernel tables for the rules in force now.
+    pub fn tables(&self, now: DateTime<Utc>) -> Result<KernelTables, RuleError> {
+        Self::tables_of(&self.rules, &self.policy, now)
+    }
+
+    fn tables_of(
+        rules: &[Rule],
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<KernelTables, RuleError> {
+        let set = RuleSet::active_at(rules, now, *policy);
+        compile(set.rules(), set.policy(), &mut resolve_exe)
+    }
+
+    /// Applies a change if the result still fits the kernel; stores it.
+    fn commit(
+        &mut self,
+        mut insert: Vec<Rule>,
+        update: Vec<Rule>,
+        remove: Vec<u32>,
+    ) -> Result<Vec<u32>, ChangeError> {
+        let mut next: Vec<Rule> = self
+            .rules
+            .iter()
+            .filter(|r| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id))
+            .cloned()
+            .collect();
+        next.extend(update.iter().cloned());
+        next.extend(insert.iter().cloned());
+        Self::tables_of(&next, &self.policy, Utc::now())?;
+        self.store
+            .change(&mut insert, &update, &remove)
+            .map_err(ChangeError::Store)?;
+        let ids = insert.iter().map(|r| r.id).collect();
+        self.rules
+            .retain(|r| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id));
+        self.rules.extend(update);
+        self.rules.extend(insert);
+        self.rules.sort_by_key(|r| r.id);
+        self.generation += 1;
+        Ok(ids)
+    }
+
+    pub fn add(&mut self, mut rule: Rule) -> Result<u32, ChangeError> {
+        canonical_exe(&mut rule);
+        rule.created = Utc::now();
+        Ok(self.commit(vec![rule], vec![], vec![])?[0])
+    }
+
+    pub fn add_many(&mut self, mut rules: Vec<Rule>, replace: bool) -> Result<usize, ChangeError> {
+        rules.iter_mut().for_each(canonical_exe);
+        let remove = if replace {
+            self.rules.iter().map(|r| r.id).collect()
+        } else {
+            vec![]
+        };
+        Ok(self.commit(rules, vec![], remove)?.len())
+    }
+
+    pub fn update(&mut self, id: u32, fields: &[(String, String)]) -> Result<(), ChangeError> {
+        let mut rule = self.get(id)?.clone();
+        let mut action = Some(rule.action);
+        for (k, v) in fields {
+            apply_field(&mut rule, &mut action, k, v, Utc::now(), &lookup_user)?;
+        }
+        rule.action = action.unwrap_or(rule.action);
+        rule.validate()?;
+        canonical_exe(&mut rule);
+        self.commit(vec![], vec![rule], vec![]).map(|_| ())
+    }
+
+    pub fn set_enabled(&mut self, id: u32, enabled: bool) -> Result<(), ChangeError> {
+        let mut rule = self.get(id)?.clone();
+        rule.enabled = enabled;
+        self.commit(vec![], vec![rule], vec![]).map(|_| ())
+    }
+
+    pub fn remove(&mut self, ids: &[u32]) -> Result<(), ChangeError> {
+        for id in ids {
+            self.get(*id)?;
+        }
+        self.commit(vec![], vec![], ids.to_vec()).map(|_| ())
+    }
+
+    fn get(&self, id: u32) -> Result<&Rule, ChangeError> {
+        self.rules
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or(ChangeError::NoSuchRule(id))
+    }
+
+    /// Sets the default for one op (or all), or the ask fallback (`op` = "ask-fallback").
+    pub fn set_default(&mut self, op: &str, action: &str) -> Result<(), ChangeError> {
+        let action: Action = action.parse()?;
+        let mut p = self.policy;
+        match op {
+            "all" => Op::ALL.into_iter().for_each(|o| p.set(o, action)),
+            "ask-fallback" => {
+                if action == Action::Ask {
+                    return Err(RuleError::Invalid {
+                        field: "ask-fallback",
+                        value: "ask".into(),
+                        reason: "the ask fallback is what happens while asking: allow or deny"
+                            .into(),
+                    }
+                    .into());
+                }
+                p.ask_fallback = action
+            }
+            name => p.set(
+                name.parse::<Op>().map_err(|reason| RuleError::Invalid {
+                    field: "op",
+                    value: name.into(),
+                    reason: format!("{reason}, all, or ask-fallback"),
+                })?,
+                action,
+            ),
+        }
+        self.store.set_policy(&p).map_err(ChangeError::Store)?;
+        self.policy = p;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Removes rules whose time is up; true if any was.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> bool {
+        let gone: Vec<u32> = self
+            .rules
+            .iter()
+            .filter(|r| r.duration.expired(now))
+            .map(|r| r.id)
+            .collect();
+        !gone.is_empty() && self.commit(vec![], vec![], gone).is_ok()
+    }
+
+    /// Removes `once` rules the kernel used up; true if any was.
+    pub fn consume(&mut self, ids: &[u32]) -> bool {
+        let gone: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.rules
+                    .iter()
+                    .any(|r| r.id == *id && r.duration == Duration::Once)
+            })
+            .collect();
+        !gone.is_empty() && self.commit(vec![], vec![], gone).is_ok()
+    }
+
+    pub fn count_hit(&mut self, id: u32, n: u64) {
+        *self.hits.entry(id).or_default() += n;
+    }
+
+    /// Writes hit counts gathered since the last call.
+    pub fn flush_hits(&mut self) {
+        if self.hits.is_empty() {
+            return;
+        }
+        let hits: Vec<(u32, u64)> = self.hits.drain().collect();
+        let now = Utc::now();
+        for (id, n) in &hits {
+            if let Some(r) = self.rules.iter_mut().find(|r| r.id == *id) {
+                r.hits += n;
+                r.last_hit = Some(now);
+            }
+        }
+        if let Err(e) = self.store.add_hits(&hits) {
+            tracing::warn!("cannot record rule hits: {e:#}");
+        }
+    }
+}
+
+/// How far an answer to a prompt reaches.
+pub fn rule_for_answer(
+    ev: &Event,
+    action: Action,
+    duration: &str,
+    scope: &str,
+) -> Result<Rule, RuleError> {
+    let exe = ev.exe.as_deref().ok_or_else(|| RuleError::Conflict(
+        "the program of this prompt is unknown (it exited before it could be named): no rule can name it".into(),
+    ))?;
+    let remote = netev_rules::op_uses_remote(ev.op);
+    let (addr, port) = if remote {
+        (ev.raddr, ev.rport)
+    } else {
+        (ev.laddr, ev.lport)
+    };
+    let mut f: Vec<(&str, String)> = vec![
+        ("action", action.name().to_string()),
+        ("ops", ev.op.name().to_string()),
+        ("exe", exe.to_string()),
+        ("duration", duration.to_string()),
+    ];
+    let addr_s = addr.map(|a| a.to_string());
+    let port_s = port.map(|p| p.to_string());
+    let need = |what: &str, v: &Option<String>| {
+        v.clone().ok_or_else(|| {
+            RuleError::Conflict(format!(
+                "this {} has no {what} to scope the rule to",
+                ev.op.name()
+            ))
+        })
+    };
+    match scope {
+        "exe" => {}
+        "exe+dest" => f.push(("addr", need("address", &addr_s)?)),
+        "exe+port" => f.push(("ports", need("port", &port_s)?)),
+        "exe+dest+port" => {
+            f.push(("addr", need("address", &addr_s)?));
+            f.push(("ports", need("port", &port_s)?));
+        }
+        other => {
+            return Err(RuleError::Invalid {
+                field: "scope",
+                value: other.into(),
+                reason: "expected exe, exe+dest, exe+port or exe+dest+port".into(),
+            })
+        }
+    }
+    f.push((
+        "comment",
+        format!("answer to a prompt for {} (pid {})", exe, ev.pid),
+    ));
+    netev_rules::fields::rule_from_fields(
+        f.iter().map(|(k, v)| (*k, v.as_str())),
+        Utc::now(),
+        &|_| None,
+    )
+}

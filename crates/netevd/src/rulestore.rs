@@ -1,0 +1,254 @@
+//! The rules database: SQLite, `rules` and `settings` tables in the state dir.
+//!
+//! Each rule is stored as its text fields (the same form as on the bus and
+//! in rules files), so the database, the API and the files cannot disagree
+//! on what a field means. Every change is one transaction: a failed import
+//! leaves nothing behind.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use netev_event::Op;
+use netev_rules::fields::{rule_from_listing, rule_to_fields};
+use netev_rules::{Policy, Rule};
+use rusqlite::{params, Connection, OptionalExtension};
+
+const COLUMNS: [&str; 15] = [
+    "action", "ops", "exe", "user", "family", "proto", "addr", "ports", "duration", "priority",
+    "enabled", "comment", "hits", "last_hit", "created",
+];
+
+const SCHEMA_VERSION: i64 = 1;
+
+pub struct RuleStore {
+    db: Connection,
+}
+
+impl RuleStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<RuleStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the state directory {}", dir.display()))?;
+        }
+        let db = Connection::open(path)
+            .with_context(|| format!("opening the rules database {}", path.display()))?;
+        let corrupt = |e: rusqlite::Error| {
+            anyhow::anyhow!(
+                "the rules database {} is unreadable ({e}); move it aside (the daemon then starts \
+                 with no rules) or restore it from a rules export (`netev rules import`)",
+                path.display()
+            )
+        };
+        let check: String = db
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(corrupt(rusqlite::Error::InvalidQuery)).context(check);
+        }
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(corrupt)?;
+        let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "the rules database {} was written by a newer netevd (schema {version}); upgrade netevd",
+                path.display()
+            );
+        }
+        let cols = COLUMNS.map(|c| format!("{c} TEXT")).join(", ");
+        db.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS rules (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols});
+             CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+        Ok(RuleStore { db })
+    }
+
+    /// Every stored rule. A row that no longer parses is reported and
+    /// skipped, never deleted.
+    pub fn load(&self) -> Result<Vec<Rule>> {
+        let mut stmt = self.db.prepare(&format!(
+            "SELECT id, {} FROM rules ORDER BY id",
+            COLUMNS.join(", ")
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut rules = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let mut fields = vec![("id".to_string(), id.to_string())];
+            for (i, c) in COLUMNS.iter().enumerate() {
+                if let Some(v) = row.get::<_, Option<String>>(i + 1)? {
+                    fields.push((c.to_string(), v));
+                }
+            }
+            match rule_from_listing(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                Ok(r) => rules.push(r),
+                Err(e) => tracing::error!(rule = id, "stored rule ignored: {e}"),
+            }
+        }
+        Ok(rules)
+    }
+
+    /// Inserts rules (ids assigned here) and deletes `remove`, in one transaction.
+    pub fn change(&mut self, insert: &mut [Rule], update: &[Rule], remove: &[u32]) -> Result<()> {
+        let tx = self.db.transaction()?;
+        for id in remove {
+            tx.execute("DELETE FROM rules WHERE id = ?1", params![id])?;
+        }
+        for r in update.iter() {
+            tx.execute("DELETE FROM rules WHERE id = ?1", params![r.id])?;
+            write_row(&tx, r, Some(r.id))?;
+        }
+        for r in insert.iter_mut() {
+            let id = write_row(&tx, r, None)?;
+            r.id = u32::try_from(id).context("rule ids exhausted")?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds hit counts (rule id → operations) with the time of the last.
+    pub fn add_hits(&mut self, hits: &[(u32, u64)]) -> Result<()> {
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let tx = self.db.transaction()?;
+        for (id, n) in hits {
+            tx.execute(
+                "UPDATE rules SET hits = CAST(COALESCE(hits, '0') AS INTEGER) + ?2, last_hit = ?3 WHERE id = ?1",
+                params![id, *n as i64, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The default policy (allow everything, deny while asking, unless set).
+    pub fn policy(&self) -> Result<Policy> {
+        let mut p = Policy::default();
+        for op in Op::ALL {
+            if let Some(a) = self.setting(&format!("default.{}", op.name()))? {
+                p.set(op, a.parse()?);
+            }
+        }
+        if let Some(a) = self.setting("ask_fallback")? {
+            p.ask_fallback = a.parse()?;
+        }
+        Ok(p)
+    }
+
+    pub fn set_policy(&mut self, p: &Policy) -> Result<()> {
+        let tx = self.db.transaction()?;
+        for op in Op::ALL {
+            tx.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+                params![format!("default.{}", op.name()), p.for_op(op).name()],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES ('ask_fallback', ?1)",
+            params![p.ask_fallback.name()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+fn write_row(tx: &rusqlite::Transaction<'_>, r: &Rule, id: Option<u32>) -> Result<i64> {
+    let fields = rule_to_fields(r, &|_| None);
+    let get = |c: &str| fields.iter().find(|(k, _)| k == c).map(|(_, v)| v.clone());
+    let values: Vec<Option<String>> = COLUMNS.iter().map(|c| get(c)).collect();
+    let placeholders = (1..=COLUMNS.len() + 1)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO rules (id, {}) VALUES ({placeholders})",
+        COLUMNS.join(", ")
+    );
+    let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id];
+    args.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+    tx.execute(&sql, args.as_slice())?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netev_rules::fields::rule_from_fields;
+    use netev_rules::Action;
+
+    #[test]
+    fn rules_and_policy_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.db");
+        let mut store = RuleStore::open(&path).unwrap();
+        let mut rules = vec![
+            rule_from_fields(
+                [
+                    ("action", "deny"),
+                    ("exe", "/usr/bin/x'; DROP TABLE rules; --"),
+                    ("comment", "ünï\n\"q\""),
+                ],
+                Utc::now(),
+                &|_| None,
+            )
+            .unwrap(),
+            rule_from_fields(
+                [
+                    ("action", "allow"),
+                    ("addr", "::1"),
+                    ("ports", "1-9"),
+                    ("duration", "once"),
+                ],
+                Utc::now(),
+                &|_| None,
+            )
+            .unwrap(),
+        ];
+        store.change(&mut rules, &[], &[]).unwrap();
+        assert_eq!((rules[0].id, rules[1].id), (1, 2));
+        store.add_hits(&[(2, 5)]).unwrap();
+        let mut p = Policy::default();
+        p.set(Op::Connect, Action::Ask);
+        store.set_policy(&p).unwrap();
+        drop(store);
+
+        let mut store = RuleStore::open(&path).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[0].cond, rules[0].cond);
+        assert_eq!(loaded[0].comment, rules[0].comment);
+        assert_eq!(loaded[1].hits, 5);
+        assert!(loaded[1].last_hit.is_some());
+        assert_eq!(store.policy().unwrap(), p);
+        store.change(&mut [], &[], &[1]).unwrap();
+        let mut again = vec![rules[0].clone()];
+        store.change(&mut again, &[], &[]).unwrap();
+        assert_eq!(again[0].id, 3, "ids are never reused");
+    }
+
+    #[test]
+    fn a_corrupt_database_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = format!("{:#}", RuleStore::open(&path).err().unwrap());
+        assert!(err.contains("move it aside"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            vec![0x5a; 8192],
+            "left untouched"
+        );
+    }
+}

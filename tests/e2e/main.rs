@@ -6,7 +6,9 @@ mod bus;
 mod capture;
 mod coalesce;
 mod identity;
+mod kernel_rules;
 mod lifecycle;
+mod rules;
 mod scope;
 
 use netev_tests::{workspace_bin, Daemon, Stopped, TestCgroup};

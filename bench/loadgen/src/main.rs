@@ -4,7 +4,8 @@
 //! one JSON line saying exactly what they did (pid, ports), so a test can
 //! check the events netevd reported against it. Loops (`loop tcp|bind|udp`)
 //! repeat one pattern a fixed number of times and print ns per iteration,
-//! for the benchmarks.
+//! for the benchmarks. `probe` runs single operations and prints how each
+//! ended (see [`probe`]), to compare the kernel's verdicts with the rules'.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -15,6 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
+
+mod probe;
 
 #[derive(Parser)]
 #[command(about = "Network workloads for netev's tests and benchmarks")]
@@ -43,6 +46,16 @@ enum Cmd {
     Sendto { addr: SocketAddr, count: u64 },
     /// Connect to ADDR, then exec EXE with `connect ADDR` (EXE: a copy of this program).
     ExecRace { addr: SocketAddr, exe: PathBuf },
+    /// Single operations, each on a fresh socket (OPS, or the lines of
+    /// stdin): `socket tcp|udp inet|inet6`, `bind|connect tcp|udp ADDR PORT`,
+    /// `sendto udp ADDR PORT`. Prints per op `ok` or `STEP ERRNO`
+    /// (e.g. `socket EPERM`, `connect ECONNREFUSED`); not JSON.
+    Probe {
+        /// Switch to this uid (gid the same, no supplementary groups) first.
+        #[arg(long)]
+        uid: Option<u32>,
+        ops: Vec<String>,
+    },
     /// Repeat one pattern ITERATIONS times; print ns per iteration.
     Loop {
         mode: LoopMode,
@@ -112,6 +125,7 @@ fn main() -> Result<()> {
                 .exec();
             Err(err).with_context(|| format!("exec {}", exe.display()))
         }
+        Cmd::Probe { uid, ops } => probe::probe(uid, ops),
         Cmd::Loop {
             mode,
             iterations,

@@ -514,6 +514,18 @@ static __always_inline void query_addr(struct query *q, __u16 family, const __u8
 
 /* --- socket addresses from the cgroup sock_addr context --------------- */
 
+/* The query of a sock_addr hook. Rules see the socket's family (as socket()
+ * and connect6 do): a dual-stack AF_INET6 socket that reaches an IPv4 peer
+ * comes through the *4 hooks (sendmsg to ::ffff:a.b.c.d, a UDP connect given
+ * a sockaddr_in) with user_family AF_INET; its peer is compared as
+ * ::ffff:a.b.c.d either way. */
+static __always_inline void sock_addr_query(struct query *q, struct bpf_sock_addr *ctx,
+					    const __u8 *addr, __u16 port)
+{
+	query_addr(q, ctx->user_family, addr, port);
+	q->family = ctx->family;
+}
+
 /* v6 must be a constant: the verifier only allows the user_ip6 fields in
  * the *6 attach types, and user_ip4 in the *4 ones. */
 static __always_inline void user_addr(struct bpf_sock_addr *ctx, int v6, __u8 *addr, __u16 *port)
@@ -563,7 +575,7 @@ static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	count(NETEV_CNT_CALLS, 1);
 	get_caller(&c);
 	user_addr(ctx, v6, addr, &port);
-	query_addr(&q, ctx->user_family, addr, port);
+	sock_addr_query(&q, ctx, addr, port);
 	decide(&q, &c, &d);
 
 	e = new_event(&c, op, &d, 1);
@@ -635,7 +647,7 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	count(NETEV_CNT_CALLS, 1);
 	get_caller(&c);
 	user_addr(ctx, v6, key.raddr, &key.rport);
-	query_addr(&q, ctx->user_family, key.raddr, key.rport);
+	sock_addr_query(&q, ctx, key.raddr, key.rport);
 	decide(&q, &c, &d);
 	ret = enforced && d.applied == NETEV_ACTION_DENY ? 0 : 1;
 	if (coalesce) {

@@ -669,11 +669,9 @@ struct DaemonIface {
 }
 
 impl DaemonIface {
-    /// After a change: wait for the kernel, then tell everyone.
+    /// After a change: wait for the kernel (which announces RulesChanged).
     async fn changed(&self, generation: u64) -> fdo::Result<()> {
-        self.shared.installed(generation).await?;
-        self.shared.control(Control::RulesChanged);
-        Ok(())
+        self.shared.installed(generation).await
     }
 }
 

@@ -160,10 +160,6 @@ impl Setup {
                 .poll(POLL_INTERVAL, &mut |rec| sink.handle(rec))?;
             sink.flush();
             self.install_if_changed(&sink);
-            if sink.once_hit {
-                sink.once_hit = false;
-                self.consume_once();
-            }
             if self.report.swap(false, Ordering::Relaxed) {
                 self.log_counters(&sink, "counters");
             }
@@ -220,12 +216,10 @@ impl Setup {
             Err(e) => warn!("cannot install the new rules (the previous ones stay in force): {e}"),
         }
         self.installed.send_replace((generation, result.err()));
-        if sink.bus.is_some() {
-            // RulesChanged for changes made here (expiry, once rules); a bus
-            // method that changed rules says it too: harmless twice.
-            if let Some((_, shared)) = &sink.bus {
-                shared.control(Control::RulesChanged);
-            }
+        // Every change, from the bus or from here (expiry, once rules), ends
+        // in this install: the one place that announces it.
+        if let Some((_, shared)) = &sink.bus {
+            shared.control(Control::RulesChanged);
         }
     }
 
@@ -341,8 +335,6 @@ struct Sink {
     bus: Option<(Bus, Arc<Shared>)>,
     /// Operations per rule id since the last tick.
     hits: std::collections::HashMap<u32, u64>,
-    /// A rule decided something that might be a once rule: check soon.
-    once_hit: bool,
     prompt_timeout: Duration,
     delivered: u64,
     events: u64,
@@ -361,7 +353,6 @@ impl Sink {
             out: print.map(|f| (f, BufWriter::with_capacity(1 << 16, std::io::stdout()))),
             bus,
             hits: std::collections::HashMap::new(),
-            once_hit: false,
             prompt_timeout,
             delivered: 0,
             events: 0,
@@ -391,7 +382,6 @@ impl Sink {
                 self.events += 1;
                 if raw.rule_id != 0 {
                     *self.hits.entry(raw.rule_id).or_default() += u64::from(raw.count);
-                    self.once_hit = true;
                 }
                 let asked = raw.hdr.flags & netev_bpf::abi::F_ASKED != 0;
                 if asked {

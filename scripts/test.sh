@@ -10,4 +10,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the daemon and the workload binaries.
 cargo build --workspace --bins
-cargo test --workspace
+# A bound on the whole run (it takes minutes), so that a hang the tests' own
+# bounds miss fails here with its output instead of running out CI's clock.
+timeout --kill-after=30 1200 cargo test --workspace

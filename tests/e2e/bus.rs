@@ -4,9 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
+use netev_tests::OutputBounded;
 use netev_tests::{
-    ensure_group, ensure_user, log_count, root_or_skip, wait_for_log, workspace_bin, Daemon,
-    PrivateBus, PublicBin, TestCgroup,
+    ensure_group, ensure_user, log_count, root_or_skip, wait_bounded, wait_for_log, workspace_bin,
+    Daemon, PrivateBus, PublicBin, TestCgroup,
 };
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ impl Monitor {
 
     /// Every event it printed, once it has exited.
     fn events(mut self) -> Vec<Value> {
-        let _ = self.child.wait();
+        wait_bounded(&mut self.child, "netev monitor");
         self.lines
             .take()
             .unwrap()
@@ -132,8 +133,7 @@ fn outsider_is_refused(netev: &PublicBin, bus: &PrivateBus) -> String {
     let out = netev
         .as_user("netev-t-outsider")
         .args(["--bus", bus.address(), "monitor"])
-        .output()
-        .unwrap();
+        .output_bounded();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(77), "{err}");
     err
@@ -159,8 +159,7 @@ fn outsiders_are_refused_and_members_accepted() {
     let out = netev
         .as_user("netev-t-outsider")
         .args(["--bus", bus.address(), "status"])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(
         out.status.success(),
         "{}",
@@ -274,7 +273,7 @@ fn the_daemon_outlives_a_client_killed_mid_stream() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     doomed.child.kill().unwrap();
     let _ = doomed.child.wait();
-    load.wait().unwrap();
+    wait_bounded(&mut load, "the sendto workload");
     wait_for_log(&daemon, "the subscriber's departure", |log| {
         log.contains("subscriber left")
     });
@@ -329,8 +328,7 @@ fn a_stopped_client_costs_other_subscribers_nothing() {
     );
     let status = Command::new(workspace_bin("netev"))
         .args(["--bus", bus.address(), "status", "--json"])
-        .output()
-        .unwrap();
+        .output_bounded();
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
         .unwrap()
@@ -362,15 +360,13 @@ fn clear_errors_when_the_daemon_is_not_on_the_bus() {
         let out = Command::new(workspace_bin("netev"))
             .args(["--bus", bus.address()])
             .args(cmd)
-            .output()
-            .unwrap();
+            .output_bounded();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{cmd:?}: {err}");
         assert!(err.contains("netevd is not running"), "{err}");
     }
     let out = Command::new(workspace_bin("netev"))
         .args(["--bus", "unix:path=/nonexistent/bus", "status"])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to the bus at"));
 }

@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 
 use netev_tests::root_or_skip;
+use netev_tests::OutputBounded;
 use serde_json::json;
 
 use crate::{capture, load_bin, ops};
@@ -67,7 +68,6 @@ fn event_carries_pids_time_and_cmdline() {
 fn chrono_like_now() -> String {
     let out = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%dT%H:%M:%S"])
-        .output()
-        .unwrap();
+        .output_bounded();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

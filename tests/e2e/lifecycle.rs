@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use netev_tests::OutputBounded;
 use netev_tests::{root_or_skip, wait_until, workspace_bin, Daemon, TestCgroup};
 
 use crate::load_bin;
@@ -18,8 +19,7 @@ fn status_shows_backend_hooks_and_counters() {
     let out = Command::new(workspace_bin("netev"))
         .args(["status", "--json", "--run-dir"])
         .arg(daemon.run_dir())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(
         out.status.success(),
         "{}",
@@ -51,8 +51,7 @@ fn status_shows_backend_hooks_and_counters() {
     let text = Command::new(workspace_bin("netev"))
         .args(["status", "--run-dir"])
         .arg(daemon.run_dir())
-        .output()
-        .unwrap();
+        .output_bounded();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("backend:   cgroup+tracepoints"), "{text}");
     assert!(text.contains("dropped"), "{text}");
@@ -84,8 +83,7 @@ fn status_when_not_running_says_so() {
     let out = Command::new(workspace_bin("netev"))
         .args(["status", "--run-dir"])
         .arg(dir.path())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("netevd is not running"));
 }
@@ -102,8 +100,7 @@ fn a_directory_that_is_not_a_cgroup_is_refused_clearly() {
         .arg(dir.path())
         .arg("--run-dir")
         .arg(run.path())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a cgroup v2 directory"), "{err}");
@@ -169,8 +166,7 @@ fn daemonizes_once_attached_and_reports_start_failures() {
         .arg("--run-dir")
         .arg(run.path())
         .stderr(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(out.status.success(), "parent exit: {}", out.status);
     let said = String::from_utf8_lossy(&out.stdout);
     let pid: i32 = said
@@ -196,8 +192,7 @@ fn daemonizes_once_attached_and_reports_start_failures() {
         .arg(not_cgroup.path())
         .arg("--run-dir")
         .arg(run.path())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a cgroup v2 directory"));
 }

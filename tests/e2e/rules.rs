@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
+use netev_tests::OutputBounded;
 use netev_tests::{
     ensure_user, root_or_skip, wait_until, workspace_bin, Daemon, PrivateBus, PublicBin, TestCgroup,
 };
@@ -56,8 +57,7 @@ impl Setup {
         Command::new(workspace_bin("netev"))
             .args(["--bus", self.bus.address()])
             .args(args)
-            .output()
-            .expect("netev")
+            .output_bounded()
     }
 
     /// Runs `netev ARGS`, which must succeed; returns its stdout.
@@ -88,10 +88,7 @@ impl Setup {
             }
             None => self.cg.command(PYTHON),
         };
-        let out = cmd
-            .args(["-c", PROBE, &ops.to_string()])
-            .output()
-            .expect("python3");
+        let out = cmd.args(["-c", PROBE, &ops.to_string()]).output_bounded();
         assert!(
             out.status.success(),
             "probe failed: {}",
@@ -491,8 +488,7 @@ fn an_unprivileged_caller_cannot_change_rules() {
     let out = netev
         .as_user("netev-outsider")
         .args(["--bus", s.bus.address(), "rules", "add", "allow"])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(
         out.status.code(),
         Some(77),
@@ -502,8 +498,7 @@ fn an_unprivileged_caller_cannot_change_rules() {
     let out = netev
         .as_user("netev-outsider")
         .args(["--bus", s.bus.address(), "rules", "list"])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert_eq!(out.status.code(), Some(77));
     assert!(s.rules().is_empty());
     s.daemon.stop();

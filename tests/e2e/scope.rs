@@ -1,5 +1,6 @@
 //! Only the target cgroup is captured, and never the daemon itself.
 
+use netev_tests::OutputBounded;
 use netev_tests::{root_or_skip, workspace_bin, Daemon, TestCgroup};
 
 use crate::load_bin;
@@ -14,8 +15,7 @@ fn processes_outside_the_cgroup_are_not_reported() {
     // Outside: the test's own cgroup.
     let outside = std::process::Command::new(load_bin())
         .arg("tcp4")
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(outside.status.success());
     let outside: serde_json::Value = serde_json::from_slice(&outside.stdout).unwrap();
     // Inside, after it: proves capture was live while the outside one ran.

@@ -18,6 +18,78 @@ use serde_json::Value;
 /// A bound on readiness, not a timing assertion.
 const READY_WAIT: Duration = Duration::from_secs(60);
 
+/// The longest any command of a test may run. Not a timing assertion: a
+/// bound that turns a hang (a wedged daemon, a client that never hears the
+/// daemon leave) into a failure that names the command, instead of a CI run
+/// that never ends.
+pub const HANG_BOUND: Duration = Duration::from_secs(180);
+
+/// `Command::output` with [`HANG_BOUND`]: stdout and stderr are captured; a
+/// command still running at the bound is killed and the test fails.
+pub trait OutputBounded {
+    fn output_bounded(&mut self) -> std::process::Output;
+}
+
+impl OutputBounded for Command {
+    fn output_bounded(&mut self) -> std::process::Output {
+        use std::io::Read;
+        let what = format!("{self:?}");
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        let read = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                buf
+            })
+        };
+        let out = read(Box::new(child.stdout.take().expect("piped")));
+        let err = read(Box::new(child.stderr.take().expect("piped")));
+        let deadline = Instant::now() + HANG_BOUND;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = err.join().unwrap_or_default();
+                panic!(
+                    "{what} still running after {HANG_BOUND:?}: killed; its stderr:\n{}",
+                    String::from_utf8_lossy(&err)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::process::Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        }
+    }
+}
+
+/// Waits for a child with [`HANG_BOUND`]; kills it and fails the test at the
+/// bound.
+pub fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + HANG_BOUND;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {HANG_BOUND:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// True if the test can run. Without root it is skipped with a printed
 /// reason, except under `CI=true`, where a skip is a failure.
 pub fn root_or_skip(test: &str) -> bool {
@@ -116,18 +188,17 @@ impl TestCgroup {
     /// Runs a command inside the cgroup to completion; returns its stdout
     /// parsed as one JSON line (the workloads' report).
     pub fn run_json(&self, program: &Path, args: &[&str]) -> Value {
-        let out = self
-            .command(program)
-            .args(args)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+        let out = self.command(program).args(args).output_bounded();
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
-            "{} {args:?} failed: {}",
+            "{} {args:?} failed: {}; stderr:\n{stderr}",
             program.display(),
             out.status
         );
+        if !stderr.is_empty() {
+            eprint!("{stderr}");
+        }
         let text = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(text.trim())
             .unwrap_or_else(|e| panic!("workload printed {text:?}, not JSON: {e}"))
@@ -321,6 +392,13 @@ impl Drop for Daemon {
         if let Some(mut child) = self.child.take() {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            // Bounded, without panicking (this may run while unwinding): a
+            // wedged daemon is killed so that the cgroup can be removed.
+            let deadline = Instant::now() + READY_WAIT;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
             let _ = child.wait();
         }
     }

@@ -26,6 +26,11 @@ impl EncodedEvent {
         let data = to_bytes(Context::new(NATIVE_ENDIAN, 0), ev)?;
         Ok(EncodedEvent(Arc::from(data.bytes())))
     }
+
+    /// Bytes it takes in a batch (with its alignment padding).
+    pub fn wire_len(&self) -> usize {
+        self.0.len().next_multiple_of(8)
+    }
 }
 
 fn pad8(buf: &mut Vec<u8>) {

@@ -46,6 +46,10 @@ pub const INTERFACE: &str = "org.netev.Daemon1";
 
 /// Most events in one `Events` signal.
 pub const MAX_BATCH: usize = 1024;
+/// Most bytes of events in one `Events` signal (a batch always carries at
+/// least one event). With [`MAX_IN_FLIGHT`] this bounds what dbus-daemon holds
+/// for one subscriber to ~512 KiB, whatever the events look like.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Longest an event waits in a batch before the batch is sent, in ms.
 pub const BATCH_INTERVAL_MS: u64 = 50;
 /// Batches a subscriber may have unacknowledged (see `Ack`).

@@ -21,7 +21,7 @@ use anyhow::{anyhow, Context, Result};
 use futures_util::StreamExt;
 use netev_dbus::{
     events_body, EncodedEvent, Filter, WireEvent, WireHook, WireStatus, BATCH_INTERVAL_MS,
-    BUS_NAME, EVENTS_SIGNATURE, INTERFACE, MAX_BATCH, OBJECT_PATH,
+    BUS_NAME, EVENTS_SIGNATURE, INTERFACE, MAX_BATCH, MAX_BATCH_BYTES, OBJECT_PATH,
 };
 use netev_event::status::Status;
 use netev_event::Event;
@@ -45,9 +45,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// beyond this its events are counted as lost (for it alone).
 const BACKLOG: usize = 8 * MAX_BATCH;
 /// Batches a subscriber may have unacknowledged (see `Ack`): what dbus-daemon
-/// may hold for it, ~2 MiB, so no subscriber can make dbus-daemon stop
-/// reading from netevd (it charges undelivered messages to their sender:
-/// 32 subscribers x 2 MiB stays well under its 127 MiB default).
+/// may hold for it, at most 8 x MAX_BATCH_BYTES = 512 KiB, so no subscriber
+/// can make dbus-daemon stop reading from netevd (it charges undelivered
+/// messages to their sender: 32 subscribers x 512 KiB stays well under its
+/// 127 MiB default, and two stay under the tests' 2 MB quota).
 pub const MAX_IN_FLIGHT: u32 = netev_dbus::MAX_IN_FLIGHT;
 
 /// Which bus to serve on.
@@ -259,6 +260,8 @@ struct Subscriber {
     filter: Filter,
     /// Serialized once, shared with the other subscribers that want them.
     batch: Vec<EncodedEvent>,
+    /// The wire size of `batch`.
+    batch_bytes: usize,
     /// `bus_dropped` when this subscriber's last batch went out.
     dropped_seen: u64,
     /// Batches sent and not yet acknowledged.
@@ -476,6 +479,7 @@ fn distribute(subs: &Subscribers, ev: Event) {
         }
     };
     for sub in matching {
+        sub.batch_bytes += encoded.wire_len();
         sub.batch.push(encoded.clone());
     }
 }
@@ -494,7 +498,7 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
             .filter_map(|(name, s)| {
                 let lost = dropped_now - s.dropped_seen + s.lost;
                 let due = if full_only {
-                    s.batch.len() >= MAX_BATCH
+                    s.batch.len() >= MAX_BATCH || s.batch_bytes >= MAX_BATCH_BYTES
                 } else {
                     !s.batch.is_empty() || lost > 0
                 };
@@ -503,18 +507,9 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
                     return None;
                 }
                 // Whole batches while credit lasts; the rest waits.
-                let take = (credit as usize)
-                    .saturating_mul(MAX_BATCH)
-                    .min(s.batch.len());
-                let rest = s.batch.split_off(take);
-                let mut sending = std::mem::replace(&mut s.batch, rest);
-                let mut chunks: Vec<Vec<EncodedEvent>> = Vec::new();
-                while sending.len() > MAX_BATCH {
-                    let tail = sending.split_off(MAX_BATCH);
-                    chunks.push(std::mem::replace(&mut sending, tail));
-                }
-                // the last (or only) chunk; an empty one only reports `lost`
-                chunks.push(sending);
+                let (chunks, rest) = split_batches(std::mem::take(&mut s.batch), credit as usize);
+                s.batch_bytes = rest.iter().map(EncodedEvent::wire_len).sum();
+                s.batch = rest;
                 s.in_flight = s.in_flight.saturating_add(chunks.len() as u32);
                 s.dropped_seen = dropped_now;
                 s.lost = 0;
@@ -543,6 +538,34 @@ async fn flush(conn: &Connection, shared: &Shared, subs: &Subscribers, full_only
             }
         }
     }
+}
+
+/// Cuts events into at most `max` batches of at most MAX_BATCH events and
+/// MAX_BATCH_BYTES (or one event, however big); returns them and what did
+/// not fit. No events give one empty batch, which carries only `lost`.
+fn split_batches(
+    events: Vec<EncodedEvent>,
+    max: usize,
+) -> (Vec<Vec<EncodedEvent>>, Vec<EncodedEvent>) {
+    let mut chunks: Vec<Vec<EncodedEvent>> = vec![Vec::new()];
+    let mut bytes = 0;
+    let mut events = events.into_iter();
+    for ev in events.by_ref() {
+        let last = chunks.last().expect("never empty");
+        if !last.is_empty() && (last.len() >= MAX_BATCH || bytes + ev.wire_len() > MAX_BATCH_BYTES)
+        {
+            if chunks.len() >= max {
+                let mut rest = vec![ev];
+                rest.extend(events);
+                return (chunks, rest);
+            }
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += ev.wire_len();
+        chunks.last_mut().expect("never empty").push(ev);
+    }
+    (chunks, Vec::new())
 }
 
 /// Prompt signals go to the prompters alone (they name programs and
@@ -706,6 +729,7 @@ impl DaemonIface {
             Subscriber {
                 filter,
                 batch: Vec::new(),
+                batch_bytes: 0,
                 dropped_seen: self.shared.bus_dropped(),
                 in_flight: 0,
                 lost: 0,
@@ -1027,5 +1051,46 @@ impl DaemonIface {
     #[zbus(property(emits_changed_signal = "false"))]
     fn counters(&self) -> HashMap<String, u64> {
         WireStatus::from(&*self.shared.status.lock().expect("status lock")).counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netev_event::Op;
+
+    fn encoded(exe_len: usize) -> EncodedEvent {
+        let mut ev = Event::new(Op::Connect);
+        ev.exe = Some("x".repeat(exe_len));
+        EncodedEvent::new(&WireEvent::from(&ev)).unwrap()
+    }
+
+    #[test]
+    fn batches_are_bounded_in_events_and_bytes_and_by_credit() {
+        for (exe_len, credit) in [(0, 8), (10, 8), (2000, 3), (200, 1)] {
+            let (chunks, rest) =
+                split_batches((0..2500).map(|_| encoded(exe_len)).collect(), credit);
+            assert!(chunks.len() <= credit);
+            for c in &chunks {
+                let bytes: usize = c.iter().map(EncodedEvent::wire_len).sum();
+                assert!(
+                    c.len() <= MAX_BATCH && bytes <= MAX_BATCH_BYTES,
+                    "{} events, {bytes} bytes",
+                    c.len()
+                );
+                assert!(!c.is_empty());
+            }
+            let sent: usize = chunks.iter().map(Vec::len).sum();
+            assert_eq!(sent + rest.len(), 2500, "nothing lost in the split");
+            if !rest.is_empty() {
+                assert_eq!(chunks.len(), credit, "fills the credit before holding back");
+            }
+        }
+        // an event bigger than a batch still goes, alone
+        let (chunks, rest) = split_batches(vec![encoded(MAX_BATCH_BYTES)], 1);
+        assert_eq!((chunks.len(), chunks[0].len(), rest.len()), (1, 1, 0));
+        // nothing to send still gives one (empty) batch, to carry `lost`
+        let (chunks, _) = split_batches(Vec::new(), 8);
+        assert_eq!(chunks, [Vec::<EncodedEvent>::new()]);
     }
 }

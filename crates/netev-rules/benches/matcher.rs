@@ -1,5 +1,6 @@
 //! ns per decision with 10, 1k and 100k rules: the index (`decide`) next to
-//! the plain scan (`decide_linear`) it must agree with.
+//! the plain scan (`decide_linear`) it must agree with; queries that match
+//! no rule (the whole index is searched) and queries that each match one.
 //!
 //! The rule sets look like a real machine's: per-program rules (one program
 //! in 20 rules), each to an address and a port or port range, plus a few
@@ -63,6 +64,44 @@ fn bench(c: &mut Criterion) {
                 port: Some(1 + ((i * 997) % 60000) as u16),
             })
             .collect();
+        // Queries that each match a rule (the one they were made from, or an
+        // earlier one): the search ends on a hit instead of falling through.
+        let hit_exes: Vec<String> = (0..64)
+            .map(|i| format!("/usr/bin/app{}", ((i * 7919) % n) / 20))
+            .collect();
+        let hits: Vec<Query<'_>> = (0..64)
+            .map(|i| {
+                let k = (i * 7919) % n;
+                Query {
+                    op: Op::Connect,
+                    family: Family::INET,
+                    proto: Proto::TCP,
+                    exe: Some(hit_exes[i].as_str()),
+                    uid: 1000,
+                    addr: Some(
+                        format!("10.{}.{}.7", (k / 256) % 256, k % 256)
+                            .parse()
+                            .unwrap(),
+                    ),
+                    port: Some(if k % 3 == 0 {
+                        (1000 + k % 500 + 50) as u16
+                    } else {
+                        (1 + k % 60000) as u16
+                    }),
+                }
+            })
+            .collect();
+        assert!(
+            hits.iter().all(|q| set.decide(q).rule.is_some()),
+            "every hit query matches a rule"
+        );
+        g.bench_with_input(BenchmarkId::new("indexed-hits", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % hits.len();
+                black_box(set.decide(black_box(&hits[i])))
+            })
+        });
         g.bench_with_input(BenchmarkId::new("indexed", n), &n, |b, _| {
             let mut i = 0;
             b.iter(|| {

@@ -475,15 +475,20 @@ mod tests {
                 "10.0.0.0/8",
                 "10.1.0.0/16",
                 "10.1.2.3",
+                "10.1.2.0/24",
+                "10.200.0.0/16",
+                "::1",
                 "::/0",
                 "2001:db8::/32",
                 "0.0.0.0/0",
             ])
             .prop_map(String::from)
             .boxed()),
-            opt((0u16..100, 0u16..40)
-                .prop_map(|(a, n)| format!("{}-{}", a, a + n))
-                .boxed()),
+            opt(prop_oneof![
+                (0u16..150).prop_map(|a| a.to_string()),
+                (0u16..100, 0u16..40).prop_map(|(a, n)| format!("{}-{}", a, a + n)),
+            ]
+            .boxed()),
             (-2i32..3, any::<bool>()),
         )
             .prop_map(
@@ -556,7 +561,7 @@ mod tests {
         /// once-rules included.
         #[test]
         fn compiled_tables_decide_like_the_matcher(
-            specs in prop::collection::vec(arb_rule(), 0..12),
+            specs in prop::collection::vec(arb_rule(), 0..24),
             queries in prop::collection::vec(arb_query(), 1..24),
         ) {
             let rules: Vec<Rule> = specs.iter().enumerate().filter_map(|(i, f)| {

@@ -209,27 +209,28 @@ impl fmt::Display for PortRange {
 /// Which executables a rule is about: an absolute path, or a glob over
 /// absolute paths (`/usr/bin/*`, `/opt/**/bin/*`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ExeMatch(String);
+pub struct ExeMatch {
+    text: String,
+    /// Compiled once: matching is on every decision's path.
+    glob: Option<glob::Pattern>,
+}
 
 impl ExeMatch {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// Whether the pattern has glob characters.
     pub fn is_glob(&self) -> bool {
-        self.0.contains(['*', '?', '['])
+        self.glob.is_some()
     }
 
     /// Whether `path` (an absolute, canonical path) matches.
     pub fn matches(&self, path: &str) -> bool {
-        if self.is_glob() {
-            glob::Pattern::new(&self.0)
-                .map(|p| p.matches_with(path, GLOB_OPTIONS))
-                .unwrap_or(false)
-        } else {
-            self.0 == path
+        match &self.glob {
+            Some(p) => p.matches_with(path, GLOB_OPTIONS),
+            None => self.text == path,
         }
     }
 }
@@ -257,17 +258,21 @@ impl FromStr for ExeMatch {
         if s.contains('\0') {
             return Err(invalid("must not contain a NUL byte".into()));
         }
-        let m = ExeMatch(s.to_string());
-        if m.is_glob() {
-            glob::Pattern::new(s).map_err(|e| invalid(format!("bad glob: {e}")))?;
-        }
-        Ok(m)
+        let glob = if s.contains(['*', '?', '[']) {
+            Some(glob::Pattern::new(s).map_err(|e| invalid(format!("bad glob: {e}")))?)
+        } else {
+            None
+        };
+        Ok(ExeMatch {
+            text: s.to_string(),
+            glob,
+        })
     }
 }
 
 impl fmt::Display for ExeMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 

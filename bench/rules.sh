@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Kernel rule-decision overhead, side by side in one run: the TCP connect loop
+# Kernel rule-decision overhead, side by side in one run: a connect loop
 # bare, under netevd with no rules, and under netevd with 1000 rules loaded.
 #
 #   sudo bench/rules.sh [ROUNDS] [ITERATIONS] [NRULES]
+#   LOOP=tcp|udp-connect (default udp-connect: connect() of one UDP socket,
+#   ~1 µs bare, so a per-decision cost shows; tcp: socket+connect+accept+close)
+#   PIN=1 (default): the loop on CPU 1, netevd on CPU 0
 #
-# Each round runs bare, netevd-no-rules (fresh, empty state dir) and
-# netevd-1k-rules (fresh state dir, NRULES rules imported over D-Bus with
-# `netev rules import`, count checked with `netev rules list --json`), in that
-# order, so drift on a shared VM hits all three. Both netevd configs use the
-# same flags (--bus on a private session dbus-daemon, no --print). The rules
+# Each round runs bare, then starts one netevd (fresh, empty state dir) and
+# measures it with no rules and with NRULES rules (imported over D-Bus with
+# `netev rules import`, count checked with `netev rules list --json`, removed
+# again with `import --replace` of an empty file); odd rounds measure no rules
+# first, even rounds rules first, so that neither a daemon's start nor drift
+# on a shared VM favours one of them. The rules
 # are realistic (per-program and machine-wide, shared ports and networks) but
 # none matches the loop's own 127.0.0.1 connects: the loop measures the cost
 # of deciding, not of denying.
@@ -16,9 +20,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${1:-5}
-ITER=${2:-100000}
+ROUNDS=${1:-10}
+ITER=${2:-1000000}
 NRULES=${3:-1000}
+LOOP=${LOOP:-udp-connect}
+PIN=${PIN:-1}
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then LOAD_CPU="taskset -c 1"; DAEMON_CPU="taskset -c 0"; else LOAD_CPU=; DAEMON_CPU=; fi
 [ "$(id -u)" -eq 0 ] || { echo "rules.sh: needs root (loads BPF, makes a cgroup)" >&2; exit 1; }
 [ -n "${NETEV_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p netevd -p netev -p netev-loadgen
 
@@ -41,7 +48,9 @@ cleanup() {
     fi
     rm -rf "$W"
 }
-trap cleanup EXIT
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'cleanup; sysctl -q kernel.bpf_stats_enabled="$STATS_WAS"' EXIT
+sysctl -q kernel.bpf_stats_enabled=1
 
 # --- private session bus (permissive session config; root is the caller) ---
 dbus-daemon --session --fork --print-address=1 --print-pid=1 > "$W/bus"
@@ -113,15 +122,24 @@ PY
 
 in_cgroup() { sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$CG" "$@"; }
 
+# Time spent in netevd's BPF programs so far (kernel.bpf_stats_enabled):
+# the in-kernel cost, free of the noise a shared VM adds to wall time.
+bpf_ns() {
+    [ -n "$DAEMON_PID" ] || { echo 0; return; }
+    cat /proc/"$DAEMON_PID"/fdinfo/* 2>/dev/null | awk '/^run_time_ns:/ { t += $2 } END { print t + 0 }'
+}
+
 run_load() { # config -> appends a JSON line
-    local config=$1 res
-    res=$(in_cgroup "$BIN/netev-load" loop tcp --iterations "$ITER")
-    echo "{\"round\":$r,\"config\":\"$config\",\"rules\":${2:-0},\"result\":$res}" >> "$OUT"
+    local config=$1 res b0 b1
+    b0=$(bpf_ns)
+    res=$(in_cgroup $LOAD_CPU "$BIN/netev-load" loop "$LOOP" --iterations "$ITER")
+    b1=$(bpf_ns)
+    echo "{\"round\":$r,\"config\":\"$config\",\"rules\":${2:-0},\"bpf_ns_per_op\":$(awk "BEGIN { print ($b1 - $b0) / $ITER }"),\"result\":$res}" >> "$OUT"
 }
 
 start_daemon() { # state dir
     rm -rf "$1" "$W/run"; mkdir -p "$1" "$W/run"
-    "$BIN/netevd" --foreground --bus "$ADDR" --state-dir "$1" --run-dir "$W/run" --cgroup "$CG" \
+    $DAEMON_CPU "$BIN/netevd" --foreground --bus "$ADDR" --state-dir "$1" --run-dir "$W/run" --cgroup "$CG" \
         > /dev/null 2> "$W/netevd.log" &
     DAEMON_PID=$!
     for _ in $(seq 600); do
@@ -139,19 +157,9 @@ stop_daemon() {
 nrules() { "$BIN/netev" --bus "$ADDR" rules list --json | wc -l; }
 
 echo "machine: $(nproc) cores, kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
-echo "{\"meta\":{\"date\":\"$(date -u +%FT%TZ)\",\"kernel\":\"$(uname -r)\",\"cores\":$(nproc),\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\",\"rounds\":$ROUNDS,\"iterations\":$ITER,\"rules\":$NRULES}}" >> "$OUT"
+echo "{\"meta\":{\"loop\":\"$LOOP\",\"pinned\":\"${LOAD_CPU:-no}\",\"date\":\"$(date -u +%FT%TZ)\",\"kernel\":\"$(uname -r)\",\"cores\":$(nproc),\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\",\"rounds\":$ROUNDS,\"iterations\":$ITER,\"rules\":$NRULES}}" >> "$OUT"
 
-for r in $(seq "$ROUNDS"); do
-    echo "[rules] round $r/$ROUNDS" >&2
-    run_load bare
-
-    start_daemon "$W/state-empty"
-    have=$(nrules)
-    [ "$have" -eq 0 ] || { echo "expected 0 rules, netevd has $have" >&2; exit 1; }
-    run_load netevd-no-rules 0
-    stop_daemon
-
-    start_daemon "$W/state-rules"
+measure_rules() {
     t0=$(date +%s.%N)
     "$BIN/netev" --bus "$ADDR" rules import "$W/rules.toml" >&2
     t1=$(date +%s.%N)
@@ -161,39 +169,68 @@ for r in $(seq "$ROUNDS"); do
     run_load "netevd-${NRULES}-rules" "$NRULES"
     # none of the rules may have matched the loop's connects
     hits=$("$BIN/netev" --bus "$ADDR" rules list --json | python3 -c 'import json,sys; print(sum(int(json.loads(l).get("hits",0) or 0) for l in sys.stdin))')
-    # the rules are in force in the kernel: one more rule that does match the
-    # loop makes its connect fail (checked after the measurement)
     mode=$(python3 -c 'import json,sys; print(",".join(h["mode"] for h in json.load(open(sys.argv[1]))["hooks"] if h["op"] == "connect"))' "$W/run/status.json")
-    printf '[[rule]]\naction = "deny"\nops = ["connect"]\naddr = "127.0.0.1"\nexe = "%s"\n' "$BIN/netev-load" > "$W/deny.toml"
-    "$BIN/netev" --bus "$ADDR" rules import "$W/deny.toml" > /dev/null
-    if in_cgroup "$BIN/netev-load" loop tcp --iterations 10 > /dev/null 2>&1; then refused=false; else refused=true; fi
-    echo "{\"round\":$r,\"rule_hits\":$hits,\"connect_hook_mode\":\"$mode\",\"matching_rule_refuses\":$refused}" >> "$OUT"
+    echo "{\"round\":$r,\"rule_hits\":$hits,\"connect_hook_mode\":\"$mode\"}" >> "$OUT"
+    : > "$W/empty.toml"
+    "$BIN/netev" --bus "$ADDR" rules import --replace "$W/empty.toml" > /dev/null
+    have=$(nrules)
+    [ "$have" -eq 0 ] || { echo "expected 0 rules after the replace, netevd has $have" >&2; exit 1; }
+}
+
+measure_none() {
+    have=$(nrules)
+    [ "$have" -eq 0 ] || { echo "expected 0 rules, netevd has $have" >&2; exit 1; }
+    run_load netevd-no-rules 0
+}
+
+for r in $(seq "$ROUNDS"); do
+    echo "[rules] round $r/$ROUNDS" >&2
+    run_load bare
+    start_daemon "$W/state"
+    if [ $((r % 2)) -eq 1 ]; then measure_none; measure_rules; else measure_rules; measure_none; fi
     stop_daemon
 done
 
+# The rules are in force in the kernel: the same rules plus one that matches
+# the loop make its connect fail.
+start_daemon "$W/state"
+"$BIN/netev" --bus "$ADDR" rules import "$W/rules.toml" > /dev/null
+printf '[[rule]]\naction = "deny"\nops = ["connect"]\naddr = "127.0.0.1"\nexe = "%s"\n' "$BIN/netev-load" > "$W/deny.toml"
+"$BIN/netev" --bus "$ADDR" rules import "$W/deny.toml" > /dev/null
+if in_cgroup "$BIN/netev-load" loop "$LOOP" --iterations 10 > /dev/null 2>&1; then refused=false; else refused=true; fi
+echo "{\"matching_rule_refuses\":$refused}" >> "$OUT"
+stop_daemon
+
 python3 - "$OUT" <<'PY'
 import json, statistics, sys
-runs, meta, imports, hits = {}, {}, [], []
+runs, meta, imports, hits, bpf = {}, {}, [], [], {}
 for line in open(sys.argv[1]):
     rec = json.loads(line)
     if "meta" in rec: meta = rec["meta"]
     elif "import_secs" in rec: imports.append(rec["import_secs"])
-    elif "rule_hits" in rec: hits.append((rec["rule_hits"], rec["connect_hook_mode"], rec["matching_rule_refuses"]))
-    else: runs.setdefault(rec["config"], []).append(rec["result"]["ns_per_op"])
+    elif "rule_hits" in rec: hits.append((rec["rule_hits"], rec["connect_hook_mode"]))
+    elif "matching_rule_refuses" in rec: refuses = rec["matching_rule_refuses"]
+    else:
+        runs.setdefault(rec["config"], []).append(rec["result"]["ns_per_op"])
+        bpf.setdefault(rec["config"], []).append(rec.get("bpf_ns_per_op", 0))
 bare = runs["bare"]
 none = runs["netevd-no-rules"]
 rk = [k for k in runs if k.endswith("-rules") and k != "netevd-no-rules"][0]
 withr = runs[rk]
 med = statistics.median
 spread = lambda v: f"{min(v):.0f}–{max(v):.0f} ({100 * (max(v) - min(v)) / med(v):.1f}%)"
-print(f"Run {meta['date']}, kernel {meta['kernel']}, {meta['cores']} cores ({meta['cpu']}), "
+print(f"Loop {meta.get('loop', 'tcp')}, pinned: {meta.get('pinned', 'no')}. Run {meta['date']}, kernel {meta['kernel']}, {meta['cores']} cores ({meta['cpu']}), "
       f"{meta['rounds']} rounds x {meta['iterations']} iterations; rule import {med(imports):.2f} s (median); "
-      f"per round (rule hits during the loop, connect hook mode, a matching rule refuses): {hits}\n")
+      f"per round (rule hits during the loop, connect hook mode): {hits}; a rule matching the loop refuses it: {refuses}\n")
 print("| config | median ns/op | min–max (spread) | / bare (paired median) | / netevd no rules (paired median) |")
 print("|---|---|---|---|---|")
 print(f"| bare | {med(bare):.0f} | {spread(bare)} | 1.00x | - |")
 print(f"| netevd, no rules | {med(none):.0f} | {spread(none)} | {med([a / b for a, b in zip(none, bare)]):.3f}x | 1.000x |")
 print(f"| netevd, {meta['rules']} rules | {med(withr):.0f} | {spread(withr)} | {med([a / b for a, b in zip(withr, bare)]):.3f}x | {med([a / b for a, b in zip(withr, none)]):.3f}x |")
+bn, br = bpf["netevd-no-rules"], bpf[rk]
+print(f"\nIn-kernel time (netevd's BPF programs, ns per loop iteration): no rules {med(bn):.0f} (min–max {min(bn):.0f}–{max(bn):.0f}), "
+      f"{meta['rules']} rules {med(br):.0f} (min–max {min(br):.0f}–{max(br):.0f}); paired difference (rules − none) median "
+      f"{med([a - b for a, b in zip(br, bn)]):.0f} ns, ratio {med([a / b for a, b in zip(br, bn)]):.3f}x.")
 print("\nper round (ns/op): " + "; ".join(f"{i+1}: {b:.0f} / {n:.0f} / {w:.0f}" for i, (b, n, w) in enumerate(zip(bare, none, withr))))
 PY
 echo "raw results: $OUT" >&2

@@ -289,14 +289,12 @@ mod tests {
         assert_eq!(size_of::<types::netev_exe_key>(), size_of::<RawExeKey>());
         assert_eq!(size_of::<types::netev_uid_key>(), size_of::<RawUidKey>());
         assert_eq!(size_of::<types::netev_addr_key>(), size_of::<RawAddrKey>());
-        assert_eq!(size_of::<types::netev_port_key>(), size_of::<RawPortKey>());
         same!(types::netev_ruleset, RawRuleset, words => words, exe_other => exe_other,
               uid_other => uid_other, addr_none => addr_none, port_none => port_none,
               default_action => default_action, ask_fallback => ask_fallback, kind => kind);
         same!(types::netev_rule_meta, RawRuleMeta, id => id, action => action, once => once);
         same!(types::netev_exe_key, RawExeKey, ino => ino, dev => dev, slot => slot);
         same!(types::netev_addr_key, RawAddrKey, prefixlen => prefixlen, slot => slot, addr => addr);
-        same!(types::netev_port_key, RawPortKey, prefixlen => prefixlen, slot => slot, port => port);
         same!(types::netev_exec, RawExec, ppid => ppid, uid => uid, app_ino => app_ino,
               app_dev => app_dev, filename_len => filename_len, comm => comm,
               filename => filename);

@@ -286,6 +286,7 @@ impl Capture for CgroupCapture {
             uid: &maps.rule_uid,
             addr: &maps.rule_addr,
             port: &maps.rule_port,
+            addr4: &maps.rule_addr4,
             once: &maps.once_state,
         };
         self.rules.install(&m, tables)

@@ -88,20 +88,6 @@ pub struct RawAddrKey {
     pub _pad: [u8; 3],
 }
 
-/// `struct netev_port_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawPortKey {
-    /// 8 + prefix length.
-    pub prefixlen: u32,
-    /// Slot.
-    pub slot: u8,
-    /// Big-endian port.
-    pub port: [u8; 2],
-    /// Padding.
-    pub _pad: u8,
-}
-
 const _: () = assert!(std::mem::size_of::<RawRuleset>() == 24 + 2 * 256);
 const _: () = assert!(netev_rules::compile::KINDS <= 256);
 
@@ -116,6 +102,7 @@ pub(crate) struct RuleMaps<'a> {
     pub uid: &'a dyn MapCore,
     pub addr: &'a dyn MapCore,
     pub port: &'a dyn MapCore,
+    pub addr4: &'a dyn MapCore,
     pub once: &'a dyn MapCore,
 }
 
@@ -132,7 +119,6 @@ struct SlotKeys {
     exe: Vec<RawExeKey>,
     uid: Vec<RawUidKey>,
     addr: Vec<RawAddrKey>,
-    port: Vec<RawPortKey>,
 }
 
 fn map_err(what: &str) -> impl Fn(libbpf_rs::Error) -> Error + '_ {
@@ -174,9 +160,6 @@ impl Installed {
         }
         for k in &keys.addr {
             let _ = m.addr.delete(bytemuck::bytes_of(k));
-        }
-        for k in &keys.port {
-            let _ = m.port.delete(bytemuck::bytes_of(k));
         }
 
         // once rules: armed before any slot can name them
@@ -275,18 +258,22 @@ impl Installed {
                 .map_err(map_err("rule_addr"))?;
             keys.addr.push(k);
         }
-        for (port, len, class) in &t.port {
-            let k = RawPortKey {
-                prefixlen: 8 + u32::from(*len),
-                slot: slot as u8,
-                port: port.to_be_bytes(),
-                _pad: 0,
-            };
-            m.port
-                .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
-                .map_err(map_err("rule_port"))?;
-            keys.port.push(k);
-        }
+        // `struct netev_addr4_classes`, `struct netev_port_classes`: the whole
+        // slot in one write each
+        m.addr4
+            .update(
+                &slot.to_ne_bytes(),
+                bytemuck::cast_slice(&t.addr4_class),
+                MapFlags::ANY,
+            )
+            .map_err(map_err("rule_addr4"))?;
+        m.port
+            .update(
+                &slot.to_ne_bytes(),
+                bytemuck::cast_slice(&t.port_class),
+                MapFlags::ANY,
+            )
+            .map_err(map_err("rule_port"))?;
         self.slots[slot as usize] = keys;
 
         let mut header = RawRuleset::zeroed();

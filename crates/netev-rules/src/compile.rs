@@ -10,7 +10,9 @@
 //! Addresses and ports are looked up by longest prefix, and a prefix's bitmap
 //! holds every rule whose range contains the whole prefix: for any value, the
 //! longest stored prefix containing it is inside every rule range containing
-//! the value, so the lookup gives exactly the rules the value meets.
+//! the value, so the lookup gives exactly the rules the value meets. Ports
+//! are few enough to expand: the kernel gets the class of every port (filled
+//! from the prefixes, longest last) and looks it up with one indexed load.
 //!
 //! Bitmaps are interned: each distinct bitmap is stored once as a "class",
 //! and lookups give class numbers.
@@ -23,6 +25,9 @@ use netev_event::{Family, Op, Proto};
 use crate::matcher::op_index;
 use crate::model::{mapped_prefix, prefix_contains};
 use crate::{Action, Decision, ExeMatch, Policy, Rule, RuleError};
+
+/// In `addr4_class`: look the address up in the trie (`NETEV_ADDR4_TRIE`).
+pub const ADDR4_TRIE: u16 = 0x8000;
 
 /// 64-bit words per bitmap (`NETEV_RULE_WORDS`).
 pub const RULE_WORDS: usize = 32;
@@ -101,8 +106,11 @@ pub struct KernelTables {
     pub addr: Vec<(Ipv6Addr, u8, u16)>,
     /// Class of an operation without an address.
     pub addr_none: u16,
-    /// (port prefix, prefix length 0..=16, class); includes `0/0`.
-    pub port: Vec<(u16, u8, u16)>,
+    /// Per IPv4 /16 (65 536 entries): the class of every address in it, or
+    /// [`ADDR4_TRIE`] when a longer prefix splits it (then `addr` decides).
+    pub addr4_class: Vec<u16>,
+    /// The class of every port (65 536 entries).
+    pub port_class: Vec<u16>,
     /// Class of an operation without a port.
     pub port_none: u16,
     /// Default action per op.
@@ -284,6 +292,38 @@ pub fn compile(
         addr.push((net, len, interner.class(bits)?));
     }
 
+    // IPv4 by /16: most addresses fall in a /16 that no rule splits, and get
+    // their class with one indexed load instead of a trie walk. Filled like
+    // ports: the longest prefix containing the /16 wins; a /16 holding a
+    // longer prefix is left to the trie.
+    let mapped_v4 = |len: u8, net: Ipv6Addr| {
+        len >= 96 && prefix_contains(Ipv6Addr::from(0xffff_0000_0000u128), 96, net)
+    };
+    let mut addr4_class = vec![0u16; 1 << 16];
+    let mut fills: Vec<&(Ipv6Addr, u8, u16)> = addr
+        .iter()
+        .filter(|(net, len, _)| {
+            if *len <= 96 {
+                // shorter: does it hold all of IPv4?
+                prefix_contains(*net, *len, Ipv6Addr::from(0xffff_0000_0000u128))
+            } else {
+                mapped_v4(*len, *net)
+            }
+        })
+        .collect();
+    fills.sort_by_key(|(_, len, _)| *len);
+    for (net, len, class) in fills {
+        let block = (u128::from(*net) >> 16) as u32 & 0xffff;
+        if *len <= 96 {
+            addr4_class.fill(*class);
+        } else if *len <= 112 {
+            let n = 1u32 << (112 - u32::from(*len));
+            addr4_class[block as usize..(block + n) as usize].fill(*class);
+        } else {
+            addr4_class[block as usize] = ADDR4_TRIE;
+        }
+    }
+
     let no_port = bitmap_of(rules, |r| r.cond.ports.is_none());
     let port_none = interner.class(no_port)?;
     let mut pprefixes: BTreeSet<(u16, u8)> = rules
@@ -292,7 +332,11 @@ pub fn compile(
         .flat_map(|p| port_prefixes(p.lo, p.hi))
         .collect();
     pprefixes.insert((0, 0));
-    let mut port = Vec::new();
+    // Shortest prefixes first, so that each port ends with the class of the
+    // longest prefix containing it.
+    let mut port_class = vec![0u16; 1 << 16];
+    let mut pprefixes: Vec<(u16, u8)> = pprefixes.into_iter().collect();
+    pprefixes.sort_by_key(|(_, len)| *len);
     for (value, len) in pprefixes {
         let last = u32::from(value) + (1u32 << (16 - len)) - 1;
         let bits = bitmap_of(rules, |r| {
@@ -300,7 +344,8 @@ pub fn compile(
                 .ports
                 .is_none_or(|p| p.lo <= value && u32::from(p.hi) >= last)
         });
-        port.push((value, len, interner.class(bits)?));
+        let class = interner.class(bits)?;
+        port_class[usize::from(value)..=last as usize].fill(class);
     }
 
     Ok(KernelTables {
@@ -320,7 +365,8 @@ pub fn compile(
         uid_other,
         addr,
         addr_none,
-        port,
+        addr4_class,
+        port_class,
         port_none,
         default: policy.default,
         ask_fallback: policy.ask_fallback,
@@ -346,11 +392,6 @@ impl KernelTables {
             .iter()
             .map(|(n, l, c)| (u128::from(*n), *l, *c))
             .collect();
-        let port_entries: Vec<_> = self
-            .port
-            .iter()
-            .map(|(n, l, c)| (u128::from(*n), *l, *c))
-            .collect();
         let classes = [
             self.kind[kind_index(q.op, q.family, q.proto)],
             q.exe
@@ -362,14 +403,15 @@ impl KernelTables {
                 .map_or(self.uid_other, |(_, c)| *c),
             q.addr
                 .map_or(Some(self.addr_none), |a| {
-                    lpm(&addr_entries, 128, u128::from(a))
+                    let v = u128::from(a);
+                    let direct = (v >> 32 == 0xffff)
+                        .then(|| self.addr4_class[(v >> 16) as usize & 0xffff])
+                        .filter(|c| *c & ADDR4_TRIE == 0);
+                    direct.or_else(|| lpm(&addr_entries, 128, v))
                 })
                 .unwrap(),
             q.port
-                .map_or(Some(self.port_none), |p| {
-                    lpm(&port_entries, 16, u128::from(p))
-                })
-                .unwrap(),
+                .map_or(self.port_none, |p| self.port_class[usize::from(p)]),
         ];
         for w in 0..self.words() {
             let mut m = classes

@@ -49,7 +49,6 @@ struct netev_rule_meta abi_netev_rule_meta;
 struct netev_exe_key abi_netev_exe_key;
 struct netev_uid_key abi_netev_uid_key;
 struct netev_addr_key abi_netev_addr_key;
-struct netev_port_key abi_netev_port_key;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -177,12 +176,18 @@ struct {
 } rule_addr SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 2 * 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct netev_port_key));
-	__uint(value_size, sizeof(__u16));
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct netev_port_classes);
 } rule_port SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct netev_addr4_classes);
+} rule_addr4 SEC(".maps");
 
 /* once rules by id: 0 = unused, 1 = consumed. The compare-and-swap on it
  * lets exactly one operation through however many CPUs race for it. */
@@ -401,20 +406,33 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 	}
 	c3 = rs->addr_none;
 	if (q->has_addr) {
-		struct netev_addr_key ak = { .prefixlen = 8 + 128, .slot = slot };
-		__builtin_memcpy(ak.addr, q->addr, 16);
-		cls = bpf_map_lookup_elem(&rule_addr, &ak);
-		if (cls)
-			c3 = *cls;
+		struct netev_addr4_classes *a4 = 0;
+		__u16 v = NETEV_ADDR4_TRIE;
+		__u64 hi = 0;
+		__u32 mid = 0;
+
+		__builtin_memcpy(&hi, q->addr, 8);
+		__builtin_memcpy(&mid, q->addr + 8, 4);
+		if (hi == 0 && mid == bpf_htonl(0xffff))
+			a4 = bpf_map_lookup_elem(&rule_addr4, &slot);
+		if (a4)
+			v = a4->class[((__u32)q->addr[12] << 8 | q->addr[13]) & 0xffff];
+		if (!(v & NETEV_ADDR4_TRIE)) {
+			c3 = v;
+		} else {
+			struct netev_addr_key ak = { .prefixlen = 8 + 128, .slot = slot };
+			__builtin_memcpy(ak.addr, q->addr, 16);
+			cls = bpf_map_lookup_elem(&rule_addr, &ak);
+			if (cls)
+				c3 = *cls;
+		}
 	}
 	c4 = rs->port_none;
 	if (q->has_port) {
-		struct netev_port_key pk = { .prefixlen = 8 + 16, .slot = slot };
-		pk.port[0] = q->port >> 8;
-		pk.port[1] = q->port & 0xff;
-		cls = bpf_map_lookup_elem(&rule_port, &pk);
-		if (cls)
-			c4 = *cls;
+		struct netev_port_classes *pc = bpf_map_lookup_elem(&rule_port, &slot);
+
+		if (pc)
+			c4 = pc->class[q->port & (NETEV_PORTS - 1)];
 	}
 	sc.b[0] = class_bits(slot, rs->kind[kind & 0xff]);
 	sc.b[1] = class_bits(slot, c1);

@@ -99,7 +99,7 @@ struct netev_uid_key {
 	__u32 slot;
 };
 
-/* LPM keys: the slot is the first byte of the data, so prefixlen counts it. */
+/* LPM key: the slot is the first byte of the data, so prefixlen counts it. */
 struct netev_addr_key {
 	__u32 prefixlen; /* 8 + address prefix length */
 	__u8 slot;
@@ -107,11 +107,19 @@ struct netev_addr_key {
 	__u8 _pad[3];
 };
 
-struct netev_port_key {
-	__u32 prefixlen; /* 8 + port prefix length */
-	__u8 slot;
-	__u8 port[2]; /* big-endian */
-	__u8 _pad;
+/* The class of every port (array map "rule_port", one element per slot):
+ * one indexed load where a trie walk cost ~100 ns per decision. */
+#define NETEV_PORTS 65536
+struct netev_port_classes {
+	__u16 class[NETEV_PORTS];
+};
+
+/* The class of every IPv4 address by /16 (array map "rule_addr4", one
+ * element per slot), or NETEV_ADDR4_TRIE where a longer prefix splits the
+ * /16 and the trie decides: most addresses skip the trie walk. */
+#define NETEV_ADDR4_TRIE 0x8000
+struct netev_addr4_classes {
+	__u16 class[65536];
 };
 
 /* Per-CPU counters (array map "counters"), see docs/events.md. */

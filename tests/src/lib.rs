@@ -40,12 +40,21 @@ impl OutputBounded for Command {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        // Read into shared buffers: a daemonizing command leaves its pipes
+        // open in the daemon, so end of file may never come; what it wrote
+        // before exiting is there all the same.
         let read = |mut r: Box<dyn Read + Send>| {
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (b, d) = (buf.clone(), done.clone());
             std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                buf
-            })
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = r.read(&mut chunk) {
+                    b.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+                d.store(true, Ordering::SeqCst);
+            });
+            (buf, done)
         };
         let out = read(Box::new(child.stdout.take().expect("piped")));
         let err = read(Box::new(child.stderr.take().expect("piped")));
@@ -57,18 +66,25 @@ impl OutputBounded for Command {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                let err = err.join().unwrap_or_default();
                 panic!(
                     "{what} still running after {HANG_BOUND:?}: killed; its stderr:\n{}",
-                    String::from_utf8_lossy(&err)
+                    String::from_utf8_lossy(&err.0.lock().unwrap())
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        // the rest of its output, unless someone else holds the pipes
+        let drained = Instant::now() + Duration::from_secs(2);
+        while !(out.1.load(Ordering::SeqCst) && err.1.load(Ordering::SeqCst))
+            && Instant::now() < drained
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let take = |b: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *b.lock().unwrap());
         std::process::Output {
             status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
+            stdout: take(&out.0),
+            stderr: take(&err.0),
         }
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine, builds netev, starts netevd machine-wide on D-Bus and
-# runs `netev monitor` beside it: every network syscall on this machine, live.
+# runs `netev monitor` beside it: every network syscall on this machine, live,
+# and stored in SQLite (/var/lib/netev/netev.db; `netev log`, `netev top`).
 # Uses the system bus if one runs (installing netev's bus policy), otherwise a
 # private bus configured like the system bus at /run/netev/bus.
 # Ctrl-C stops the monitor, the daemon (hooks detached) and a private bus.
@@ -54,4 +55,5 @@ for _ in $(seq 600); do
 done
 echo "run.sh: netevd capturing machine-wide (log: $RUN/netevd.log); try 'curl http://127.0.0.1/' in another terminal" >&2
 echo "run.sh: from another terminal: $BIN/netev --bus '$BUS' status" >&2
+echo "run.sh: stored events (SQLite /var/lib/netev/netev.db): $BIN/netev --bus '$BUS' log --since 5m; $BIN/netev --bus '$BUS' top" >&2
 "$BIN/netev" --bus "$BUS" monitor "$@" || true

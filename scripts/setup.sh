@@ -11,6 +11,9 @@ need_root() {
 }
 
 PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps python3 dbus passwd util-linux)
+# PostgreSQL's binaries: the netev-store tests start private servers with them
+# (initdb + pg_ctl in a temp dir); the cluster Debian creates is not used.
+PACKAGES+=(postgresql)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi

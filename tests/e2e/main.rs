@@ -5,11 +5,16 @@
 mod bus;
 mod capture;
 mod coalesce;
+mod fleet;
 mod identity;
 mod kernel_rules;
 mod lifecycle;
 mod rules;
 mod scope;
+mod store;
+
+#[path = "../../crates/netev-store/tests/pgserver.rs"]
+mod pgserver;
 
 use netev_tests::{workspace_bin, Daemon, Stopped, TestCgroup};
 use serde_json::Value;

@@ -65,6 +65,20 @@ pub trait Daemon1 {
     /// Backend, hooks, counters, uptime, version. Allowed to everyone.
     fn get_status(&self) -> zbus::Result<WireStatus>;
 
+    /// Stored events matching a filter (text pairs: since, until, exe, op,
+    /// verdict, dest, port, host, limit), newest `limit` oldest first, with
+    /// their host. Needs uid 0 or the access group.
+    fn query_events(&self, filter: HashMap<&str, &str>) -> zbus::Result<Vec<(String, WireEvent)>>;
+
+    /// The busiest exe/dest/port/user keys since a time, as (key, operations,
+    /// events). Needs uid 0 or the access group.
+    fn top_events(
+        &self,
+        by: &str,
+        since: &str,
+        limit: u32,
+    ) -> zbus::Result<Vec<(String, u64, u64)>>;
+
     /// Starts (or replaces) this connection's subscription: from now on the
     /// daemon sends it `Events` signals with the events the filter accepts.
     /// Needs uid 0 or the access group.

@@ -247,6 +247,8 @@ impl From<&Status> for WireStatus {
                 ("coalesced".to_string(), c.coalesced),
                 ("events".to_string(), c.events),
                 ("bus_dropped".to_string(), c.bus_dropped),
+                ("stored".to_string(), c.stored),
+                ("store_lost".to_string(), c.store_lost),
             ]),
         }
     }
@@ -283,6 +285,8 @@ impl From<WireStatus> for Status {
                 coalesced: get("coalesced"),
                 events: get("events"),
                 bus_dropped: get("bus_dropped"),
+                stored: get("stored"),
+                store_lost: get("store_lost"),
             },
         }
     }

@@ -114,6 +114,9 @@ impl Verdict {
         }
     }
 
+    /// Every verdict.
+    pub const ALL: [Verdict; 3] = [Verdict::Allow, Verdict::Deny, Verdict::Observe];
+
     /// The name used in JSON and text.
     pub fn name(self) -> &'static str {
         match self {
@@ -121,6 +124,16 @@ impl Verdict {
             Verdict::Deny => "deny",
             Verdict::Observe => "observe",
         }
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Verdict, String> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("unknown verdict {s:?}: expected allow, deny or observe"))
     }
 }
 

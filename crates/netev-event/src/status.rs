@@ -37,6 +37,14 @@ pub struct Counters {
     /// up (the bus queue was full); capture itself is not affected.
     #[serde(default)]
     pub bus_dropped: u64,
+    /// Events committed to the event store.
+    #[serde(default)]
+    pub stored: u64,
+    /// Events the store lost: its queue was full (the store was slow or
+    /// away) or a batch could not be written (a full disk); each loss is
+    /// also recorded in the store's `gaps` table once it takes writes.
+    #[serde(default)]
+    pub store_lost: u64,
 }
 
 /// The daemon's status.

@@ -1,6 +1,7 @@
 //! netev: the command-line client. Parse, dispatch; each command is a module.
 
 mod bus;
+mod log;
 mod monitor;
 mod prompt;
 mod rules;
@@ -69,6 +70,64 @@ enum Command {
         #[command(subcommand)]
         command: rules::RulesCommand,
     },
+    /// Stored events, newest last (needs root or the netev group, or read
+    /// access to the database with --db).
+    Log {
+        /// Events at or after: an age (15m, 1h, 2d) or a time
+        /// (2026-11-26T10:00:00Z, 2026-11-26 10:00 UTC).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Events before (same forms as --since).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only this executable (canonical path).
+        #[arg(long, value_name = "PATH")]
+        exe: Option<String>,
+        /// Only this op.
+        #[arg(long, value_name = "OP")]
+        op: Option<Op>,
+        /// Only this verdict: allow, deny or observe.
+        #[arg(long, value_name = "VERDICT", value_parser = ["allow", "deny", "observe"])]
+        verdict: Option<String>,
+        /// Only remote addresses in this network (10.0.0.0/8, 2001:db8::/32,
+        /// or one address); an IPv4 network also matches IPv4-mapped IPv6.
+        #[arg(long, value_name = "CIDR")]
+        dest: Option<String>,
+        /// Only this remote port.
+        #[arg(long, value_name = "PORT")]
+        port: Option<u16>,
+        /// Only events from this host (databases several hosts write to).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        /// The newest N events.
+        #[arg(long, value_name = "N", default_value = "100")]
+        limit: u32,
+        /// One JSON object per line (the event's fields plus host).
+        #[arg(long)]
+        json: bool,
+        /// Read this database instead of asking the daemon: a SQLite file
+        /// (/var/lib/netev/netev.db) or a PostgreSQL URL.
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
+    },
+    /// The busiest programs, destinations, ports or users in the stored events.
+    Top {
+        /// What to count by: exe, dest, port or user.
+        #[arg(long, value_name = "KEY", default_value = "exe")]
+        by: netev_store::TopBy,
+        /// Since an age (1h, 2d) or a time; counted by minute.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// How many lines.
+        #[arg(long, value_name = "N", default_value = "10")]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Read this database instead of asking the daemon (see `log --db`).
+        #[arg(long, value_name = "PATH|URL")]
+        db: Option<String>,
+    },
     /// Answer netevd's prompts from this terminal, one key each (needs root or the netev group).
     Prompt {
         /// How far an answer reaches: exe (the program, any destination),
@@ -84,6 +143,52 @@ fn main() -> std::process::ExitCode {
         Command::Rules { command } => rules::run(&cli.bus, command),
         Command::Prompt { scope } => prompt::run(&cli.bus, scope),
         Command::Status { json, run_dir } => status::run(&cli.bus, run_dir.as_deref(), json),
+        Command::Log {
+            since,
+            until,
+            exe,
+            op,
+            verdict,
+            dest,
+            port,
+            host,
+            limit,
+            json,
+            db,
+        } => {
+            let mut pairs: Vec<(&'static str, String)> = Vec::new();
+            let mut put = |k: &'static str, v: Option<String>| {
+                if let Some(v) = v {
+                    pairs.push((k, v));
+                }
+            };
+            put("since", since);
+            put("until", until);
+            put("exe", exe);
+            put("op", op.map(|o| o.name().to_string()));
+            put("verdict", verdict);
+            put("dest", dest);
+            put("port", port.map(|p| p.to_string()));
+            put("host", host);
+            put("limit", Some(limit.to_string()));
+            log::log(&cli.bus, log::LogOptions { pairs, json, db })
+        }
+        Command::Top {
+            by,
+            since,
+            limit,
+            json,
+            db,
+        } => log::top(
+            &cli.bus,
+            log::TopOptions {
+                by,
+                since,
+                limit,
+                json,
+                db,
+            },
+        ),
         Command::Monitor {
             json,
             op,

@@ -126,6 +126,8 @@ pub struct Shared {
     pub rules: RulesHandle,
     pub prompts: Mutex<Prompts>,
     control: Mutex<Option<mpsc::UnboundedSender<Control>>>,
+    /// The event store queries are served from (`--store`), if any.
+    store: Option<String>,
 }
 
 /// The rule engine, and the generation the kernel has installed (with the
@@ -207,8 +209,14 @@ pub enum Control {
 }
 
 impl Shared {
-    pub fn new(status: Status, access_group: String, rules: RulesHandle) -> Arc<Shared> {
+    pub fn new(
+        status: Status,
+        access_group: String,
+        rules: RulesHandle,
+        store: Option<String>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
+            store,
             status: Mutex::new(status),
             subscribers: AtomicUsize::new(0),
             bus_dropped: AtomicU64::new(0),
@@ -698,6 +706,30 @@ impl DaemonIface {
     }
 }
 
+impl DaemonIface {
+    /// Runs a query on a read connection of its own, off the bus thread.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        q: impl FnOnce(&mut dyn netev_store::Store) -> netev_store::Result<T> + Send + 'static,
+    ) -> fdo::Result<T> {
+        let Some(target) = self.shared.store.clone() else {
+            return Err(fdo::Error::NotSupported(
+                "netevd stores no events (started with --store none)".into(),
+            ));
+        };
+        // A thread of its own, outside any runtime: the PostgreSQL engine
+        // blocks on a runtime of its own.
+        let (tx, rx) = oneshot::channel();
+        std::thread::spawn(move || {
+            let res = netev_store::open_for_queries(&target).and_then(|mut s| q(s.as_mut()));
+            let _ = tx.send(res);
+        });
+        rx.await
+            .map_err(|_| fdo::Error::Failed("the query thread died".into()))?
+            .map_err(|e| fdo::Error::Failed(format!("the event store: {e}")))
+    }
+}
+
 #[zbus::interface(name = "org.netev.Daemon1")]
 impl DaemonIface {
     /// Backend, hooks, counters, uptime, version. Allowed to everyone.
@@ -737,6 +769,52 @@ impl DaemonIface {
         );
         self.shared.subscribers.store(subs.len(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Stored events matching `filter` (text pairs: since, until, exe, op,
+    /// verdict, dest, port, host, limit), the newest `limit` (default 100),
+    /// oldest first, each with the host that captured it.
+    async fn query_events(
+        &self,
+        filter: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(String, WireEvent)>> {
+        authorize(&self.shared, conn, &hdr, "querying stored events").await?;
+        let filter = netev_store::Filter::from_pairs(
+            filter.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            chrono::Utc::now(),
+        )
+        .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let rows = self.with_store(move |s| s.query(&filter)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.host, WireEvent::from(r.event)))
+            .collect())
+    }
+
+    /// The busiest exes, destinations, ports or users (`by`) since `since`
+    /// (an age such as 1h, or a time; empty: all stored), as (key,
+    /// operations, events), busiest first, at most `limit` (0: 10).
+    async fn top_events(
+        &self,
+        by: String,
+        since: String,
+        limit: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(String, u64, u64)>> {
+        authorize(&self.shared, conn, &hdr, "querying stored events").await?;
+        let invalid = |e: netev_store::Error| fdo::Error::InvalidArgs(e.to_string());
+        let by: netev_store::TopBy = by.parse().map_err(invalid)?;
+        let since = if since.is_empty() {
+            None
+        } else {
+            Some(netev_store::query::parse_time(&since, chrono::Utc::now()).map_err(invalid)?)
+        };
+        let limit = if limit == 0 { 10 } else { limit.min(10_000) };
+        let rows = self.with_store(move |s| s.top(by, since, limit)).await?;
+        Ok(rows.into_iter().map(|r| (r.key, r.ops, r.events)).collect())
     }
 
     /// Ends the caller's subscription.

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::bus::{Bus, Control, RulesHandle, Shared};
 use crate::enrich::{is_well_formed, Enricher};
 use crate::rules::Engine;
+use crate::store::{self, EventStore};
 use crate::{Args, PrintFormat};
 
 /// Upper bound on one ring-buffer wait: with batched wake-ups this is the
@@ -72,6 +73,9 @@ struct Setup {
     stop: Arc<AtomicBool>,
     report: Arc<AtomicBool>,
     bus: Option<(Bus, Arc<Shared>)>,
+    store: Option<Arc<EventStore>>,
+    /// The store's (written, lost) when it stopped.
+    store_final: std::cell::Cell<(u64, u64)>,
     started: chrono::DateTime<Utc>,
     t0: Instant,
     rules: RulesHandle,
@@ -132,17 +136,31 @@ impl Setup {
             stop,
             report,
             bus: None,
+            store: None,
+            store_final: std::cell::Cell::new((0, 0)),
             started: Utc::now(),
             t0: Instant::now(),
             rules,
             installed,
             prompt_timeout: Duration::from_secs(args.prompt_timeout),
         };
+        let retention = netev_store::Retention {
+            max_age: args.store_max_age.0,
+            max_rows: (args.store_max_rows > 0).then_some(args.store_max_rows),
+        };
+        let host = args.host_name.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "localhost".into())
+        });
+        setup.store = store::start(&args.store, &args.state_dir, host, retention);
         if let Some(target) = &args.bus.0 {
             let shared = Shared::new(
                 setup.status(&Counters::default()),
                 args.access_group.clone(),
                 setup.rules.clone(),
+                setup.store.as_ref().map(|s| s.target.clone()),
             );
             let bus = Bus::start(target.clone(), shared.clone())?;
             setup.bus = Some((bus, shared));
@@ -151,7 +169,12 @@ impl Setup {
     }
 
     fn serve(&mut self) -> Result<()> {
-        let mut sink = Sink::new(self.print, self.bus.take(), self.prompt_timeout);
+        let mut sink = Sink::new(
+            self.print,
+            self.bus.take(),
+            self.store.clone(),
+            self.prompt_timeout,
+        );
         let mut last_status = Instant::now() - STATUS_INTERVAL;
         let mut last_dropped = 0;
 
@@ -193,6 +216,21 @@ impl Setup {
             shared.set_status(self.status(&self.counters(&sink)));
             bus.shutdown();
             sink.bus_dropped = shared.bus_dropped();
+        }
+        // what is queued for the store is written before we go
+        sink.store = None;
+        self.store_stats();
+        if let Some(store) = self.store.take() {
+            match Arc::try_unwrap(store) {
+                Ok(store) => {
+                    let st = store.writer.stop();
+                    self.store_final.set((
+                        st.written.load(Ordering::Relaxed),
+                        st.lost.load(Ordering::Relaxed),
+                    ));
+                }
+                Err(_) => warn!("the event store is still in use; its queue may not be written"),
+            }
         }
         self.log_counters(&sink, "final counters");
         let _ = std::fs::remove_file(self.run_dir.join("status.json"));
@@ -271,6 +309,24 @@ impl Setup {
             coalesced: k.coalesced,
             events: sink.events,
             bus_dropped: sink.bus_dropped(),
+            stored: self.store_stats().0,
+            store_lost: self.store_stats().1,
+        }
+    }
+
+    /// (written, lost) by the event store so far; kept at the end.
+    fn store_stats(&self) -> (u64, u64) {
+        match &self.store {
+            Some(s) => {
+                let st = s.writer.stats();
+                let v = (
+                    st.written.load(Ordering::Relaxed),
+                    st.lost.load(Ordering::Relaxed),
+                );
+                self.store_final.set(v);
+                v
+            }
+            None => self.store_final.get(),
         }
     }
 
@@ -284,6 +340,8 @@ impl Setup {
             coalesced = c.coalesced,
             events = c.events,
             bus_dropped = c.bus_dropped,
+            stored = c.stored,
+            store_lost = c.store_lost,
             "{what}"
         );
         if c.dropped > 0 {
@@ -313,7 +371,16 @@ impl Setup {
                     mode: h.mode.name().to_string(),
                 })
                 .collect(),
-            notes: self.capture.notes().to_vec(),
+            notes: {
+                let mut notes = self.capture.notes().to_vec();
+                if let Some(s) = &self.store {
+                    match s.writer.stats().error() {
+                        Some(e) => notes.push(format!("event store failing: {e}")),
+                        None => notes.push(format!("events stored in {}", s.target_display())),
+                    }
+                }
+                notes
+            },
             counters: *counters,
         }
     }
@@ -331,6 +398,7 @@ impl Setup {
 /// Where records go: enrichment, then (optionally) standard output.
 struct Sink {
     enricher: Enricher,
+    store: Option<Arc<EventStore>>,
     out: Option<(PrintFormat, BufWriter<std::io::Stdout>)>,
     bus: Option<(Bus, Arc<Shared>)>,
     /// Operations per rule id since the last tick.
@@ -346,9 +414,11 @@ impl Sink {
     fn new(
         print: Option<PrintFormat>,
         bus: Option<(Bus, Arc<Shared>)>,
+        store: Option<Arc<EventStore>>,
         prompt_timeout: Duration,
     ) -> Sink {
         Sink {
+            store,
             enricher: Enricher::new(),
             out: print.map(|f| (f, BufWriter::with_capacity(1 << 16, std::io::stdout()))),
             bus,
@@ -388,7 +458,7 @@ impl Sink {
                     self.raise_prompt(&raw);
                 }
                 let subscribed = self.bus.as_ref().is_some_and(|(bus, _)| bus.wants_events());
-                if self.out.is_none() && !subscribed {
+                if self.out.is_none() && !subscribed && self.store.is_none() {
                     // Nobody reads events right now: don't look up names
                     // and /proc for them. (Exec records still feed the
                     // caches, so later events are named as before.)
@@ -407,6 +477,14 @@ impl Sink {
                     if let Err(e) = res {
                         self.stop_printing(e);
                     }
+                }
+                match (&self.store, subscribed) {
+                    (Some(store), true) => store.writer.push(ev.clone()),
+                    (Some(store), false) => {
+                        store.writer.push(ev);
+                        return;
+                    }
+                    (None, _) => {}
                 }
                 if subscribed {
                     if let Some((bus, _)) = &self.bus {

@@ -7,6 +7,7 @@ mod daemon;
 mod enrich;
 mod rules;
 mod rulestore;
+mod store;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,25 @@ pub struct Args {
     /// fallback has already been applied; a later attempt asks again).
     #[arg(long, value_name = "SECONDS", default_value = "60")]
     pub prompt_timeout: u64,
+
+    /// Where events are stored: sqlite (netev.db in the state dir),
+    /// sqlite:/path/to/file.db, a PostgreSQL URL (postgres://user@host/db),
+    /// or none.
+    #[arg(long, value_name = "STORE", default_value = "sqlite")]
+    pub store: store::StoreSpec,
+
+    /// Stored events older than this are deleted (30d, 12h, 90m; 0 keeps
+    /// them).
+    #[arg(long, value_name = "AGE", default_value = "30d")]
+    pub store_max_age: store::MaxAge,
+
+    /// At most this many stored events; the oldest go first (0: no limit).
+    #[arg(long, value_name = "N", default_value = "10000000")]
+    pub store_max_rows: u64,
+
+    /// The host name stored with every event [default: this machine's].
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
 
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, value_name = "LEVEL", default_value = "info")]

@@ -1,0 +1,945 @@
+//! The PostgreSQL engine: many hosts (netev-sql on each) into one database.
+//!
+//! Same tables and the same answers as the SQLite engine. What differs is
+//! how a batch gets there: the events go in by binary `COPY` and the
+//! per-minute counts by one `INSERT … SELECT FROM UNNEST … ON CONFLICT`, in
+//! one transaction, so a batch costs a handful of round trips however large
+//! it is.
+//!
+//! [`Store`](crate::Store) is synchronous, so a [`PgStore`] owns a
+//! current-thread tokio runtime and blocks on it. Call it from a plain
+//! thread (or `spawn_blocking`), never from inside an async task: tokio
+//! refuses to block a runtime thread on another runtime.
+//!
+//! PostgreSQL text cannot hold U+0000, which SQLite and the events allow.
+//! Rather than lose a batch (or a character), the free-text values (host,
+//! user, comm, exe, cmdline, gap reason, `top` keys) are stored through
+//! `encode_text`: a value with no NUL and no U+FDD0 is stored as it is;
+//! any other value is stored as U+FDD0 followed by the value with each NUL
+//! written as U+FDD0 `0` and each U+FDD0 doubled. U+FDD0 is a Unicode
+//! noncharacter, so real text does not carry it and everything a person or
+//! another tool reads from the database is unchanged. (The one visible
+//! difference: such a value ties in `top` by its stored form.)
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use netev_event::Event;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::Host;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+use crate::model::{minute, net_range, Columns, Stored};
+use crate::schema::{EVENT_COLUMNS, POSTGRES, VERSION_TABLE};
+use crate::sqlite::counts;
+use crate::{Error, Filter, Gap, Result, Retention, Row, TopBy, TopRow};
+
+/// The types of [`EVENT_COLUMNS`] in the PostgreSQL schema, for binary COPY
+/// (which sends no type names: a mismatch would be read as garbage).
+const EVENT_TYPES: [Type; 24] = [
+    Type::TEXT,  // host
+    Type::INT8,  // ts_ns
+    Type::INT8,  // pid
+    Type::INT8,  // tid
+    Type::INT8,  // ppid
+    Type::INT8,  // uid
+    Type::INT8,  // gid
+    Type::TEXT,  // user_name
+    Type::TEXT,  // comm
+    Type::TEXT,  // exe
+    Type::TEXT,  // cmdline
+    Type::TEXT,  // op
+    Type::TEXT,  // family
+    Type::TEXT,  // sock_type
+    Type::TEXT,  // proto
+    Type::TEXT,  // laddr
+    Type::INT4,  // lport
+    Type::TEXT,  // raddr
+    Type::INT4,  // rport
+    Type::BYTEA, // raddr_key
+    Type::INT4,  // ret
+    Type::TEXT,  // verdict
+    Type::INT8,  // rule
+    Type::INT8,  // count
+];
+
+/// The advisory lock that serializes migrations: every netev-sql of a
+/// fleet may start against an empty database at the same moment, and only
+/// one of them may create the tables. ("netev_sm" in ASCII; advisory locks
+/// are per database, so other databases on the server are not held up.)
+const MIGRATION_LOCK: i64 = 0x6e65_7465_765f_736d;
+
+/// Events deleted per statement by [`PgStore::retain`], so that inserts
+/// from the fleet are never held up behind one huge delete.
+const RETAIN_CHUNK: i64 = 20_000;
+
+/// How long a connect may take when the URL does not say: a host that
+/// drops packets would otherwise hang netev-sql's start for minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where libpq (and so `psql`) looks when a URL names no host; Debian's
+/// server listens there.
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// A connection to a PostgreSQL event database.
+pub struct PgStore {
+    // `client` is dropped (in `Drop`) before the runtime, so that the
+    // connection task can still say goodbye to the server.
+    client: Option<Client>,
+    connection: Option<tokio::task::JoinHandle<()>>,
+    rt: tokio::runtime::Runtime,
+    copy: Statement,
+    upsert: Statement,
+    url: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.url).finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` and brings the schema up to date.
+    ///
+    /// `url` is a libpq connection string, as a URL
+    /// (`postgres://user@host:5432/netev`, `postgres://user@/netev?host=/run/postgresql`)
+    /// or as `key=value` pairs (`host=/run/postgresql dbname=netev user=netev`).
+    /// Without a host, the unix socket in `/var/run/postgresql` is used, as
+    /// by `psql`. TLS is not supported (`sslmode=require` fails).
+    pub fn connect(url: &str) -> Result<PgStore> {
+        let mut config = Config::from_str(url).map_err(|source| Error::Postgres {
+            context: "reading the PostgreSQL connection string (expected \
+                      postgres://user@host:port/database or host=… dbname=… user=…)"
+                .into(),
+            source,
+        })?;
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            config.host_path(DEFAULT_SOCKET_DIR);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            // What a DBA sees in pg_stat_activity.
+            config.application_name("netev");
+        }
+        let described = describe_config(&config);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot start the runtime for the PostgreSQL connection: {e}"
+                ))
+            })?;
+        let (mut client, connection) =
+            rt.block_on(config.connect(NoTls))
+                .map_err(|source| Error::Postgres {
+                    context: connect_context(&config, &source),
+                    source,
+                })?;
+        let connection = rt.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("the PostgreSQL connection ended: {}", detail(&e));
+            }
+        });
+        rt.block_on(migrate(&mut client, &config))?;
+        let (copy, upsert) = rt.block_on(async {
+            let copy = client
+                .prepare(&format!(
+                    "COPY events ({}) FROM STDIN (FORMAT binary)",
+                    EVENT_COLUMNS.join(", ")
+                ))
+                .await
+                .map_err(pg_err("preparing the COPY of events"))?;
+            // Keys come sorted (see `insert`), and UNNEST keeps their order.
+            let upsert = client
+                .prepare(
+                    "INSERT INTO event_counts (grouping, key, minute, ops, events)
+                     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
+                     ON CONFLICT (grouping, minute, key) DO UPDATE
+                     SET ops = event_counts.ops + excluded.ops,
+                         events = event_counts.events + excluded.events",
+                )
+                .await
+                .map_err(pg_err("preparing the update of the counts"))?;
+            Ok::<_, Error>((copy, upsert))
+        })?;
+        Ok(PgStore {
+            client: Some(client),
+            connection: Some(connection),
+            rt,
+            copy,
+            upsert,
+            url: described,
+        })
+    }
+
+    /// Whether the connection to the server is gone (the server stopped,
+    /// the network failed): every call then fails, and the caller should
+    /// connect again.
+    pub fn is_closed(&self) -> bool {
+        self.client().is_closed()
+    }
+
+    fn client(&self) -> &Client {
+        self.client
+            .as_ref()
+            .expect("the client is only taken when dropping")
+    }
+
+    /// Writes a batch in one transaction: all of it or (on error) none.
+    pub fn insert(&mut self, host: &str, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Sorted so that every writer of the fleet locks the rows of
+        // event_counts in the same order: two hosts updating the same
+        // (minute, user) and (minute, port) in opposite orders would
+        // otherwise deadlock, and PostgreSQL would abort one batch.
+        let mut sums: Vec<_> = counts(events).into_iter().collect();
+        sums.sort_unstable_by(|((a, ka, ma), _), ((b, kb, mb), _)| {
+            (a.name(), ma, ka).cmp(&(b.name(), mb, kb))
+        });
+        let mut groupings = Vec::with_capacity(sums.len());
+        let mut keys = Vec::with_capacity(sums.len());
+        let mut minutes = Vec::with_capacity(sums.len());
+        let mut ops = Vec::with_capacity(sums.len());
+        let mut evs = Vec::with_capacity(sums.len());
+        for ((by, key, min), (o, n)) in &sums {
+            groupings.push(by.name());
+            keys.push(encode_text(key));
+            minutes.push(*min);
+            ops.push(clamp(*o));
+            evs.push(clamp(*n));
+        }
+        let client = self
+            .client
+            .as_mut()
+            .expect("the client is only taken when dropping");
+        let (copy, upsert) = (&self.copy, &self.upsert);
+        self.rt.block_on(async move {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(pg_err("starting a batch"))?;
+            let sink = tx
+                .copy_in(copy)
+                .await
+                .map_err(pg_err("starting the COPY of events"))?;
+            let writer = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
+            let mut writer = std::pin::pin!(writer);
+            for ev in events {
+                let c = Columns::new(host, ev);
+                let (host, user, comm) = (
+                    encode_text(&c.host),
+                    encode_opt(&c.user),
+                    encode_text(&c.comm),
+                );
+                let (exe, cmdline) = (encode_opt(&c.exe), encode_opt(&c.cmdline));
+                writer
+                    .as_mut()
+                    .write(&[
+                        &host,
+                        &c.ts_ns,
+                        &c.pid,
+                        &c.tid,
+                        &c.ppid,
+                        &c.uid,
+                        &c.gid,
+                        &user,
+                        &comm,
+                        &exe,
+                        &cmdline,
+                        &c.op,
+                        &c.family,
+                        &c.sock_type,
+                        &c.proto,
+                        &c.laddr,
+                        &c.lport,
+                        &c.raddr,
+                        &c.rport,
+                        &c.raddr_key,
+                        &c.ret,
+                        &c.verdict,
+                        &c.rule,
+                        &c.count,
+                    ])
+                    .await
+                    .map_err(pg_err("sending events to PostgreSQL"))?;
+            }
+            writer.as_mut().finish().await.map_err(pg_err(format!(
+                "inserting a batch of {} events",
+                events.len()
+            )))?;
+            tx.execute(upsert, &[&groupings, &keys, &minutes, &ops, &evs])
+                .await
+                .map_err(pg_err("updating the counts"))?;
+            tx.commit().await.map_err(pg_err("committing a batch"))
+        })
+    }
+
+    /// Records events lost on the way (see [`Gap`]).
+    pub fn record_gap(&mut self, gap: &Gap) -> Result<()> {
+        let client = self.client();
+        self.rt.block_on(async {
+            client
+                .execute(
+                    "INSERT INTO gaps (host, ts_ns, lost, reason) VALUES ($1, $2, $3, $4)",
+                    &[
+                        &encode_text(&gap.host),
+                        &gap.ts.timestamp_nanos_opt().unwrap_or(0),
+                        &clamp(gap.lost),
+                        &encode_text(&gap.reason),
+                    ],
+                )
+                .await
+                .map(|_| ())
+                .map_err(pg_err("recording a gap"))
+        })
+    }
+
+    /// Gaps recorded at or after `since`, oldest first.
+    pub fn gaps(&self, since: Option<DateTime<Utc>>) -> Result<Vec<Gap>> {
+        let since = since.map_or(i64::MIN, |t| t.timestamp_nanos_opt().unwrap_or(i64::MIN));
+        let client = self.client();
+        let rows = self.rt.block_on(async {
+            client
+                .query(
+                    "SELECT host, ts_ns, lost, reason FROM gaps WHERE ts_ns >= $1 ORDER BY id",
+                    &[&since],
+                )
+                .await
+                .map_err(pg_err("reading gaps"))
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(Gap {
+                    host: decode_text(r.try_get(0)?),
+                    ts: DateTime::<Utc>::from_timestamp_nanos(r.try_get(1)?),
+                    lost: r.try_get::<_, i64>(2)? as u64,
+                    reason: decode_text(r.try_get(3)?),
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(pg_err("reading gaps"))
+    }
+
+    /// The newest `filter.limit` matching events, oldest first.
+    pub fn query(&self, filter: &Filter) -> Result<Vec<Row>> {
+        let (clause, args) = where_clause(filter);
+        let sql = format!(
+            "SELECT id, {} FROM events {clause} ORDER BY ts_ns DESC, id DESC LIMIT {}",
+            EVENT_COLUMNS
+                .iter()
+                .filter(|c| **c != "raddr_key")
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            filter.effective_limit()
+        );
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        let client = self.client();
+        let rows = self.rt.block_on(async {
+            client
+                .query(&sql, &params)
+                .await
+                .map_err(pg_err("querying events"))
+        })?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                stored(r)
+                    .map_err(pg_err("reading an event"))
+                    .and_then(Stored::decode)
+            })
+            .collect::<Result<Vec<Row>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The busiest keys since `since` (by minute: `since` is rounded down).
+    pub fn top(&self, by: TopBy, since: Option<DateTime<Utc>>, limit: u32) -> Result<Vec<TopRow>> {
+        let from = since.map_or(i64::MIN, minute);
+        let limit = i64::from(limit.max(1));
+        let client = self.client();
+        // SUM of BIGINT is NUMERIC in PostgreSQL, hence the casts; keys tie
+        // in byte order (COLLATE "C"), as in SQLite, whatever the
+        // database's locale.
+        let rows = self.rt.block_on(async {
+            client
+                .query(
+                    "SELECT key, SUM(ops)::BIGINT, SUM(events)::BIGINT FROM event_counts
+                     WHERE grouping = $1 AND minute >= $2
+                     GROUP BY key ORDER BY SUM(ops) DESC, key COLLATE \"C\" LIMIT $3",
+                    &[&by.name(), &from, &limit],
+                )
+                .await
+                .map_err(pg_err("querying top"))
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(TopRow {
+                    key: decode_text(r.try_get(0)?),
+                    ops: r.try_get::<_, i64>(1)? as u64,
+                    events: r.try_get::<_, i64>(2)? as u64,
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(pg_err("reading top"))
+    }
+
+    /// Events stored.
+    pub fn count(&self) -> Result<u64> {
+        let client = self.client();
+        self.rt.block_on(async {
+            client
+                .query_one("SELECT COUNT(*) FROM events", &[])
+                .await
+                .and_then(|r| r.try_get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(pg_err("counting events"))
+        })
+    }
+
+    /// Deletes what retention says to, in chunks (so that writers are never
+    /// held up for long); returns the events deleted.
+    pub fn retain(&mut self, keep: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        let client = self.client();
+        self.rt.block_on(async {
+            let mut deleted = 0;
+            if let Some(age) = keep.max_age {
+                let cutoff = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+                let cut_ns = cutoff.timestamp_nanos_opt().unwrap_or(i64::MIN);
+                loop {
+                    let n = client
+                        .execute(
+                            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_ns < $1 LIMIT $2)",
+                            &[&cut_ns, &RETAIN_CHUNK],
+                        )
+                        .await
+                        .map_err(pg_err("deleting old events"))?;
+                    deleted += n;
+                    if (n as i64) < RETAIN_CHUNK {
+                        break;
+                    }
+                }
+                client
+                    .execute("DELETE FROM event_counts WHERE minute < $1", &[&minute(cutoff)])
+                    .await
+                    .map_err(pg_err("deleting old counts"))?;
+                client
+                    .execute("DELETE FROM gaps WHERE ts_ns < $1", &[&cut_ns])
+                    .await
+                    .map_err(pg_err("deleting old gaps"))?;
+            }
+            if let Some(max) = keep.max_rows {
+                let last_kept = client
+                    .query_opt(
+                        "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET $1",
+                        &[&clamp(max)],
+                    )
+                    .await
+                    .and_then(|r| r.map(|r| r.try_get::<_, i64>(0)).transpose())
+                    .map_err(pg_err("finding the oldest event to keep"))?;
+                if let Some(first_dropped) = last_kept {
+                    loop {
+                        let n = client
+                            .execute(
+                                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= $1 LIMIT $2)",
+                                &[&first_dropped, &RETAIN_CHUNK],
+                            )
+                            .await
+                            .map_err(pg_err("deleting the oldest events"))?;
+                        deleted += n;
+                        if (n as i64) < RETAIN_CHUNK {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(deleted)
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping the last client handle makes the connection task send
+        // Terminate and end; waiting for it (briefly) spares the server
+        // log an "unexpected EOF on client connection" per `netev log`.
+        drop(self.client.take());
+        if let Some(task) = self.connection.take() {
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(2), task).await });
+        }
+    }
+}
+
+impl crate::Store for PgStore {
+    fn insert(&mut self, host: &str, events: &[Event]) -> Result<()> {
+        PgStore::insert(self, host, events)
+    }
+    fn record_gap(&mut self, gap: &Gap) -> Result<()> {
+        PgStore::record_gap(self, gap)
+    }
+    fn gaps(&mut self, since: Option<DateTime<Utc>>) -> Result<Vec<Gap>> {
+        PgStore::gaps(self, since)
+    }
+    fn query(&mut self, filter: &Filter) -> Result<Vec<Row>> {
+        PgStore::query(self, filter)
+    }
+    fn top(&mut self, by: TopBy, since: Option<DateTime<Utc>>, limit: u32) -> Result<Vec<TopRow>> {
+        PgStore::top(self, by, since, limit)
+    }
+    fn count(&mut self) -> Result<u64> {
+        PgStore::count(self)
+    }
+    fn retain(&mut self, keep: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        PgStore::retain(self, keep, now)
+    }
+    fn describe(&self) -> String {
+        format!("PostgreSQL {}", self.url)
+    }
+}
+
+/// Applies the migrations not yet applied, each in its own transaction
+/// under [`MIGRATION_LOCK`], as SQLite's `setup` does.
+async fn migrate(client: &mut Client, config: &Config) -> Result<()> {
+    let known = POSTGRES.len() as i64;
+    // Up to date is the common case and needs no lock (nor the right to
+    // create tables: a read-only user can query).
+    let exists: bool = client
+        .query_one("SELECT to_regclass('netev_schema') IS NOT NULL", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(pg_err("reading the schema version"))?;
+    if exists {
+        let version = schema_version(client).await?;
+        if version > known {
+            return Err(Error::TooNew {
+                found: version,
+                known,
+            });
+        }
+        if version == known {
+            return Ok(());
+        }
+    }
+    loop {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(pg_err("starting a schema migration"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_err("waiting for another netev migrating this database"))?;
+        tx.batch_execute(VERSION_TABLE)
+            .await
+            .map_err(|source| migration_err(config, "creating the schema version table", source))?;
+        // Read again under the lock: whoever held it may have migrated.
+        let version = schema_version(&tx).await?;
+        if version > known {
+            return Err(Error::TooNew {
+                found: version,
+                known,
+            });
+        }
+        if version == known {
+            return tx
+                .commit()
+                .await
+                .map_err(pg_err("committing a schema migration"));
+        }
+        let next = version + 1;
+        tx.batch_execute(POSTGRES[version as usize])
+            .await
+            .map_err(|source| {
+                migration_err(config, &format!("applying schema migration {next}"), source)
+            })?;
+        tx.execute("INSERT INTO netev_schema (version) VALUES ($1)", &[&next])
+            .await
+            .map_err(pg_err("recording the schema version"))?;
+        tx.commit()
+            .await
+            .map_err(pg_err("committing a schema migration"))?;
+    }
+}
+
+async fn schema_version(client: &impl tokio_postgres::GenericClient) -> Result<i64> {
+    client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM netev_schema",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(pg_err("reading the schema version"))
+}
+
+/// Whether `e` means that the server is away for now (stopped,
+/// restarting, unreachable, the connection dropped), so that the same work
+/// may succeed on a new connection, rather than that the work itself cannot
+/// be done.
+pub fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        // 08: connection exceptions; 57P0x: the server shuts down or is
+        // starting; 53300: too many connections.
+        let c = code.code();
+        return c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    // A reset or refused socket, or no answer in time.
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        || e.to_string().starts_with("timeout")
+}
+
+fn migration_err(config: &Config, doing: &str, source: tokio_postgres::Error) -> Error {
+    let context = if source.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+        let user = config.get_user().unwrap_or("the user");
+        let db = config.get_dbname().unwrap_or(user);
+        format!(
+            "{doing}: {user} may not create tables in database {db}; make {user} its owner \
+             (ALTER DATABASE {db} OWNER TO {user}) or GRANT CREATE ON SCHEMA public TO {user}, \
+             or let the owner run netev once to create the tables"
+        )
+    } else {
+        doing.to_string()
+    };
+    Error::Postgres { context, source }
+}
+
+fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Postgres { context, source }
+}
+
+/// What a failed connect was trying, with what to check.
+fn connect_context(config: &Config, e: &tokio_postgres::Error) -> String {
+    let targets = targets(config);
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("");
+    let user = config.get_user().unwrap_or("");
+    if let Some(code) = e.code() {
+        if *code == SqlState::INVALID_CATALOG_NAME {
+            return format!(
+                "connecting to PostgreSQL at {targets}: database {db:?} does not exist; create it \
+                 (createdb -O {user} {db}) or correct the database in store.url"
+            );
+        }
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            return format!(
+                "connecting to PostgreSQL at {targets}: the server refused user {user:?}; check \
+                 the user and password in store.url and the server's pg_hba.conf"
+            );
+        }
+    }
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    match io.map(|io| io.kind()) {
+        Some(std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound) => format!(
+            "cannot connect to PostgreSQL at {targets}: nothing listens there; check that the \
+             server runs and that store.url names the right host and port"
+        ),
+        _ if e.to_string().contains("timeout") => format!(
+            "cannot connect to PostgreSQL at {targets}: no answer within the connect timeout; \
+             check that the host is reachable (firewall, network) and store.url"
+        ),
+        _ => format!("connecting to PostgreSQL at {targets} (check store.url)"),
+    }
+}
+
+/// The addresses a config tries, as `host:port` or a unix socket's path.
+fn targets(config: &Config) -> String {
+    let ports = config.get_ports();
+    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let mut hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match h {
+            Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port(i)),
+            Host::Tcp(name) => format!("{name}:{}", port(i)),
+            Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), port(i)),
+        })
+        .collect();
+    if hosts.is_empty() {
+        hosts = config
+            .get_hostaddrs()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| std::net::SocketAddr::new(*a, port(i)).to_string())
+            .collect();
+    }
+    hosts.join(", ")
+}
+
+/// The connection string as a URL without the password (nor any other
+/// secret: only user, hosts, ports and database are kept).
+fn describe_config(config: &Config) -> String {
+    let ports = config.get_ports();
+    let port = |i: usize| ports.get(i).or(ports.first()).copied();
+    let mut authority = Vec::new();
+    let mut params = Vec::new();
+    for (i, h) in config.get_hosts().iter().enumerate() {
+        match h {
+            Host::Tcp(name) => {
+                let name = if name.contains(':') {
+                    format!("[{name}]")
+                } else {
+                    url_escape(name)
+                };
+                authority.push(match port(i) {
+                    Some(p) => format!("{name}:{p}"),
+                    None => name,
+                });
+            }
+            Host::Unix(dir) => {
+                params.push(format!("host={}", url_escape(&dir.to_string_lossy())));
+                if let Some(p) = port(i) {
+                    params.push(format!("port={p}"));
+                }
+            }
+        }
+    }
+    for a in config.get_hostaddrs() {
+        params.push(format!("hostaddr={a}"));
+    }
+    let mut out = String::from("postgres://");
+    if let Some(user) = config.get_user() {
+        let _ = write!(out, "{}@", url_escape(user));
+    }
+    out.push_str(&authority.join(","));
+    out.push('/');
+    if let Some(db) = config.get_dbname() {
+        out.push_str(&url_escape(db));
+    }
+    if !params.is_empty() {
+        let _ = write!(out, "?{}", params.join("&"));
+    }
+    out
+}
+
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A tokio-postgres error with its cause: its own `Display` says only
+/// "db error" or "error connecting to server", the cause says what.
+pub(crate) fn detail(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut out = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(d) = db.detail() {
+            let _ = write!(out, "; {d}");
+        }
+        if let Some(h) = db.hint() {
+            let _ = write!(out, "; hint: {h}");
+        }
+        return out;
+    }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let _ = write!(out, ": {c}");
+        cause = c.source();
+    }
+    out
+}
+
+/// The marker of an encoded text value (see the module's documentation).
+const MARK: char = '\u{FDD0}';
+
+/// A text value as PostgreSQL can store it (see the module's documentation).
+fn encode_text(s: &str) -> Cow<'_, str> {
+    if !s.contains(['\0', MARK]) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    out.push(MARK);
+    for ch in s.chars() {
+        match ch {
+            '\0' => out.extend([MARK, '0']),
+            MARK => out.extend([MARK, MARK]),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn encode_opt(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(encode_text)
+}
+
+/// The value [`encode_text`] was given.
+fn decode_text(s: String) -> String {
+    let Some(rest) = s.strip_prefix(MARK) else {
+        return s;
+    };
+    let mut out = String::with_capacity(rest.len());
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c != MARK {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('0') => out.push('\0'),
+            Some(MARK) => out.push(MARK),
+            // Not written by us (edited by hand): keep what is there.
+            Some(other) => out.extend([MARK, other]),
+            None => out.push(MARK),
+        }
+    }
+    out
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn stored(r: &tokio_postgres::Row) -> Result<Stored, tokio_postgres::Error> {
+    let text = |i: usize| r.try_get::<_, String>(i).map(decode_text);
+    let opt_text = |i: usize| {
+        r.try_get::<_, Option<String>>(i)
+            .map(|v| v.map(decode_text))
+    };
+    Ok(Stored {
+        id: r.try_get(0)?,
+        host: text(1)?,
+        ts_ns: r.try_get(2)?,
+        pid: r.try_get(3)?,
+        tid: r.try_get(4)?,
+        ppid: r.try_get(5)?,
+        uid: r.try_get(6)?,
+        gid: r.try_get(7)?,
+        user: opt_text(8)?,
+        comm: text(9)?,
+        exe: opt_text(10)?,
+        cmdline: opt_text(11)?,
+        op: r.try_get(12)?,
+        family: r.try_get(13)?,
+        sock_type: r.try_get(14)?,
+        proto: r.try_get(15)?,
+        laddr: r.try_get(16)?,
+        lport: r.try_get(17)?,
+        raddr: r.try_get(18)?,
+        rport: r.try_get(19)?,
+        ret: r.try_get(20)?,
+        verdict: r.try_get(21)?,
+        rule: r.try_get(22)?,
+        count: r.try_get(23)?,
+    })
+}
+
+type Arg = Box<dyn ToSql + Sync + Send>;
+
+/// `WHERE …` and its arguments for a filter (PostgreSQL placeholders).
+fn where_clause(f: &Filter) -> (String, Vec<Arg>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |cond: &str, arg: Arg| {
+        args.push(arg);
+        conds.push(cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(t) = f.since {
+        push(
+            "ts_ns >= ?",
+            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MIN)),
+        );
+    }
+    if let Some(t) = f.until {
+        push(
+            "ts_ns < ?",
+            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MAX)),
+        );
+    }
+    if let Some(exe) = &f.exe {
+        push("exe = ?", Box::new(encode_text(exe).into_owned()));
+    }
+    if let Some(op) = f.op {
+        push("op = ?", Box::new(op.name()));
+    }
+    if let Some(v) = f.verdict {
+        push("verdict = ?", Box::new(v.name()));
+    }
+    if let Some(net) = &f.dest {
+        let (lo, hi) = net_range(net);
+        push("raddr_key >= ?", Box::new(lo.to_vec()));
+        push("raddr_key <= ?", Box::new(hi.to_vec()));
+    }
+    if let Some(p) = f.port {
+        push("rport = ?", Box::new(i32::from(p)));
+    }
+    if let Some(h) = &f.host {
+        push("host = ?", Box::new(encode_text(h).into_owned()));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!("WHERE {}", conds.join(" AND ")), args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_with_nul_or_the_marker_round_trips_and_plain_text_is_untouched() {
+        for s in [
+            "",
+            "curl",
+            "a\0b",
+            "\0",
+            "\u{FDD0}",
+            "x\u{FDD0}0y",
+            "\u{FDD0}\0\u{FDD0}\u{FDD0}",
+            "ünï\0",
+        ] {
+            let enc = encode_text(s);
+            assert!(!enc.contains('\0'), "{s:?} -> {enc:?}");
+            assert_eq!(decode_text(enc.into_owned()), s);
+        }
+        assert!(matches!(encode_text("/usr/bin/curl"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_description_keeps_no_password() {
+        for (url, want) in [
+            (
+                "postgres://netev:s3cret@db.example:5433/events",
+                "postgres://netev@db.example:5433/events",
+            ),
+            (
+                "host=/run/postgresql port=5432 user=netev password=s3cret dbname=netev",
+                "postgres://netev@/netev?host=/run/postgresql&port=5432",
+            ),
+            (
+                "postgresql://u:p%40ss@[::1]:5432,h2/db?password=x",
+                "postgres://u@[::1]:5432,h2:5432/db",
+            ),
+        ] {
+            let config = Config::from_str(url).unwrap();
+            let d = describe_config(&config);
+            assert_eq!(d, want);
+            assert!(Config::from_str(&d).is_ok(), "{d} parses back");
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The SQLite engine: the embedded default (`/var/lib/netev/netev.db`).
+//!
+//! WAL, `synchronous = NORMAL` (a committed batch survives a crash of the
+//! process; a power cut may lose the last ones, never corrupt the file),
+//! batches in one transaction with a cached prepared statement.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use netev_event::Event;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql};
+
+use crate::model::{minute, net_range, Columns, Stored};
+use crate::schema::{EVENT_COLUMNS, SQLITE, VERSION_TABLE};
+use crate::{sqlite_err, Error, Filter, Gap, Result, Retention, Row, TopBy, TopRow};
+
+/// An open SQLite event database.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn =
+            Connection::open(path).map_err(sqlite_err(format!("opening {}", path.display())))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.setup(true)?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for queries only (`netev log --db`, and
+    /// netevd's query connection beside its writer).
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore> {
+        if !path.exists() {
+            return Err(Error::Invalid(format!(
+                "{} does not exist (netevd creates it in its state dir, /var/lib/netev by default)",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sqlite_err(format!("opening {}", path.display())))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.setup(false)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn damaged(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| Error::Sqlite {
+            context: format!(
+                "{} is not a netev event database or is damaged; it was left as it is: move it \
+                 aside (netevd then starts a new one) or repair it with sqlite3's .recover",
+                self.path.display()
+            ),
+            source,
+        }
+    }
+
+    fn setup(&mut self, writable: bool) -> Result<()> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite_err("setting the busy timeout"))?;
+        if writable {
+            self.conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(self.damaged())?;
+            self.conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(self.damaged())?;
+        }
+        let known = SQLITE.len() as i64;
+        let version: i64 = if writable {
+            self.conn
+                .execute(VERSION_TABLE, [])
+                .map_err(self.damaged())?;
+            self.conn
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM netev_schema",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(self.damaged())?
+        } else {
+            self.conn
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM netev_schema",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(self.damaged())?
+        };
+        if version > known {
+            return Err(Error::TooNew {
+                found: version,
+                known,
+            });
+        }
+        if !writable {
+            if version < known {
+                return Err(Error::Invalid(format!(
+                    "{} has schema version {version}; netevd upgrades it to {known} when it next starts",
+                    self.path.display()
+                )));
+            }
+            return Ok(());
+        }
+        for (i, sql) in SQLITE.iter().enumerate().skip(version as usize) {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(sqlite_err("starting a schema migration"))?;
+            tx.execute_batch(sql)
+                .map_err(sqlite_err(format!("applying schema migration {}", i + 1)))?;
+            tx.execute(
+                "INSERT INTO netev_schema (version) VALUES (?1)",
+                [i as i64 + 1],
+            )
+            .map_err(sqlite_err("recording the schema version"))?;
+            tx.commit()
+                .map_err(sqlite_err("committing a schema migration"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a batch in one transaction: all of it or (on error) none.
+    pub fn insert(&mut self, host: &str, events: &[Event]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite_err("starting a batch"))?;
+        {
+            let sql = format!(
+                "INSERT INTO events ({}) VALUES ({})",
+                EVENT_COLUMNS.join(", "),
+                (1..=EVENT_COLUMNS.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut stmt = tx
+                .prepare_cached(&sql)
+                .map_err(sqlite_err("preparing the insert"))?;
+            for ev in events {
+                let c = Columns::new(host, ev);
+                stmt.execute(params![
+                    c.host,
+                    c.ts_ns,
+                    c.pid,
+                    c.tid,
+                    c.ppid,
+                    c.uid,
+                    c.gid,
+                    c.user,
+                    c.comm,
+                    c.exe,
+                    c.cmdline,
+                    c.op,
+                    c.family,
+                    c.sock_type,
+                    c.proto,
+                    c.laddr,
+                    c.lport,
+                    c.raddr,
+                    c.rport,
+                    c.raddr_key,
+                    c.ret,
+                    c.verdict,
+                    c.rule,
+                    c.count
+                ])
+                .map_err(sqlite_err("inserting an event"))?;
+            }
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO event_counts (grouping, key, minute, ops, events) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (grouping, minute, key) DO UPDATE
+                     SET ops = ops + excluded.ops, events = events + excluded.events",
+                )
+                .map_err(sqlite_err("preparing the counts"))?;
+            for ((by, key, min), (ops, n)) in counts(events) {
+                upsert
+                    .execute(params![by.name(), key, min, ops as i64, n as i64])
+                    .map_err(sqlite_err("updating the counts"))?;
+            }
+        }
+        tx.commit().map_err(sqlite_err("committing a batch"))
+    }
+
+    /// Records events lost on the way (see [`Gap`]).
+    pub fn record_gap(&mut self, gap: &Gap) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO gaps (host, ts_ns, lost, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    gap.host,
+                    gap.ts.timestamp_nanos_opt().unwrap_or(0),
+                    gap.lost as i64,
+                    gap.reason
+                ],
+            )
+            .map(|_| ())
+            .map_err(sqlite_err("recording a gap"))
+    }
+
+    /// Gaps recorded at or after `since`, oldest first.
+    pub fn gaps(&self, since: Option<DateTime<Utc>>) -> Result<Vec<Gap>> {
+        let since = since.map_or(i64::MIN, |t| t.timestamp_nanos_opt().unwrap_or(i64::MIN));
+        let mut stmt = self
+            .conn
+            .prepare("SELECT host, ts_ns, lost, reason FROM gaps WHERE ts_ns >= ?1 ORDER BY id")
+            .map_err(sqlite_err("reading gaps"))?;
+        let rows = stmt
+            .query_map([since], |r| {
+                Ok(Gap {
+                    host: r.get(0)?,
+                    ts: DateTime::<Utc>::from_timestamp_nanos(r.get(1)?),
+                    lost: r.get::<_, i64>(2)? as u64,
+                    reason: r.get(3)?,
+                })
+            })
+            .map_err(sqlite_err("reading gaps"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sqlite_err("reading gaps"))
+    }
+
+    /// The newest `filter.limit` matching events, oldest first.
+    pub fn query(&self, filter: &Filter) -> Result<Vec<Row>> {
+        let (clause, args) = where_clause(filter);
+        let sql = format!(
+            "SELECT id, {} FROM events {clause} ORDER BY ts_ns DESC, id DESC LIMIT {}",
+            EVENT_COLUMNS
+                .iter()
+                .filter(|c| **c != "raddr_key")
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            filter.effective_limit()
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(sqlite_err("preparing the query"))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                Ok(Stored {
+                    id: r.get(0)?,
+                    host: r.get(1)?,
+                    ts_ns: r.get(2)?,
+                    pid: r.get(3)?,
+                    tid: r.get(4)?,
+                    ppid: r.get(5)?,
+                    uid: r.get(6)?,
+                    gid: r.get(7)?,
+                    user: r.get(8)?,
+                    comm: r.get(9)?,
+                    exe: r.get(10)?,
+                    cmdline: r.get(11)?,
+                    op: r.get(12)?,
+                    family: r.get(13)?,
+                    sock_type: r.get(14)?,
+                    proto: r.get(15)?,
+                    laddr: r.get(16)?,
+                    lport: r.get(17)?,
+                    raddr: r.get(18)?,
+                    rport: r.get(19)?,
+                    ret: r.get(20)?,
+                    verdict: r.get(21)?,
+                    rule: r.get(22)?,
+                    count: r.get(23)?,
+                })
+            })
+            .map_err(sqlite_err("querying events"))?;
+        let mut out = rows
+            .map(|r| {
+                r.map_err(sqlite_err("reading an event"))
+                    .and_then(Stored::decode)
+            })
+            .collect::<Result<Vec<Row>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The busiest keys since `since` (by minute: `since` is rounded down).
+    pub fn top(&self, by: TopBy, since: Option<DateTime<Utc>>, limit: u32) -> Result<Vec<TopRow>> {
+        let from = since.map_or(i64::MIN, minute);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, SUM(ops), SUM(events) FROM event_counts
+                 WHERE grouping = ?1 AND minute >= ?2
+                 GROUP BY key ORDER BY SUM(ops) DESC, key LIMIT ?3",
+            )
+            .map_err(sqlite_err("preparing top"))?;
+        let rows = stmt
+            .query_map(params![by.name(), from, limit.max(1)], |r| {
+                Ok(TopRow {
+                    key: r.get(0)?,
+                    ops: r.get::<_, i64>(1)? as u64,
+                    events: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(sqlite_err("querying top"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sqlite_err("reading top"))
+    }
+
+    /// Events stored.
+    pub fn count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(sqlite_err("counting events"))
+    }
+
+    /// Deletes what retention says to, in chunks (so that writers are never
+    /// held up for long); returns the events deleted.
+    pub fn retain(&mut self, keep: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        const CHUNK: i64 = 20_000;
+        let mut deleted = 0;
+        if let Some(age) = keep.max_age {
+            let cutoff = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+            let cut_ns = cutoff.timestamp_nanos_opt().unwrap_or(i64::MIN);
+            loop {
+                let n = self
+                    .conn
+                    .execute(
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts_ns < ?1 LIMIT ?2)",
+                        params![cut_ns, CHUNK],
+                    )
+                    .map_err(sqlite_err("deleting old events"))?;
+                deleted += n as u64;
+                if (n as i64) < CHUNK {
+                    break;
+                }
+            }
+            self.conn
+                .execute(
+                    "DELETE FROM event_counts WHERE minute < ?1",
+                    [minute(cutoff)],
+                )
+                .map_err(sqlite_err("deleting old counts"))?;
+            self.conn
+                .execute("DELETE FROM gaps WHERE ts_ns < ?1", [cut_ns])
+                .map_err(sqlite_err("deleting old gaps"))?;
+        }
+        if let Some(max) = keep.max_rows {
+            let last_kept: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                    [max.min(i64::MAX as u64) as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite_err("finding the oldest event to keep"))?;
+            if let Some(first_dropped) = last_kept {
+                loop {
+                    let n = self
+                        .conn
+                        .execute(
+                            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ?1 LIMIT ?2)",
+                            params![first_dropped, CHUNK],
+                        )
+                        .map_err(sqlite_err("deleting the oldest events"))?;
+                    deleted += n as u64;
+                    if (n as i64) < CHUNK {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+impl crate::Store for SqliteStore {
+    fn insert(&mut self, host: &str, events: &[Event]) -> Result<()> {
+        SqliteStore::insert(self, host, events)
+    }
+    fn record_gap(&mut self, gap: &Gap) -> Result<()> {
+        SqliteStore::record_gap(self, gap)
+    }
+    fn gaps(&mut self, since: Option<DateTime<Utc>>) -> Result<Vec<Gap>> {
+        SqliteStore::gaps(self, since)
+    }
+    fn query(&mut self, filter: &Filter) -> Result<Vec<Row>> {
+        SqliteStore::query(self, filter)
+    }
+    fn top(&mut self, by: TopBy, since: Option<DateTime<Utc>>, limit: u32) -> Result<Vec<TopRow>> {
+        SqliteStore::top(self, by, since, limit)
+    }
+    fn count(&mut self) -> Result<u64> {
+        SqliteStore::count(self)
+    }
+    fn retain(&mut self, keep: &Retention, now: DateTime<Utc>) -> Result<u64> {
+        SqliteStore::retain(self, keep, now)
+    }
+    fn describe(&self) -> String {
+        format!("SQLite {}", self.path.display())
+    }
+}
+
+/// The per-minute counts of a batch, per grouping and key.
+pub(crate) fn counts(events: &[Event]) -> HashMap<(TopBy, String, i64), (u64, u64)> {
+    let mut out: HashMap<(TopBy, String, i64), (u64, u64)> = HashMap::new();
+    for ev in events {
+        let min = minute(ev.ts);
+        for by in TopBy::ALL {
+            if let Some(key) = by.key(ev) {
+                let e = out.entry((by, key, min)).or_default();
+                e.0 += u64::from(ev.count);
+                e.1 += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `WHERE …` and its arguments for a filter (SQLite placeholders).
+fn where_clause(f: &Filter) -> (String, Vec<Box<dyn ToSql>>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut push = |cond: &str, arg: Box<dyn ToSql>| {
+        args.push(arg);
+        conds.push(cond.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(t) = f.since {
+        push(
+            "ts_ns >= ?",
+            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MIN)),
+        );
+    }
+    if let Some(t) = f.until {
+        push(
+            "ts_ns < ?",
+            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MAX)),
+        );
+    }
+    if let Some(exe) = &f.exe {
+        push("exe = ?", Box::new(exe.clone()));
+    }
+    if let Some(op) = f.op {
+        push("op = ?", Box::new(op.name()));
+    }
+    if let Some(v) = f.verdict {
+        push("verdict = ?", Box::new(v.name()));
+    }
+    if let Some(net) = &f.dest {
+        let (lo, hi) = net_range(net);
+        push("raddr_key >= ?", Box::new(lo.to_vec()));
+        push("raddr_key <= ?", Box::new(hi.to_vec()));
+    }
+    if let Some(p) = f.port {
+        push("rport = ?", Box::new(i32::from(p)));
+    }
+    if let Some(h) = &f.host {
+        push("host = ?", Box::new(h.clone()));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!("WHERE {}", conds.join(" AND ")), args)
+    }
+}

@@ -1,0 +1,143 @@
+//! netev-sql: two hosts' streams into one PostgreSQL database (a real
+//! server started by the test), and a database restart while writing:
+//! nothing committed is lost and what could not be written is counted.
+
+use std::process::{Child, Command, Stdio};
+
+use netev_tests::{root_or_skip, wait_until, workspace_bin, Daemon, PrivateBus, TestCgroup};
+
+use crate::load_bin;
+use crate::pgserver::PgServer;
+
+struct Sql(Child, std::path::PathBuf);
+
+impl Sql {
+    fn start(bus: &PrivateBus, url: &str, host: &str) -> Sql {
+        let log = std::env::temp_dir().join(format!("netev-sql-{host}-{}.log", std::process::id()));
+        let file = std::fs::File::create(&log).unwrap();
+        Sql(
+            Command::new(workspace_bin("netev-sql"))
+                .args([
+                    "--bus",
+                    bus.address(),
+                    "--host",
+                    host,
+                    "--log-level",
+                    "debug",
+                    url,
+                ])
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stderr(file)
+                .spawn()
+                .expect("netev-sql"),
+            log,
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+
+    /// SIGTERM; it writes what it holds and exits 0.
+    fn stop(mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let st = netev_tests::wait_bounded(&mut self.0, "netev-sql");
+        assert!(st.success(), "netev-sql exit: {st}");
+    }
+}
+
+impl Drop for Sql {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn count(pg: &PgServer, db: &str, sql: &str) -> u64 {
+    pg.psql(db, sql).trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn two_hosts_into_one_postgres_and_a_restart_loses_nothing_committed() {
+    if !root_or_skip("two_hosts_into_one_postgres_and_a_restart_loses_nothing_committed") {
+        return;
+    }
+    let Some(mut pg) = PgServer::start_or_skip() else {
+        return;
+    };
+    let url = pg.create_database("fleet");
+    let bus = PrivateBus::system_like();
+    let cg = TestCgroup::new("fleet");
+    let daemon = Daemon::start(
+        &cg,
+        &["--bus", bus.address(), "--no-coalesce", "--store", "none"],
+    );
+    let a = Sql::start(&bus, &url, "host-a");
+    let b = Sql::start(&bus, &url, "host-b");
+    netev_tests::wait_for_log(&daemon, "2 subscribers", |log| {
+        log.lines().filter(|l| l.contains(" subscribed ")).count() >= 2
+    });
+
+    let first = cg.run_json(&load_bin(), &["loop", "udp", "--iterations", "3000"]);
+    let pid = first["pid"].as_u64().unwrap();
+    let per_host = |host: &str, pid: u64| {
+        format!(
+            "SELECT count(*) FROM events WHERE host = '{host}' AND pid = {pid} AND op = 'sendmsg'"
+        )
+    };
+    wait_until("both hosts' rows", || {
+        count(&pg, "fleet", &per_host("host-a", pid)) == 3000
+            && count(&pg, "fleet", &per_host("host-b", pid)) == 3000
+    });
+
+    // A restart while events flow: what was committed stays; what was
+    // sent meanwhile is written after the reconnect or counted as a gap.
+    let second = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            cg.run_json(
+                &load_bin(),
+                &["loop", "udp", "--iterations", "20000", "--rate", "5000"],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        pg.restart();
+        load.join().unwrap()
+    });
+    let pid2 = second["pid"].as_u64().unwrap();
+    for host in ["host-a", "host-b"] {
+        let accounted = || {
+            let rows = count(&pg, "fleet", &per_host(host, pid2));
+            let lost = count(
+                &pg,
+                "fleet",
+                &format!("SELECT COALESCE(sum(lost), 0) FROM gaps WHERE host = '{host}'"),
+            );
+            (rows, lost)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (rows, lost) = accounted();
+            if rows + lost >= 20_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{host}: {rows} rows + {lost} recorded as lost < 20000 events sent; rows of the pid by host: {}; sessions: {}\nlogs:\n{}",
+                pg.psql("fleet", &format!("SELECT host, count(*) FROM events WHERE pid = {pid2} GROUP BY host")),
+                pg.psql("fleet", "SELECT pid, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity WHERE datname = 'fleet'"),
+                [&a, &b]
+                    .iter()
+                    .flat_map(|x| x.log().lines().filter(|l| l.contains("netev_s")).map(String::from).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        // nothing committed before the restart went missing
+        assert_eq!(count(&pg, "fleet", &per_host(host, pid)), 3000);
+    }
+    a.stop();
+    b.stop();
+    drop(daemon);
+}

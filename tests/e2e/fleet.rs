@@ -141,3 +141,81 @@ fn two_hosts_into_one_postgres_and_a_restart_loses_nothing_committed() {
     b.stop();
     drop(daemon);
 }
+
+#[test]
+fn netevd_stores_into_postgres_and_serves_queries_from_it() {
+    if !root_or_skip("netevd_stores_into_postgres_and_serves_queries_from_it") {
+        return;
+    }
+    let Some(pg) = PgServer::start_or_skip() else {
+        return;
+    };
+    let url = pg.create_database("direct");
+    let bus = PrivateBus::system_like();
+    let cg = TestCgroup::new("pg-direct");
+    let daemon = Daemon::start(
+        &cg,
+        &[
+            "--bus",
+            bus.address(),
+            "--store",
+            &url,
+            "--host-name",
+            "direct-host",
+        ],
+    );
+    let facts = cg.run_json(&load_bin(), &["tcp4"]);
+    let pid = facts["pid"].as_u64().unwrap();
+    wait_until("the connect in PostgreSQL", || {
+        count(
+            &pg,
+            "direct",
+            &format!("SELECT count(*) FROM events WHERE pid = {pid} AND op = 'connect' AND host = 'direct-host'"),
+        ) == 1
+    });
+    // netev log over the bus reads from whichever store netevd uses
+    let out = Command::new(workspace_bin("netev"))
+        .args([
+            "--bus",
+            bus.address(),
+            "log",
+            "--json",
+            "--op",
+            "connect",
+            "--port",
+        ])
+        .arg(
+            pg.psql(
+                "direct",
+                &format!("SELECT rport FROM events WHERE pid = {pid} AND op = 'connect'"),
+            )
+            .trim(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|r| r["pid"] == pid && r["host"] == "direct-host"),
+        "{rows:#?}"
+    );
+    let status = Command::new(workspace_bin("netev"))
+        .args(["--bus", bus.address(), "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("events stored in postgres://postgres@127.0.0.1"),
+        "{text}"
+    );
+    let stopped = daemon.stop();
+    assert!(stopped.success, "{}", stopped.log);
+}

@@ -142,6 +142,17 @@ fn render(s: &Status) -> String {
         "  bus lost  {:>12}  events not published: D-Bus subscribers too slow",
         c.bus_dropped
     );
+    let _ = writeln!(
+        out,
+        "  stored    {:>12}  events written to the event store",
+        c.stored
+    );
+    let _ = writeln!(
+        out,
+        "  store lost{:>12}  events the store could not take (see notes; recorded in its gaps table){}",
+        c.store_lost,
+        if c.store_lost > 0 { "  <--" } else { "" }
+    );
     out
 }
 

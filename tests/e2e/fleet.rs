@@ -174,34 +174,20 @@ fn netevd_stores_into_postgres_and_serves_queries_from_it() {
         ) == 1
     });
     // netev log over the bus reads from whichever store netevd uses
-    let out = Command::new(workspace_bin("netev"))
-        .args([
-            "--bus",
-            bus.address(),
-            "log",
-            "--json",
-            "--op",
-            "connect",
-            "--port",
-        ])
-        .arg(
-            pg.psql(
-                "direct",
-                &format!("SELECT rport FROM events WHERE pid = {pid} AND op = 'connect'"),
-            )
-            .trim(),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let port = pg.psql(
+        "direct",
+        &format!("SELECT rport FROM events WHERE pid = {pid} AND op = 'connect'"),
     );
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = netev_tests::netev_json(&[
+        "--bus",
+        bus.address(),
+        "log",
+        "--json",
+        "--op",
+        "connect",
+        "--port",
+        port.trim(),
+    ]);
     assert!(
         rows.iter()
             .any(|r| r["pid"] == pid && r["host"] == "direct-host"),
@@ -218,4 +204,48 @@ fn netevd_stores_into_postgres_and_serves_queries_from_it() {
     );
     let stopped = daemon.stop();
     assert!(stopped.success, "{}", stopped.log);
+}
+
+#[test]
+fn after_kill_9_of_netev_sql_its_sqlite_file_opens_with_every_committed_batch() {
+    if !root_or_skip("after_kill_9_of_netev_sql_its_sqlite_file_opens_with_every_committed_batch") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fleet.db");
+    let db = db.to_str().unwrap();
+    let bus = PrivateBus::system_like();
+    let cg = TestCgroup::new("sql-kill");
+    let daemon = Daemon::start(
+        &cg,
+        &["--bus", bus.address(), "--no-coalesce", "--store", "none"],
+    );
+    let mut sql = Sql::start(&bus, db, "h");
+    netev_tests::wait_for_log(&daemon, "netev-sql subscribed", |log| {
+        log.contains(" subscribed ")
+    });
+    let facts = cg.run_json(
+        &load_bin(),
+        &["loop", "udp", "--iterations", "20000", "--rate", "10000"],
+    );
+    let pid = facts["pid"].as_u64().unwrap();
+    let rows = |db: &str| -> u64 {
+        netev_tests::netev_json(&["log", "--db", db, "--json", "--limit", "1000000"])
+            .iter()
+            .filter(|e| e["pid"] == pid)
+            .count() as u64
+    };
+    wait_until("some committed batches", || rows(db) > 0);
+    unsafe { libc::kill(sql.0.id() as i32, libc::SIGKILL) };
+    let _ = sql.0.wait();
+    let committed = rows(db);
+    assert!(committed > 0);
+    // a new netev-sql takes the same file up again, nothing lost
+    let again = Sql::start(&bus, db, "h");
+    netev_tests::wait_for_log(&daemon, "the second netev-sql subscribed", |log| {
+        log.lines().filter(|l| l.contains(" subscribed ")).count() >= 2
+    });
+    again.stop();
+    assert!(rows(db) >= committed);
+    drop(daemon);
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::Command;
 
 use netev_tests::OutputBounded;
-use netev_tests::{root_or_skip, wait_until, workspace_bin, Daemon, PrivateBus, TestCgroup};
+use netev_tests::{
+    netev_json, root_or_skip, wait_until, workspace_bin, Daemon, PrivateBus, TestCgroup,
+};
 use serde_json::Value;
 
 use crate::load_bin;
@@ -15,18 +17,6 @@ fn netev(args: &[&str]) -> std::process::Output {
     Command::new(workspace_bin("netev"))
         .args(args)
         .output_bounded()
-}
-
-fn json_lines(out: &std::process::Output) -> Vec<Value> {
-    assert!(
-        out.status.success(),
-        "netev failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
 }
 
 fn counters(daemon: &Daemon) -> Value {
@@ -67,10 +57,13 @@ fn every_event_is_stored_and_netev_log_and_top_read_it_back() {
     let exe = std::fs::canonicalize(load_bin()).unwrap();
     let exe = exe.to_str().unwrap();
     wait_until("the workload's events in the store", || {
-        let out = netev(&["--bus", bus.address(), "log", "--json", "--exe", exe]);
-        json_lines(&out).iter().filter(|e| e["pid"] == pid).count() >= 4
+        netev_json(&["--bus", bus.address(), "log", "--json", "--exe", exe])
+            .iter()
+            .filter(|e| e["pid"] == pid)
+            .count()
+            >= 4
     });
-    let via_bus = json_lines(&netev(&[
+    let via_bus = netev_json(&[
         "--bus",
         bus.address(),
         "log",
@@ -79,8 +72,8 @@ fn every_event_is_stored_and_netev_log_and_top_read_it_back() {
         exe,
         "--limit",
         "1000",
-    ]));
-    let top = json_lines(&netev(&[
+    ]);
+    let top = netev_json(&[
         "--bus",
         bus.address(),
         "top",
@@ -89,7 +82,7 @@ fn every_event_is_stored_and_netev_log_and_top_read_it_back() {
         "exe",
         "--since",
         "1h",
-    ]));
+    ]);
     let db = state.path().join("netev.db");
     let stopped = daemon.stop();
 
@@ -124,14 +117,14 @@ fn every_event_is_stored_and_netev_log_and_top_read_it_back() {
 
     // The same from the file, with the daemon gone; filters apply.
     let db = db.to_str().unwrap();
-    let from_file = json_lines(&netev(&[
+    let from_file = netev_json(&[
         "log", "--db", db, "--json", "--exe", exe, "--op", "connect", "--limit", "1000",
-    ]));
+    ]);
     let connects: Vec<&Value> = from_file.iter().filter(|e| e["pid"] == pid).collect();
     assert_eq!(connects.len(), 1, "{from_file:#?}");
     assert_eq!(connects[0]["raddr"], "127.0.0.1");
     let port = connects[0]["rport"].to_string();
-    let by_dest = json_lines(&netev(&[
+    let by_dest = netev_json(&[
         "log",
         "--db",
         db,
@@ -140,18 +133,11 @@ fn every_event_is_stored_and_netev_log_and_top_read_it_back() {
         "127.0.0.0/8",
         "--port",
         &port,
-    ]));
+    ]);
     assert!(by_dest
         .iter()
         .any(|e| e["pid"] == pid && e["op"] == "connect"));
-    let none = json_lines(&netev(&[
-        "log",
-        "--db",
-        db,
-        "--json",
-        "--dest",
-        "10.0.0.0/8",
-    ]));
+    let none = netev_json(&["log", "--db", db, "--json", "--dest", "10.0.0.0/8"]);
     assert!(none.is_empty(), "{none:#?}");
     // A bad filter says what is wrong.
     let bad = netev(&["log", "--db", db, "--since", "yesterday"]);
@@ -180,7 +166,7 @@ fn after_kill_9_every_committed_batch_is_there_and_the_database_opens() {
     let db = state.path().join("netev.db");
     let _ = daemon.stop();
     let db = db.to_str().unwrap();
-    let all = json_lines(&netev(&["log", "--db", db, "--json", "--limit", "1000000"]));
+    let all = netev_json(&["log", "--db", db, "--json", "--limit", "1000000"]);
     let sends = all
         .iter()
         .filter(|e| e["pid"] == pid && e["op"] == "sendmsg")
@@ -202,7 +188,7 @@ fn after_kill_9_every_committed_batch_is_there_and_the_database_opens() {
     let again = Daemon::start(&cg2, &["--state-dir", &state]);
     let stopped = again.stop();
     assert!(stopped.success, "{}", stopped.log);
-    let after = json_lines(&netev(&["log", "--db", db, "--json", "--limit", "1000000"]));
+    let after = netev_json(&["log", "--db", db, "--json", "--limit", "1000000"]);
     assert!(after.len() >= all.len());
 }
 

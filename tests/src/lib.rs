@@ -106,6 +106,23 @@ pub fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
     }
 }
 
+/// Runs `netev ARGS`, which must succeed, and parses its output as one JSON
+/// object per line.
+pub fn netev_json(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(workspace_bin("netev"))
+        .args(args)
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "netev {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
 /// True if the test can run. Without root it is skipped with a printed
 /// reason, except under `CI=true`, where a skip is a failure.
 pub fn root_or_skip(test: &str) -> bool {

@@ -172,13 +172,15 @@ pub struct TestCgroup {
 }
 
 impl TestCgroup {
-    /// Creates `<cgroup2>/netev-test/<name>-<pid>-<n>`.
+    /// Creates `<cgroup2>/netev-test/<name>-<pid>-<n>`, first removing
+    /// what test runs that were killed (no Drop ran) left there.
     pub fn new(name: &str) -> TestCgroup {
         static N: AtomicU32 = AtomicU32::new(0);
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        let parent = cgroup2_root().join("netev-test");
+        SWEEP.call_once(|| remove_stale_cgroups(&parent));
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = cgroup2_root()
-            .join("netev-test")
-            .join(format!("{name}-{}-{n}", std::process::id()));
+        let path = parent.join(format!("{name}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("creating test cgroup {}: {e}", path.display()));
         TestCgroup { path }
@@ -240,25 +242,49 @@ impl TestCgroup {
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        let procs = self.path.join("cgroup.procs");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let pids = std::fs::read_to_string(&procs).unwrap_or_default();
-            if pids.trim().is_empty() || Instant::now() > deadline {
-                break;
-            }
-            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: signalling a process of our own test cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Err(e) = std::fs::remove_dir(&self.path) {
-            eprintln!("warning: removing {}: {e}", self.path.display());
-        }
+        remove_cgroup(&self.path);
         // Shared parent: removed by whichever test leaves it empty.
         if let Some(parent) = self.path.parent() {
             let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Kills what still runs in a test cgroup and removes it.
+fn remove_cgroup(path: &Path) {
+    let procs = path.join("cgroup.procs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = std::fs::read_to_string(&procs).unwrap_or_default();
+        if pids.trim().is_empty() || Instant::now() > deadline {
+            break;
+        }
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: signalling a process of our own test cgroup.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Err(e) = std::fs::remove_dir(path) {
+        eprintln!("warning: removing {}: {e}", path.display());
+    }
+}
+
+/// Test cgroups (`<name>-<pid>-<n>`) of test processes that no longer run.
+fn remove_stale_cgroups(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit('-').nth(1).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive && e.path().is_dir() {
+            remove_cgroup(&e.path());
         }
     }
 }

@@ -11,6 +11,22 @@ pub const FILTER_KEYS: [&str; 9] = [
     "since", "until", "exe", "op", "verdict", "dest", "port", "host", "limit",
 ];
 
+/// An age as people write it: a number and a unit, `s`, `m`, `h`, `d` or
+/// `w` (`90s`, `15m`, `2d`); `None` when `s` is not one.
+pub fn parse_age(s: &str) -> Option<std::time::Duration> {
+    let unit = s.chars().last().filter(|c| c.is_ascii_alphabetic())?;
+    let n: u64 = s[..s.len() - 1].parse().ok()?;
+    let secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n.checked_mul(secs)?))
+}
+
 /// A time as people write it: an age (`90s`, `15m`, `1h`, `2d`, `1w`: that
 /// long before `now`), an RFC 3339 time (`2026-11-26T10:00:00Z`), or a UTC
 /// date and time (`2026-11-26`, `2026-11-26 10:00`, `2026-11-26 10:00:05`).
@@ -22,22 +38,11 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
              2026-11-26T10:00:00Z or 2026-11-26 10:00 (UTC)"
         ))
     };
-    if let Some(unit) = s.chars().last().filter(|c| c.is_ascii_alphabetic()) {
-        let digits = &s[..s.len() - 1];
-        if let Ok(n) = digits.parse::<i64>() {
-            let secs = match unit {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                'w' => 7 * 86_400,
-                _ => return Err(bad()),
-            };
-            let age = n.checked_mul(secs).ok_or_else(bad)?;
-            return now
-                .checked_sub_signed(chrono::Duration::try_seconds(age).ok_or_else(bad)?)
-                .ok_or_else(bad);
-        }
+    if let Some(age) = parse_age(s) {
+        return chrono::Duration::from_std(age)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .ok_or_else(bad);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));

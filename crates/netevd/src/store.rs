@@ -102,20 +102,9 @@ pub fn parse_age(s: &str) -> Result<Option<Duration>, String> {
     if s == "0" {
         return Ok(None);
     }
-    let bad = || format!("{s:?} is not an age: write e.g. 30d, 12h, 90m, or 0 to keep everything");
-    let unit = s.chars().last().ok_or_else(bad)?;
-    let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
-    let secs = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    Ok(Some(Duration::from_secs(
-        n.checked_mul(secs).ok_or_else(bad)?,
-    )))
+    netev_store::query::parse_age(s).map(Some).ok_or_else(|| {
+        format!("{s:?} is not an age: write e.g. 30d, 12h, 90m, or 0 to keep everything")
+    })
 }
 
 #[cfg(test)]

@@ -440,15 +440,15 @@ impl PgStore {
                     .map_err(pg_err("deleting old gaps"))?;
             }
             if let Some(max) = keep.max_rows {
-                let last_kept = client
-                    .query_opt(
-                        "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET $1",
-                        &[&clamp(max)],
-                    )
+                // As SQLite's: the newest id tells where the cut is
+                // without counting. A sequence may skip ids (rolled-back
+                // batches), so at times a few less than `max` are kept.
+                let newest: Option<i64> = client
+                    .query_one("SELECT MAX(id) FROM events", &[])
                     .await
-                    .and_then(|r| r.map(|r| r.try_get::<_, i64>(0)).transpose())
-                    .map_err(pg_err("finding the oldest event to keep"))?;
-                if let Some(first_dropped) = last_kept {
+                    .and_then(|r| r.try_get(0))
+                    .map_err(pg_err("finding the newest event"))?;
+                if let Some(first_dropped) = newest.map(|n| n.saturating_sub(clamp(max))) {
                     loop {
                         let n = client
                             .execute(

@@ -209,8 +209,13 @@ impl PgServer {
     pub fn restart(&mut self) {
         self.stop();
         self.running = true;
-        let out = self
-            .as_server(&self.bin.join("pg_ctl"))
+        let out = self.pg_ctl_start();
+        check(&out, "pg_ctl start (restart)");
+    }
+
+    /// `pg_ctl start` on `self.port`, waiting until it takes connections.
+    fn pg_ctl_start(&self) -> Output {
+        self.as_server(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(self.dir().join("data"))
             .arg("-l")
@@ -224,8 +229,7 @@ impl PgServer {
                 "start",
             ])
             .output()
-            .expect("running pg_ctl start");
-        check(&out, "pg_ctl start (restart)");
+            .expect("running pg_ctl start")
     }
 
     fn initdb(&self) {
@@ -275,22 +279,7 @@ impl PgServer {
         // server's bind; then try another.
         for attempt in 1..=5 {
             self.port = free_port();
-            let out = self
-                .as_server(&self.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(self.dir().join("data"))
-                .arg("-l")
-                .arg(self.dir().join("server.log"))
-                .args([
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    &format!("-p {}", self.port),
-                    "start",
-                ])
-                .output()
-                .expect("running pg_ctl start");
+            let out = self.pg_ctl_start();
             if out.status.success() {
                 return;
             }

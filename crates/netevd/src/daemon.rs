@@ -301,6 +301,7 @@ impl Setup {
 
     fn counters(&self, sink: &Sink) -> Counters {
         let k = self.capture.counters().unwrap_or_default();
+        let (stored, store_lost) = self.store_stats();
         Counters {
             seen: k.seen,
             delivered: sink.delivered,
@@ -309,8 +310,8 @@ impl Setup {
             coalesced: k.coalesced,
             events: sink.events,
             bus_dropped: sink.bus_dropped(),
-            stored: self.store_stats().0,
-            store_lost: self.store_stats().1,
+            stored,
+            store_lost,
         }
     }
 

@@ -657,6 +657,19 @@ impl PublicBin {
         let dst = dir.path().join(name);
         std::fs::copy(workspace_bin(name), &dst).expect("copy binary");
         set_mode(&dst, 0o755);
+        // A child another test thread forked while the copy was open for
+        // writing holds that fd until it execs; until then running the copy
+        // fails with ETXTBSY. Wait that out here, not in every caller.
+        let deadline = Instant::now() + READY_WAIT;
+        loop {
+            match Command::new(&dst).arg("--version").output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("running the copy {}: {e}", dst.display()),
+                Ok(_) => break,
+            }
+        }
         PublicBin {
             dir,
             name: name.to_string(),

@@ -52,7 +52,18 @@ struct Args {
     log_level: String,
 }
 
+/// SIGTERM or SIGINT seen: set from the start, so that a stop request that
+/// comes while netev-sql is still opening the database is not fatal.
+static STOP: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::LazyLock::new(Default::default);
+
 fn main() -> ExitCode {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, STOP.clone()) {
+            eprintln!("netev-sql: cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
@@ -131,8 +142,13 @@ async fn follow(args: &Args, writer: &Writer) -> Result<()> {
         ..Filter::default()
     };
     let mut subscribed = subscribe(&daemon, &filter).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Checked once a tenth of a second: STOP is set by the handlers
+    // installed at start.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
         tokio::select! {
             batch = batches.next() => {
                 let Some(signal) = batch else { anyhow::bail!("the bus connection closed") };
@@ -155,10 +171,11 @@ async fn follow(args: &Args, writer: &Writer) -> Result<()> {
             }
             change = owner.next() => {
                 match change {
-                    Some(Some(_)) => {
+                    Some(Some(_)) if !subscribed => {
                         info!("netevd is back on the bus; subscribing again");
                         subscribed = subscribe(&daemon, &filter).await?;
                     }
+                    Some(Some(_)) => {}
                     Some(None) => {
                         warn!("netevd left the bus; waiting for it to come back");
                         subscribed = false;
@@ -166,8 +183,7 @@ async fn follow(args: &Args, writer: &Writer) -> Result<()> {
                     None => anyhow::bail!("the bus connection closed"),
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = tick.tick() => {}
         }
     }
     if subscribed {

@@ -10,7 +10,7 @@
 //! with back-off while the batch in hand waits; meanwhile the queue fills and
 //! overflow is counted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,6 +81,9 @@ pub type Opener = Box<dyn FnMut() -> crate::Result<Box<dyn Store>> + Send>;
 pub struct Writer {
     tx: Option<SyncSender<Event>>,
     stats: Arc<WriterStats>,
+    // set before the queue closes: a thread holding a full batch for a
+    // store that is away would otherwise never look at the queue again
+    stopping: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -90,14 +93,16 @@ impl Writer {
     pub fn spawn(first: Option<Box<dyn Store>>, open: Opener, cfg: WriterConfig) -> Writer {
         let (tx, rx) = mpsc::sync_channel(cfg.queue);
         let stats = Arc::new(WriterStats::default());
-        let thread_stats = stats.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (thread_stats, thread_stopping) = (stats.clone(), stopping.clone());
         let thread = std::thread::Builder::new()
             .name("netev-store".into())
-            .spawn(move || run(first, open, cfg, rx, &thread_stats))
+            .spawn(move || run(first, open, cfg, rx, &thread_stats, &thread_stopping))
             .expect("spawning the store writer thread");
         Writer {
             tx: Some(tx),
             stats,
+            stopping,
             thread: Some(thread),
         }
     }
@@ -119,22 +124,24 @@ impl Writer {
     }
 
     /// Writes what is queued and stops (giving up on a store that stays
-    /// away for more than `grace`: what is left is counted as lost).
+    /// away for more than [`STOP_GRACE`]: what is left is counted as lost).
     pub fn stop(mut self) -> Arc<WriterStats> {
+        self.finish();
+        self.stats.clone()
+    }
+
+    fn finish(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.stats.clone()
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.finish();
     }
 }
 
@@ -151,7 +158,15 @@ fn retry_later(e: &Error) -> bool {
 }
 
 /// How long a stopping writer keeps trying a store that is away.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Counts the batch in hand and whatever is still queued as lost, for a
+/// writer that stops while the store stays away.
+fn give_up(batch: &[Event], rx: &mpsc::Receiver<Event>, stats: &WriterStats) {
+    let n = batch.len() as u64 + rx.try_iter().count() as u64;
+    stats.lost.fetch_add(n, Ordering::Relaxed);
+    warn!(lost = n, "stopping with the store still unreachable");
+}
 
 fn run(
     mut store: Option<Box<dyn Store>>,
@@ -159,6 +174,7 @@ fn run(
     cfg: WriterConfig,
     rx: mpsc::Receiver<Event>,
     stats: &WriterStats,
+    stopping: &AtomicBool,
 ) {
     let mut batch: Vec<Event> = Vec::with_capacity(cfg.batch);
     let mut closed = false;
@@ -184,7 +200,7 @@ fn run(
                 }
             }
         }
-        if closed && stop_deadline.is_none() {
+        if (closed || stopping.load(Ordering::SeqCst)) && stop_deadline.is_none() {
             stop_deadline = Some(Instant::now() + STOP_GRACE);
         }
         if store.is_none() {
@@ -201,11 +217,8 @@ fn run(
                     }
                     stats.set_error(Some(msg));
                     if stop_deadline.is_some_and(|d| Instant::now() >= d) {
-                        stats.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        warn!(
-                            lost = batch.len(),
-                            "stopping with the store still unreachable"
-                        );
+                        // the batch in hand and whatever is still queued
+                        give_up(&batch, &rx, stats);
                         return;
                     }
                     std::thread::sleep(backoff);
@@ -231,6 +244,12 @@ fn run(
                     warn!("store away ({e}); reconnecting");
                     stats.set_error(Some(e.to_string()));
                     store = None;
+                    if stop_deadline.is_some_and(|d| Instant::now() >= d) {
+                        give_up(&batch, &rx, stats);
+                        return;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
                 Err(e) => {

@@ -17,6 +17,20 @@ fn events(n: usize) -> Vec<netev_event::Event> {
         .collect()
 }
 
+fn wait_for_error(w: &Writer) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(e) = w.stats().error() {
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never tried the store"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn stop_writes_everything_queued() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,7 +77,9 @@ fn a_store_that_is_away_is_waited_for_and_overflow_becomes_a_gap() {
     // the queue holds 100 and one batch is in hand: most were lost, counted
     let lost_while_away = w.stats().lost.load(Ordering::Relaxed);
     assert!(lost_while_away >= 800, "{lost_while_away}");
-    assert!(w.stats().error().unwrap().contains("away"));
+    // the writer thread may not have tried the store yet
+    let error = wait_for_error(&w);
+    assert!(error.contains("away"), "{error}");
     up.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(60);
     while w.stats().written.load(Ordering::Relaxed) + lost_while_away < 1_000 {
@@ -79,4 +95,29 @@ fn a_store_that_is_away_is_waited_for_and_overflow_becomes_a_gap() {
     assert_eq!(s.count().unwrap(), written);
     let recorded: u64 = s.gaps(None).unwrap().iter().map(|g| g.lost).sum();
     assert_eq!(recorded, lost, "the loss is in the gaps table");
+}
+
+#[test]
+fn stopping_while_the_store_stays_away_ends_and_counts_everything_lost() {
+    let mut cfg = WriterConfig::new("h");
+    cfg.queue = 100;
+    cfg.batch = 50;
+    let w = Writer::spawn(
+        None,
+        Box::new(|| Err(Error::Invalid("the database is away (test)".into()))),
+        cfg,
+    );
+    for ev in events(1_000) {
+        w.push(ev);
+    }
+    wait_for_error(&w);
+    // a full batch in hand and a full queue: the thread must still notice
+    // the stop and give up after its grace period
+    let stats = w.stop();
+    assert_eq!(stats.written.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        stats.lost.load(Ordering::Relaxed),
+        1_000,
+        "every event counted"
+    );
 }

@@ -5,6 +5,7 @@
 mod bus;
 mod capture;
 mod coalesce;
+mod config;
 mod fleet;
 mod identity;
 mod kernel_rules;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 /// A workload: performs each op on a fresh socket, prints one result per op
 /// ("ok" or the errno name) as a JSON list.
-const PROBE: &str = r#"
+pub(crate) const PROBE: &str = r#"
 import errno, json, socket, sys
 out = []
 for op, proto, addr, port in json.loads(sys.argv[1]):
@@ -35,7 +35,7 @@ print(json.dumps(out))
 
 /// Debian's python3 (not a pyenv shim that may come first in PATH): rules
 /// below name its path.
-const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 struct Setup {
     bus: PrivateBus,
@@ -98,12 +98,12 @@ impl Setup {
     }
 }
 
-fn connect(addr: &str, port: u16) -> Value {
+pub(crate) fn connect(addr: &str, port: u16) -> Value {
     json!(["connect", "tcp", addr, port])
 }
 
 /// A port nothing listens on: allowed connects get ECONNREFUSED.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

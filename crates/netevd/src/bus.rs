@@ -66,6 +66,17 @@ pub enum BusTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusSpec(pub Option<BusTarget>);
 
+impl std::fmt::Display for BusSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("none"),
+            Some(BusTarget::System) => f.write_str("system"),
+            Some(BusTarget::Session) => f.write_str("session"),
+            Some(BusTarget::Address(a)) => f.write_str(a),
+        }
+    }
+}
+
 impl std::str::FromStr for BusSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -81,6 +81,11 @@ struct Setup {
     rules: RulesHandle,
     installed: tokio::sync::watch::Sender<(u64, Option<String>)>,
     prompt_timeout: Duration,
+    /// SIGHUP: read the configuration file and the rules again.
+    reload: Arc<AtomicBool>,
+    /// The settings netevd started with, and the last ones read.
+    started_with: Args,
+    args: Args,
 }
 
 impl Setup {
@@ -92,12 +97,21 @@ impl Setup {
             signal_hook::flag::register(sig, stop.clone())?;
         }
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, report.clone())?;
+        let reload = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
 
         let mut config = CaptureConfig::new(cgroup.clone());
         config.coalesce = !args.no_coalesce;
         config.ringbuf_bytes = args.ringbuf_size;
         let db = args.state_dir.join("rules.db");
-        let engine = Engine::open(&db)?;
+        let mut engine = Engine::open(&db)?;
+        let file_rules = match &args.rules_file {
+            Some(f) => Some(crate::rules::read_rules_file(f)?),
+            None => None,
+        };
+        engine
+            .apply_config(&args.file, file_rules)
+            .context("applying the configuration's policy and rules file")?;
         info!(rules = engine.rules().len(), db = %db.display(), "rules loaded");
         let (installed, installed_rx) = tokio::sync::watch::channel((0, None));
         let rules = RulesHandle {
@@ -143,6 +157,9 @@ impl Setup {
             rules,
             installed,
             prompt_timeout: Duration::from_secs(args.prompt_timeout),
+            reload,
+            started_with: args.clone(),
+            args: args.clone(),
         };
         let retention = netev_store::Retention {
             max_age: args.store_max_age.0,
@@ -185,6 +202,10 @@ impl Setup {
             self.install_if_changed(&sink);
             if self.report.swap(false, Ordering::Relaxed) {
                 self.log_counters(&sink, "counters");
+            }
+            if self.reload.swap(false, Ordering::Relaxed) {
+                self.reload_config(&mut sink);
+                self.install_if_changed(&sink);
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
@@ -235,6 +256,60 @@ impl Setup {
         self.log_counters(&sink, "final counters");
         let _ = std::fs::remove_file(self.run_dir.join("status.json"));
         Ok(())
+    }
+
+    /// SIGHUP: the configuration file and the rules, read again. Everything
+    /// is checked before anything changes; a bad file leaves the running
+    /// configuration as it is and says why. Rules change through the usual
+    /// atomic install, so enforcement has no gap.
+    fn reload_config(&mut self, sink: &mut Sink) {
+        let file = self.args.config_path();
+        let next = match self.args.reloaded() {
+            Ok(n) => n,
+            Err(e) => {
+                warn!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        let file_rules = match &next.rules_file {
+            Some(f) => match crate::rules::read_rules_file(f) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warn!("configuration not reloaded, the running one stays: {e:#}");
+                    return;
+                }
+            },
+            None => None,
+        };
+        if let Err(e) = crate::set_log_level(&next.log_level) {
+            warn!("configuration not reloaded, the running one stays: log_level: {e}");
+            return;
+        }
+        for key in crate::config::restart_only_changes(&self.started_with, &next) {
+            warn!(
+                "{key} changed in {}: it takes effect when netevd restarts",
+                file.display()
+            );
+        }
+        {
+            let mut engine = self.rules.engine.lock().expect("engine lock");
+            let reread = if file_rules.is_none() {
+                engine.reread()
+            } else {
+                Ok(())
+            };
+            if let Err(e) = reread.map_err(|e| format!("{e:#}")).and_then(|()| {
+                engine
+                    .apply_config(&next.file, file_rules)
+                    .map_err(|e| e.to_string())
+            }) {
+                warn!("rules not reloaded, the installed ones stay in force: {e}");
+            }
+        }
+        self.prompt_timeout = Duration::from_secs(next.prompt_timeout);
+        sink.prompt_timeout = self.prompt_timeout;
+        info!(file = %file.display(), "configuration and rules reloaded");
+        self.args = next;
     }
 
     /// Installs the rules if they changed since the last install.

@@ -3,15 +3,18 @@
 
 mod access;
 mod bus;
+mod config;
 mod daemon;
 mod enrich;
 mod rules;
 mod rulestore;
 mod store;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// How `--print` writes events to standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,9 +27,19 @@ pub enum PrintFormat {
 
 /// netev daemon: captures network syscalls (socket, bind, listen, connect,
 /// accept, send/recv) of every process in a cgroup with eBPF.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
+    /// Configuration file (docs/configuration.md); flags given here win over
+    /// it [default: /etc/netev/netev.toml, if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration file and the flags, print the settings in
+    /// force, and exit (0 if valid, 2 if not) without starting.
+    #[arg(long)]
+    pub check_config: bool,
+
     /// cgroup v2 directory to attach to [default: the cgroup v2 root, from /proc/mounts].
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
@@ -92,6 +105,85 @@ pub struct Args {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// A TOML rules file (docs/rules.md) that replaces the stored rules at
+    /// start and on every SIGHUP: the file is the source of truth.
+    #[arg(long, value_name = "FILE")]
+    pub rules_file: Option<PathBuf>,
+
+    /// The configuration file as read (for reloads).
+    #[arg(skip)]
+    pub file: config::FileSettings,
+
+    /// The flags given on the command line, which a reload does not touch.
+    #[arg(skip)]
+    pub from_cli: BTreeSet<String>,
+}
+
+/// The ids of the flags given on the command line (not defaults).
+pub fn given_on_command_line(m: &ArgMatches) -> BTreeSet<String> {
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}
+
+impl Args {
+    /// The command line, then the configuration file where the command line
+    /// said nothing.
+    fn from_command_line() -> anyhow::Result<Args> {
+        let m = Args::command().get_matches();
+        let mut args = Args::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+        args.from_cli = given_on_command_line(&m);
+        let path = args.config_path();
+        args.file = config::load(&path, args.config.is_some())?;
+        let (file, from_cli) = (args.file.clone(), args.from_cli.clone());
+        file.apply(&mut args, &from_cli);
+        Ok(args)
+    }
+
+    /// The configuration file in use.
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| config::DEFAULT_PATH.into())
+    }
+
+    /// These flags with the configuration file read again (SIGHUP).
+    pub fn reloaded(&self) -> Result<Args, config::Problem> {
+        let file = config::load(&self.config_path(), self.config.is_some())?;
+        let mut next = self.clone();
+        // start again from the defaults for everything the file may set
+        let defaults = Args::try_parse_from(["netevd"]).expect("the defaults parse");
+        for id in config::FILE_FLAGS {
+            if !self.from_cli.contains(*id) {
+                next.reset(id, &defaults);
+            }
+        }
+        file.apply(&mut next, &self.from_cli);
+        next.file = file;
+        Ok(next)
+    }
+
+    fn reset(&mut self, id: &str, d: &Args) {
+        match id {
+            "cgroup" => self.cgroup = d.cgroup.clone(),
+            "bus" => self.bus = d.bus.clone(),
+            "access_group" => self.access_group = d.access_group.clone(),
+            "state_dir" => self.state_dir = d.state_dir.clone(),
+            "run_dir" => self.run_dir = d.run_dir.clone(),
+            "log_level" => self.log_level = d.log_level.clone(),
+            "no_coalesce" => self.no_coalesce = d.no_coalesce,
+            "ringbuf_size" => self.ringbuf_size = d.ringbuf_size,
+            "store" => self.store = d.store.clone(),
+            "store_max_age" => self.store_max_age = d.store_max_age,
+            "store_max_rows" => self.store_max_rows = d.store_max_rows,
+            "host_name" => self.host_name = d.host_name.clone(),
+            "prompt_timeout" => self.prompt_timeout = d.prompt_timeout,
+            "rules_file" => self.rules_file = d.rules_file.clone(),
+            other => unreachable!("{other} is not set by the file"),
+        }
+    }
 }
 
 fn parse_size(s: &str) -> Result<u32, String> {
@@ -112,15 +204,73 @@ fn parse_size(s: &str) -> Result<u32, String> {
     Ok(bytes as u32)
 }
 
-fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+/// Changes the log filter of the running daemon (SIGHUP).
+pub fn set_log_level(level: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .map_err(|e| format!("{level:?} is not a log level or filter: {e}"))?;
+    match LOG_FILTER.get() {
+        Some(set) => set(filter),
+        None => Ok(()),
+    }
+}
+
+type SetFilter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+static LOG_FILTER: std::sync::OnceLock<SetFilter> = std::sync::OnceLock::new();
+
+/// Whether standard error is systemd's journal stream (set up by systemd
+/// for a service): then logs go to journald with their fields.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::open("/proc/self/fd/2").and_then(|f| f.metadata()) else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let journald = if stderr_is_journal() {
+        tracing_journald::layer().ok()
+    } else {
+        None
+    };
+    let fmt = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(fmt)
         .init();
+    let _ = LOG_FILTER.set(Box::new(move |f| {
+        handle.reload(f).map_err(|e| e.to_string())
+    }));
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match Args::from_command_line() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("netevd: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        return check_config(&args);
+    }
+    init_logging(&args.log_level);
     match daemon::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -128,6 +278,25 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config`: the file parsed (else `main` has already said why) and
+/// the settings in force printed, for an admin to read.
+fn check_config(args: &Args) -> std::process::ExitCode {
+    let path = args.config_path();
+    if let Some(f) = &args.rules_file {
+        if let Err(e) = rules::read_rules_file(f) {
+            eprintln!("netevd: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    if path.exists() {
+        println!("{}: ok", path.display());
+    } else {
+        println!("{}: not present, built-in defaults", path.display());
+    }
+    println!("{}", config::describe(args));
+    std::process::ExitCode::SUCCESS
 }
 
 #[cfg(test)]

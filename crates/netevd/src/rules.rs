@@ -127,6 +127,46 @@ impl Engine {
         })
     }
 
+    /// Reads the rules and the policy again from the database (SIGHUP:
+    /// someone changed it with other tools); rules that live until a
+    /// restart are kept.
+    pub fn reread(&mut self) -> anyhow::Result<()> {
+        self.flush_hits();
+        self.rules = self.store.load()?;
+        self.policy = self.store.policy()?;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Applies the configuration file's `[policy]` and `rules.file` (read
+    /// and checked beforehand): the file wins over what is stored.
+    pub fn apply_config(
+        &mut self,
+        file: &crate::config::FileSettings,
+        file_rules: Option<Vec<Rule>>,
+    ) -> Result<(), ChangeError> {
+        for (key, action) in &file.policy {
+            let op = match key {
+                crate::config::PolicyKey::All => "all",
+                crate::config::PolicyKey::Op(op) => op.name(),
+            };
+            if key == &crate::config::PolicyKey::All
+                || self.policy.for_op(op.parse().expect("an op's own name")) != *action
+            {
+                self.set_default(op, action.name())?;
+            }
+        }
+        if let Some(a) = file.ask_fallback {
+            if self.policy.ask_fallback != a {
+                self.set_default("ask-fallback", a.name())?;
+            }
+        }
+        if let Some(rules) = file_rules {
+            self.add_many(rules, true)?;
+        }
+        Ok(())
+    }
+
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
@@ -364,4 +404,17 @@ pub fn rule_for_answer(
         Utc::now(),
         &|_| None,
     )
+}
+
+/// Reads and checks a whole rules file (`rules.file`, `--rules-file`):
+/// the first problem is reported with its line and nothing of it is used.
+pub fn read_rules_file(path: &Path) -> anyhow::Result<Vec<Rule>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the rules file {}: {e}", path.display()))?;
+    Ok(netev_rules::file::parse(
+        &path.display().to_string(),
+        &text,
+        Utc::now(),
+        &lookup_user,
+    )?)
 }

@@ -40,6 +40,18 @@ impl std::str::FromStr for StoreSpec {
     }
 }
 
+impl std::fmt::Display for StoreSpec {
+    /// As written in the configuration, without a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::None => f.write_str("none"),
+            StoreSpec::Sqlite(None) => f.write_str("sqlite"),
+            StoreSpec::Sqlite(Some(p)) => write!(f, "sqlite:{}", p.display()),
+            StoreSpec::Postgres(url) => f.write_str(&netev_store::redact(url)),
+        }
+    }
+}
+
 /// The running store: the writer and how to open it for a query.
 pub struct EventStore {
     pub writer: Writer,

@@ -196,3 +196,87 @@ fn daemonizes_once_attached_and_reports_start_failures() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a cgroup v2 directory"));
 }
+
+/// The programs attached to the test cgroup's connect4 hook, by id.
+fn connect4_programs(cg: &TestCgroup) -> Vec<u32> {
+    netev_bpf::cgroup::attached_programs(cg.path(), "cgroup/connect4").expect("querying")
+}
+
+#[test]
+fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set() {
+    if !root_or_skip(
+        "a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set",
+    ) {
+        return;
+    }
+    use crate::rules::{connect, free_port, PROBE, PYTHON};
+    let cg = TestCgroup::new("crash-restart");
+    let dir = tempfile::tempdir().unwrap();
+    let (port, state) = (free_port(), dir.path().join("state"));
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!("[[rule]]\naction = \"deny\"\nops = \"connect\"\naddr = \"127.0.0.1\"\nports = {port}\n"),
+    )
+    .unwrap();
+    let probe = || -> Vec<String> {
+        let ops = serde_json::json!([connect("127.0.0.1", port)]).to_string();
+        let out = cg
+            .command(PYTHON)
+            .args(["-c", PROBE, &ops])
+            .output_bounded();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let args = [
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--rules-file",
+        rules.to_str().unwrap(),
+    ];
+    let mut first = Daemon::start(&cg, &args);
+    let first_ids = connect4_programs(&cg);
+    assert_eq!(first_ids.len(), 1, "one netevd, one program per hook");
+    assert_eq!(probe(), ["EPERM"]);
+
+    first.crash();
+    let run_dir = first.run_dir().to_path_buf();
+    assert_eq!(connect4_programs(&cg), first_ids, "still attached, pinned");
+    assert_eq!(probe(), ["EPERM"], "the rules are still enforced");
+    let out = Command::new(workspace_bin("netev"))
+        .args(["status", "--run-dir"])
+        .arg(&run_dir)
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(3), "not running");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("enforcement: active without netevd"),
+        "{said}"
+    );
+
+    let second = Daemon::start(&cg, &args);
+    let second_ids = connect4_programs(&cg);
+    assert_eq!(second_ids.len(), 1, "the old set was replaced, not doubled");
+    assert_ne!(second_ids, first_ids);
+    assert!(second
+        .log()
+        .contains("took over from a netevd that did not stop cleanly"));
+    assert_eq!(probe(), ["EPERM"]);
+
+    // a clean stop detaches everything and leaves no pins
+    let run_dir = second.run_dir().to_path_buf();
+    assert!(second.stop().success);
+    drop(first);
+    assert_eq!(connect4_programs(&cg), Vec::<u32>::new());
+    assert_eq!(probe(), ["ECONNREFUSED"]);
+    let out = Command::new(workspace_bin("netev"))
+        .args(["status", "--run-dir"])
+        .arg(&run_dir)
+        .output_bounded();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("enforcement: none"), "{said}");
+}

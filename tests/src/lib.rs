@@ -265,10 +265,20 @@ fn remove_cgroup(path: &Path) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // programs a killed test daemon left pinned (netevd --pin-dir's
+    // default): unpinned, they go with the cgroup
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        let pins = Path::new(DEFAULT_PIN_DIR).join(format!("cgroup-{}", meta.ino()));
+        let _ = std::fs::remove_dir_all(pins);
+    }
     if let Err(e) = std::fs::remove_dir(path) {
         eprintln!("warning: removing {}: {e}", path.display());
     }
 }
+
+/// netevd's default `--pin-dir`.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/netev";
 
 /// Test cgroups (`<name>-<pid>-<n>`) of test processes that no longer run.
 fn remove_stale_cgroups(parent: &Path) {
@@ -405,6 +415,15 @@ impl Daemon {
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// SIGKILL, as a crash: nothing of netevd's own clean-up runs. Waits
+    /// until it is gone (reaped); the run directory stays.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The log so far.

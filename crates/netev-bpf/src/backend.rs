@@ -82,6 +82,10 @@ pub struct CaptureConfig {
     pub coalesce: bool,
     /// Process never captured (the daemon itself).
     pub exclude_tgid: u32,
+    /// bpffs directory to pin the links under (one subdirectory per
+    /// cgroup), so that a crashed daemon's programs keep enforcing until the
+    /// next one replaces them; `None`: not pinned, a crash detaches them.
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl CaptureConfig {
@@ -94,6 +98,7 @@ impl CaptureConfig {
             wakeup_bytes: 16 << 10,
             coalesce: true,
             exclude_tgid: std::process::id(),
+            pin_dir: None,
         }
     }
 }

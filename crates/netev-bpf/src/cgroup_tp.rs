@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,11 @@ pub struct CgroupCapture {
     notes: Vec<String>,
     rules: Installed,
     _cgroup: File,
+    /// Where our links are pinned, if they are.
+    pins: Option<PathBuf>,
+    /// Links a previous netevd left pinned on this cgroup: kept attached
+    /// until our first rules are installed, so enforcement has no gap.
+    stale: Vec<Link>,
 }
 
 /// (program, op, attach point, mode), cgroup programs first.
@@ -124,7 +130,18 @@ impl CgroupCapture {
             notes: Vec::new(),
             rules: Installed::default(),
             _cgroup: cgroup,
+            pins: None,
+            stale: Vec::new(),
         };
+        if let Some(dir) = &config.pin_dir {
+            match pin_dir_for(dir, &config.cgroup) {
+                Ok(d) => me.pins = Some(d),
+                Err(e) => me.notes.push(format!(
+                    "not pinned ({e}): if netevd dies, its programs detach and nothing is \
+                     enforced until it is back"
+                )),
+            }
+        }
         me.attach(&config.cgroup.display().to_string())?;
         Ok(me)
     }
@@ -207,7 +224,52 @@ impl CgroupCapture {
             });
         }
         debug!(links = self.links.len(), "attached");
+        if let Some(dir) = self.pins.clone() {
+            self.pin_links(&dir)?;
+        }
         Ok(())
+    }
+
+    /// Pins every link under `dir`, taking over the pins of a netevd that
+    /// died: its links are kept in `stale` until our rules are in.
+    fn pin_links(&mut self, dir: &Path) -> Result<(), Error> {
+        let io = |what: String| move |source| Error::Io { what, source };
+        for (link, hook) in self.links.iter_mut().zip(&self.hooks) {
+            let path = dir.join(hook.attach.replace('/', ":"));
+            if path.exists() {
+                match Link::open(&path) {
+                    Ok(old) => self.stale.push(old),
+                    Err(e) => warn!("cannot open the old pin {}: {e}", path.display()),
+                }
+                std::fs::remove_file(&path)
+                    .map_err(io(format!("removing the old pin {}", path.display())))?;
+            }
+            link.pin(&path)
+                .map_err(|e| Error::bpf(format!("pinning {}", path.display()), e))?;
+        }
+        if !self.stale.is_empty() {
+            self.notes.push(format!(
+                "took over from a netevd that did not stop cleanly: its {} programs, \
+                 pinned in {}, stay attached until the rules are installed",
+                self.stale.len(),
+                dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Unpins our links (a clean stop: they detach when dropped).
+    fn unpin_links(&mut self) {
+        for link in &mut self.links {
+            if link.pin_path().is_some() {
+                if let Err(e) = link.unpin() {
+                    warn!("cannot unpin a link: {e}");
+                }
+            }
+        }
+        if let Some(dir) = self.pins.take() {
+            let _ = std::fs::remove_dir(&dir);
+        }
     }
 
     fn program(&self, name: &str) -> libbpf_rs::ProgramMut<'_> {
@@ -289,7 +351,16 @@ impl Capture for CgroupCapture {
             addr4: &maps.rule_addr4,
             once: &maps.once_state,
         };
-        self.rules.install(&m, tables)
+        self.rules.install(&m, tables)?;
+        if !self.stale.is_empty() {
+            // ours decide now: the dead daemon's programs can go
+            tracing::info!(
+                programs = self.stale.len(),
+                "detached the programs a previous netevd left pinned"
+            );
+            self.stale.clear();
+        }
+        Ok(())
     }
 
     fn consumed_once(&self) -> Result<Vec<u32>, Error> {
@@ -322,7 +393,9 @@ impl Capture for CgroupCapture {
         grace: Duration,
         sink: &mut dyn FnMut(Record),
     ) -> Result<usize, Error> {
+        self.unpin_links();
         self.links.clear();
+        self.stale.clear();
         let deadline = Instant::now() + grace;
         let mut n = 0;
         loop {
@@ -341,13 +414,66 @@ impl Drop for CgroupCapture {
     fn drop(&mut self) {
         // SAFETY: dropped once, in borrow order: ring buffer and links, then
         // the skeleton, then the storage it borrowed.
+        // Any orderly exit (an error included) detaches: only a process that
+        // dies without running this leaves its programs pinned.
+        self.unpin_links();
         unsafe {
             ManuallyDrop::drop(&mut self.ringbuf);
             self.links.clear();
+            self.stale.clear();
             ManuallyDrop::drop(&mut self.skel);
             drop(Box::from_raw(self.storage));
         }
     }
+}
+
+/// The pin directory of one cgroup: `<pin_dir>/cgroup-<inode>` on bpffs
+/// (mounted at /sys/fs/bpf if the machine did not).
+pub fn pin_dir_for(pin_dir: &Path, cgroup: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(cgroup)
+        .map_err(|e| format!("{}: {e}", cgroup.display()))?
+        .ino();
+    ensure_bpffs(pin_dir)?;
+    let dir = pin_dir.join(format!("cgroup-{ino}"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Whether `dir` (or the directory it would be made in) is on bpffs; if
+/// nothing is mounted at /sys/fs/bpf, mounts bpffs there.
+fn ensure_bpffs(dir: &Path) -> Result<(), String> {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    let on_bpffs = |p: &Path| statfs_type(p).is_some_and(|t| t == BPF_FS_MAGIC);
+    let base = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    if on_bpffs(base) {
+        return Ok(());
+    }
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && root.exists() && !on_bpffs(root) {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+            .status();
+        if matches!(status, Ok(s) if s.success()) && on_bpffs(base) {
+            return Ok(());
+        }
+    }
+    Err(format!("{} is not on a bpf filesystem", dir.display()))
+}
+
+// f_type is i64 on x86_64 but narrower elsewhere
+#[allow(clippy::unnecessary_cast)]
+fn statfs_type(p: &Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut st = MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a valid C string and a buffer of the right type.
+    let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
+    // SAFETY: filled in when rc == 0.
+    (rc == 0).then(|| unsafe { st.assume_init() }.f_type as i64)
 }
 
 /// Syscall tracepoints need tracefs; mount it if the machine did not.

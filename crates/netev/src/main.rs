@@ -43,6 +43,10 @@ enum Command {
         /// instead of asking the daemon over D-Bus.
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
+        /// Where netevd pins its programs (netevd --pin-dir): read when the
+        /// daemon is down to say whether anything is still enforced.
+        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/netev")]
+        pin_dir: PathBuf,
     },
     /// Print live events (needs root or the netev group).
     Monitor {
@@ -142,7 +146,11 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Rules { command } => rules::run(&cli.bus, command),
         Command::Prompt { scope } => prompt::run(&cli.bus, scope),
-        Command::Status { json, run_dir } => status::run(&cli.bus, run_dir.as_deref(), json),
+        Command::Status {
+            json,
+            run_dir,
+            pin_dir,
+        } => status::run(&cli.bus, run_dir.as_deref(), &pin_dir, json),
         Command::Log {
             since,
             until,

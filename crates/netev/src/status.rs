@@ -9,7 +9,7 @@ use netev_event::status::Status;
 
 use crate::bus::{connect, explain, runtime, BusChoice, EXIT_NOT_RUNNING as NOT_RUNNING};
 
-pub fn run(bus: &BusChoice, run_dir: Option<&Path>, json: bool) -> ExitCode {
+pub fn run(bus: &BusChoice, run_dir: Option<&Path>, pin_dir: &Path, json: bool) -> ExitCode {
     let result = match run_dir {
         Some(dir) => from_file(dir),
         None => from_bus(bus),
@@ -26,7 +26,10 @@ pub fn run(bus: &BusChoice, run_dir: Option<&Path>, json: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok(None) => ExitCode::from(NOT_RUNNING),
+        Ok(None) => {
+            println!("{}", enforcement_while_down(pin_dir));
+            ExitCode::from(NOT_RUNNING)
+        }
         Err(e) => {
             eprintln!("netev: {e:#}");
             ExitCode::FAILURE
@@ -74,6 +77,58 @@ fn from_file(run_dir: &Path) -> Result<Option<Status>> {
         return Ok(None);
     }
     Ok(Some(status))
+}
+
+/// With netevd down: whether programs it pinned are still attached (a
+/// netevd that died without cleaning up), and what that means.
+fn enforcement_while_down(pin_dir: &Path) -> String {
+    let entries = match std::fs::read_dir(pin_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return format!(
+                "enforcement: none (no programs pinned in {}): no rule is enforced while \
+                 netevd is down",
+                pin_dir.display()
+            )
+        }
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            return format!(
+                "enforcement: unknown (reading {} needs root: sudo netev status)",
+                pin_dir.display()
+            )
+        }
+        Err(e) => return format!("enforcement: unknown ({}: {e})", pin_dir.display()),
+    };
+    let mut active = Vec::new();
+    for dir in entries.flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let Some(ino) = name.strip_prefix("cgroup-") else {
+            continue;
+        };
+        let programs = std::fs::read_dir(dir.path())
+            .map(|d| d.flatten().count())
+            .unwrap_or(0);
+        if programs > 0 {
+            active.push(format!(
+                "{programs} programs on the cgroup with inode {ino}"
+            ));
+        }
+    }
+    if active.is_empty() {
+        format!(
+            "enforcement: none (no programs pinned in {}): no rule is enforced while netevd \
+             is down",
+            pin_dir.display()
+        )
+    } else {
+        format!(
+            "enforcement: active without netevd: {} (pinned in {}) were left by a netevd \
+             that did not stop cleanly; they enforce the rules installed before it stopped \
+             and capture nothing until netevd starts again and replaces them",
+            active.join(", "),
+            pin_dir.display()
+        )
+    }
 }
 
 fn alive(pid: u32) -> bool {

@@ -71,6 +71,7 @@ pub struct FileSettings {
     pub policy: Vec<(PolicyKey, Action)>,
     pub ask_fallback: Option<Action>,
     pub rules_file: Option<PathBuf>,
+    pub pin_dir: Option<crate::PinDir>,
 }
 
 /// What a `[policy]` action applies to.
@@ -88,6 +89,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("", "state_dir"),
     ("", "run_dir"),
     ("", "log_level"),
+    ("", "pin_dir"),
     ("capture", "coalesce"),
     ("capture", "ringbuf_size"),
     ("store", "url"),
@@ -125,6 +127,7 @@ pub const FILE_FLAGS: &[&str] = &[
     "host_name",
     "prompt_timeout",
     "rules_file",
+    "pin_dir",
 ];
 
 /// The keys that changed between `a` and `b` among those read only at
@@ -142,6 +145,7 @@ pub fn restart_only_changes(a: &Args, b: &Args) -> Vec<&'static str> {
     check(a.access_group != b.access_group, "access_group");
     check(a.state_dir != b.state_dir, "state_dir");
     check(a.run_dir != b.run_dir, "run_dir");
+    check(a.pin_dir != b.pin_dir, "pin_dir");
     check(a.no_coalesce != b.no_coalesce, "capture.coalesce");
     check(a.ringbuf_size != b.ringbuf_size, "capture.ringbuf_size");
     check(a.store != b.store, "store.url");
@@ -172,6 +176,7 @@ pub fn describe(args: &Args) -> String {
         format!("state_dir = {}", args.state_dir.display()),
         format!("run_dir = {}", args.run_dir.display()),
         format!("log_level = {}", args.log_level),
+        format!("pin_dir = {}", args.pin_dir),
         format!("capture.coalesce = {}", !args.no_coalesce),
         format!("capture.ringbuf_size = {}", args.ringbuf_size),
         format!("store.url = {}", args.store),
@@ -335,6 +340,7 @@ fn set(out: &mut FileSettings, table: &str, key: &str, v: &Value) -> Result<(), 
         ("", "access_group") => out.access_group = Some(string(v)?.to_string()),
         ("", "state_dir") => out.state_dir = Some(path(v)?),
         ("", "run_dir") => out.run_dir = Some(path(v)?),
+        ("", "pin_dir") => out.pin_dir = Some(string(v)?.parse()?),
         ("", "log_level") => {
             let s = string(v)?;
             tracing_subscriber::EnvFilter::try_new(s)
@@ -420,6 +426,7 @@ impl FileSettings {
         take!(store_max_age);
         take!(store_max_rows);
         take!(prompt_timeout);
+        take!(pin_dir);
         if !cli("cgroup") && self.cgroup.is_some() {
             args.cgroup = self.cgroup.clone();
         }

@@ -103,6 +103,7 @@ impl Setup {
         let mut config = CaptureConfig::new(cgroup.clone());
         config.coalesce = !args.no_coalesce;
         config.ringbuf_bytes = args.ringbuf_size;
+        config.pin_dir = args.pin_dir.0.clone();
         let db = args.state_dir.join("rules.db");
         let mut engine = Engine::open(&db)?;
         let file_rules = match &args.rules_file {

@@ -106,6 +106,12 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// bpffs directory where the attached programs are pinned, so that they
+    /// keep enforcing the rules if netevd dies (the next netevd replaces
+    /// them); "none": not pinned, a crash leaves nothing enforced.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/netev")]
+    pub pin_dir: PinDir,
+
     /// A TOML rules file (docs/rules.md) that replaces the stored rules at
     /// start and on every SIGHUP: the file is the source of truth.
     #[arg(long, value_name = "FILE")]
@@ -181,7 +187,34 @@ impl Args {
             "host_name" => self.host_name = d.host_name.clone(),
             "prompt_timeout" => self.prompt_timeout = d.prompt_timeout,
             "rules_file" => self.rules_file = d.rules_file.clone(),
+            "pin_dir" => self.pin_dir = d.pin_dir.clone(),
             other => unreachable!("{other} is not set by the file"),
+        }
+    }
+}
+
+/// `--pin-dir`: a directory on bpffs, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinDir(pub Option<PathBuf>);
+
+impl std::str::FromStr for PinDir {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PinDir, String> {
+        match s {
+            "none" => Ok(PinDir(None)),
+            p if p.starts_with('/') => Ok(PinDir(Some(p.into()))),
+            _ => Err(format!(
+                "{s:?} is not an absolute path on bpffs (such as /sys/fs/bpf/netev) or none"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PinDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("none"),
+            Some(p) => write!(f, "{}", p.display()),
         }
     }
 }

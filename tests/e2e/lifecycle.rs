@@ -1,5 +1,6 @@
 //! Start-up errors, status (file and `netev status`), SIGUSR1, exact counters at exit.
 
+use std::path::Path;
 use std::process::Command;
 
 use netev_tests::OutputBounded;
@@ -279,4 +280,117 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
         .output_bounded();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("enforcement: none"), "{said}");
+}
+
+/// The capabilities the shipped unit gives netevd
+/// (`CapabilityBoundingSet=` in dist/systemd/netevd.service), as setpriv's
+/// `--bounding-set` argument.
+fn unit_capabilities() -> String {
+    let unit = include_str!("../../dist/systemd/netevd.service");
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit sets CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    format!("-all,{}", caps.join(","))
+}
+
+#[test]
+fn the_units_capabilities_are_enough_to_capture_name_and_enforce() {
+    if !root_or_skip("the_units_capabilities_are_enough_to_capture_name_and_enforce") {
+        return;
+    }
+    use crate::rules::{connect, free_port, PROBE};
+    use std::os::unix::fs::PermissionsExt;
+    netev_tests::ensure_user("netev-capuser", &[]);
+    // a program in a directory only its owner may enter: naming it in a
+    // rule takes CAP_DAC_READ_SEARCH, naming its process CAP_SYS_PTRACE
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = home.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    let python = private.join("python");
+    let early_python = private.join("python-early");
+    for copy in [&python, &early_python] {
+        std::fs::copy(std::fs::canonicalize("/usr/bin/python3").unwrap(), copy).unwrap();
+    }
+    let chown = Command::new("chown")
+        .args(["-R", "netev-capuser"])
+        .arg(&private)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let port = free_port();
+    let rules = home.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[rule]]\naction = \"deny\"\nops = \"connect\"\nexe = \"{}\"\nports = {port}\n",
+            python.display()
+        ),
+    )
+    .unwrap();
+    let cg = TestCgroup::new("unit-caps");
+    // a process of that user that was running before netevd started, from
+    // an executable no exec record names: only /proc/PID/exe names it,
+    // which takes CAP_SYS_PTRACE for another user's process
+    let go = private.join("go");
+    let early = format!(
+        "import os, socket, time\nwhile not os.path.exists({go:?}): time.sleep(0.02)\n\
+         s = socket.socket()\ntry: s.connect(('127.0.0.1', {}))\nexcept OSError: pass\n\
+         open({go:?} + '.done', 'w').close()\ntime.sleep(3600)\n",
+        port + 2,
+        go = go.display().to_string()
+    );
+    let mut early = cg
+        .command("runuser")
+        .args(["-u", "netev-capuser", "--"])
+        .arg(&early_python)
+        .args(["-c", &early])
+        .spawn()
+        .unwrap();
+    let caps = unit_capabilities();
+    let daemon = Daemon::start_wrapped(
+        &cg,
+        &["--rules-file", rules.to_str().unwrap()],
+        &["setpriv", "--bounding-set", &caps, "--inh-caps", "-all"],
+    );
+    let ops = serde_json::json!([connect("127.0.0.1", port), connect("127.0.0.1", port + 1)]);
+    let out = cg
+        .command("runuser")
+        .args(["-u", "netev-capuser", "--"])
+        .arg(&python)
+        .args(["-c", PROBE, &ops.to_string()])
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, ["EPERM", "ECONNREFUSED"], "the exe rule is enforced");
+    std::fs::write(&go, "").unwrap();
+    let done = private.join("go.done");
+    wait_until("the early process's connect", || done.exists());
+    // it stays (until killed) so that netevd finds /proc/PID/exe
+    let stopped = daemon.stop();
+    let _ = early.kill();
+    let _ = early.wait();
+    assert!(stopped.success, "{}", stopped.log);
+    let connects = |exe: &Path| -> Vec<&serde_json::Value> {
+        stopped
+            .events
+            .iter()
+            .filter(|e| e["op"] == "connect" && e["exe"] == exe.display().to_string())
+            .collect()
+    };
+    assert_eq!(connects(&early_python).len(), 1, "{:?}", stopped.events);
+    let connects = connects(&python);
+    assert_eq!(connects.len(), 2, "{:?}", stopped.events);
+    assert_eq!(connects[0]["verdict"], "deny");
+    assert_eq!(connects[0]["user"], "netev-capuser");
 }

@@ -322,9 +322,23 @@ impl Daemon {
     /// Starts `netevd --foreground --print json --cgroup CG` plus `extra`,
     /// and waits until it has attached.
     pub fn start(cgroup: &TestCgroup, extra: &[&str]) -> Daemon {
+        Daemon::start_wrapped(cgroup, extra, &[])
+    }
+
+    /// As [`Daemon::start`], netevd run by `wrapper` (a command and its
+    /// arguments, such as `setpriv --bounding-set …`).
+    pub fn start_wrapped(cgroup: &TestCgroup, extra: &[&str], wrapper: &[&str]) -> Daemon {
         let run_dir = tempfile::tempdir().expect("temp dir");
         let has_bus = extra.contains(&"--bus");
-        let mut child = Command::new(workspace_bin("netevd"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(workspace_bin("netevd"));
+                c
+            }
+            None => Command::new(workspace_bin("netevd")),
+        };
+        let mut child = command
             .args(["--foreground", "--print", "json", "--cgroup"])
             .arg(cgroup.path())
             .arg("--run-dir")

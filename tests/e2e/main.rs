@@ -6,6 +6,7 @@ mod bus;
 mod capture;
 mod coalesce;
 mod config;
+mod doctor;
 mod fleet;
 mod identity;
 mod kernel_rules;

@@ -1,6 +1,7 @@
 //! netev: the command-line client. Parse, dispatch; each command is a module.
 
 mod bus;
+mod doctor;
 mod log;
 mod monitor;
 mod prompt;
@@ -47,6 +48,22 @@ enum Command {
         /// daemon is down to say whether anything is still enforced.
         #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/netev")]
         pin_dir: PathBuf,
+    },
+    /// Check what this machine offers netev and what is wrong: one line per
+    /// check (ok, warn, FAIL) with the fix; exit 1 if anything failed.
+    Doctor {
+        /// netevd's state directory (netevd --state-dir).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/netev")]
+        state_dir: PathBuf,
+        /// netevd's configuration file.
+        #[arg(long, value_name = "FILE", default_value = "/etc/netev/netev.toml")]
+        config: PathBuf,
+        /// The group allowed to talk to netevd (netevd --access-group).
+        #[arg(long, value_name = "GROUP", default_value = "netev")]
+        group: String,
+        /// One JSON object per check.
+        #[arg(long)]
+        json: bool,
     },
     /// Print live events (needs root or the netev group).
     Monitor {
@@ -146,6 +163,20 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Rules { command } => rules::run(&cli.bus, command),
         Command::Prompt { scope } => prompt::run(&cli.bus, scope),
+        Command::Doctor {
+            state_dir,
+            config,
+            group,
+            json,
+        } => doctor::run(
+            &cli.bus,
+            doctor::Options {
+                state_dir,
+                config,
+                group,
+                json,
+            },
+        ),
         Command::Status {
             json,
             run_dir,

@@ -1,0 +1,564 @@
+//! `netev doctor`: what this machine offers netev and what is wrong, one
+//! line per check (ok / warn / fail) with the fix to apply.
+//!
+//! Each check is a function of what was read from the machine, so that
+//! every outcome is unit-tested; `run` reads the machine and prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::bus::{connect, runtime, BusChoice};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub level: Level,
+    pub detail: String,
+    /// What to do about a warn or a fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        level: Level::Ok,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        level: Level::Warn,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        level: Level::Fail,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// The ring buffer (5.8) is the oldest feature netev cannot do without.
+const MIN_KERNEL: (u32, u32) = (5, 8);
+
+/// `uname -r`, e.g. `6.18.44-fc-v782`.
+pub fn kernel(release: &str) -> Check {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) if (major, minor) >= MIN_KERNEL => {
+            ok("kernel", format!("{release}"))
+        }
+        (Some(_), Some(_)) => fail(
+            "kernel",
+            format!(
+                "{release} is older than {}.{} (BPF ring buffer)",
+                MIN_KERNEL.0, MIN_KERNEL.1
+            ),
+            "upgrade the kernel (Debian 12 ships 6.1)",
+        ),
+        _ => warn(
+            "kernel",
+            format!("cannot read the version in {release:?}"),
+            "netev needs Linux 5.8 or later",
+        ),
+    }
+}
+
+/// Whether `/sys/kernel/btf/vmlinux` exists (CO-RE relocations need it).
+pub fn btf(present: bool) -> Check {
+    if present {
+        ok("btf", "/sys/kernel/btf/vmlinux")
+    } else {
+        fail(
+            "btf",
+            "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing)",
+            "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every Debian and Ubuntu kernel is)",
+        )
+    }
+}
+
+/// The cgroup v2 mount, from /proc/mounts.
+pub fn cgroup2(mounts: &str) -> Check {
+    match netev_bpf::cgroup::cgroup2_root_in(mounts) {
+        Some(dir) => ok("cgroup2", format!("mounted at {}", dir.display())),
+        None => fail(
+            "cgroup2",
+            "no cgroup v2 hierarchy is mounted",
+            "mount -t cgroup2 none /sys/fs/cgroup, or boot with systemd.unified_cgroup_hierarchy=1",
+        ),
+    }
+}
+
+/// BPF LSM: preferred where the kernel allows it; netev falls back.
+pub fn bpf_lsm(probe: &netev_bpf::lsm::LsmAvailability) -> Check {
+    match probe {
+        netev_bpf::lsm::LsmAvailability::Available => ok(
+            "bpf-lsm",
+            "available (this build enforces through cgroup hooks either way)",
+        ),
+        netev_bpf::lsm::LsmAvailability::Unavailable(why) => warn(
+            "bpf-lsm",
+            format!("unavailable: {why}; netev uses cgroup hooks and tracepoints instead"),
+            "nothing needed: listen/accept are then observed, not enforced; for BPF LSM boot \
+             with bpf in lsm= and without lockdown",
+        ),
+    }
+}
+
+/// Whether tracefs is mounted (syscall tracepoints).
+pub fn tracefs(mounted: bool, root: bool) -> Check {
+    match (mounted, root) {
+        (true, _) => ok("tracefs", "mounted"),
+        (false, true) => warn(
+            "tracefs",
+            "not mounted",
+            "netevd mounts it at /sys/kernel/tracing itself; or: mount -t tracefs nodev /sys/kernel/tracing",
+        ),
+        (false, false) => warn(
+            "tracefs",
+            "not mounted, or not visible to this user",
+            "run netev doctor as root to know; netevd mounts it when it is missing",
+        ),
+    }
+}
+
+/// Whether bpffs is mounted at /sys/fs/bpf (pins that survive a crash).
+pub fn bpffs(mounts: &str) -> Check {
+    let mounted = mounts.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 2 && f[1] == "/sys/fs/bpf" && f[2] == "bpf"
+    });
+    if mounted {
+        ok("bpffs", "mounted at /sys/fs/bpf")
+    } else {
+        warn(
+            "bpffs",
+            "not mounted at /sys/fs/bpf",
+            "netevd mounts it to pin its programs; or: mount -t bpf bpf /sys/fs/bpf",
+        )
+    }
+}
+
+/// What this user may do: root runs netevd; the netev group talks to it.
+pub fn rights(root: bool, user: &str, in_group: bool, group: &str, group_exists: bool) -> Check {
+    match (root, in_group, group_exists) {
+        (true, _, _) => ok("rights", "root: may run netevd and call every method"),
+        (false, true, _) => ok(
+            "rights",
+            format!("{user} is in group {group}: may watch events, answer prompts, manage rules"),
+        ),
+        (false, false, true) => warn(
+            "rights",
+            format!("{user} is not in group {group}: netevd refuses events and rule changes"),
+            format!("sudo usermod -aG {group} {user}, then log in again"),
+        ),
+        (false, false, false) => warn(
+            "rights",
+            format!("there is no group {group}"),
+            format!(
+                "sudo groupadd --system {group} (the package's sysusers.d entry makes it), then \
+                 sudo usermod -aG {group} {user}"
+            ),
+        ),
+    }
+}
+
+/// What the bus said when asked for netevd's status.
+pub enum BusAnswer {
+    Running { pid: u32, backend: String },
+    NotRunning,
+    AccessDenied(String),
+    NoBus(String),
+}
+
+pub fn bus(on: &BusChoice, answer: &BusAnswer) -> Check {
+    match answer {
+        BusAnswer::Running { pid, backend } => ok(
+            "bus",
+            format!("netevd (pid {pid}, {backend}) answers on {on}"),
+        ),
+        BusAnswer::NotRunning => warn(
+            "bus",
+            format!("netevd is not running on {on}"),
+            "sudo systemctl start netevd (or: sudo netevd)",
+        ),
+        BusAnswer::AccessDenied(msg) => fail(
+            "bus",
+            format!("{on} refuses this user: {msg}"),
+            "install dist/dbus/org.netev.Daemon1.conf in /usr/share/dbus-1/system.d and add the \
+             user to the netev group",
+        ),
+        BusAnswer::NoBus(msg) => fail(
+            "bus",
+            format!("cannot reach {on}: {msg}"),
+            "sudo apt-get install dbus && sudo systemctl start dbus (or pick a bus with --bus)",
+        ),
+    }
+}
+
+/// What was found in the state directory.
+pub enum StoreFinding {
+    /// The directory does not exist yet (netevd makes it).
+    NoDir,
+    /// Not writable by this (root) user.
+    NotWritable(String),
+    /// Not readable by this user.
+    NotReadable,
+    /// No event database yet.
+    NoDatabase,
+    /// The database opened: how many events.
+    Events(u64),
+    /// It did not open: why.
+    Broken(String),
+}
+
+pub fn store(dir: &Path, finding: &StoreFinding) -> Check {
+    let d = dir.display();
+    match finding {
+        StoreFinding::NoDir => warn(
+            "store",
+            format!("{d} does not exist"),
+            "netevd creates it at its first start (the package's tmpfiles.d entry too)",
+        ),
+        StoreFinding::NotWritable(e) => fail(
+            "store",
+            format!("{d} is not writable: {e}"),
+            format!("check the file system and the permissions of {d} (root, mode 0750)"),
+        ),
+        StoreFinding::NotReadable => warn(
+            "store",
+            format!("{d} is not readable by this user"),
+            "run netev doctor as root, or as a member of the netev group",
+        ),
+        StoreFinding::NoDatabase => ok("store", format!("{d} is writable; no events stored yet")),
+        StoreFinding::Events(n) => ok("store", format!("{d}/netev.db opens: {n} events")),
+        StoreFinding::Broken(e) => fail(
+            "store",
+            e.clone(),
+            "stop netevd, move the file aside (netevd then starts a new one), or repair it \
+             with sqlite3's .recover",
+        ),
+    }
+}
+
+/// The kernel's clock discipline (adjtimex): timestamps and timed rules
+/// depend on a synchronized clock.
+pub fn clock(synchronized: Option<bool>, now_year: i32) -> Check {
+    if now_year < 2024 {
+        return fail(
+            "clock",
+            format!("the clock says the year is {now_year}"),
+            "set the time (timedatectl set-ntp true)",
+        );
+    }
+    match synchronized {
+        Some(true) => ok("clock", "synchronized"),
+        Some(false) => warn(
+            "clock",
+            "not synchronized: event times and timed rules may be off",
+            "enable time synchronization (timedatectl set-ntp true, or chrony)",
+        ),
+        None => warn(
+            "clock",
+            "cannot tell whether it is synchronized",
+            "check timedatectl",
+        ),
+    }
+}
+
+/// `netevd --check-config`'s verdict.
+pub fn config(path: &Path, outcome: Result<(), String>) -> Check {
+    match outcome {
+        Ok(()) if path.exists() => ok("config", format!("{} is valid", path.display())),
+        Ok(()) => ok(
+            "config",
+            format!("{} is absent: built-in defaults", path.display()),
+        ),
+        Err(e) => fail(
+            "config",
+            e,
+            format!(
+                "fix the line named, then check with: netevd --check-config --config {}",
+                path.display()
+            ),
+        ),
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn bus_answer(on: &BusChoice) -> BusAnswer {
+    let got = runtime().block_on(async {
+        let (_conn, daemon) = connect(on).await?;
+        daemon
+            .get_status()
+            .await
+            .map_err(|e| crate::bus::explain(on, e))
+    });
+    match got {
+        Ok(s) => {
+            let s = netev_event::status::Status::from(s);
+            BusAnswer::Running {
+                pid: s.pid,
+                backend: s.backend,
+            }
+        }
+        Err(f) if f.code == crate::bus::EXIT_NOT_RUNNING => BusAnswer::NotRunning,
+        Err(f) if f.code == crate::bus::EXIT_ACCESS_DENIED => BusAnswer::AccessDenied(f.message),
+        Err(f) => BusAnswer::NoBus(f.message),
+    }
+}
+
+fn store_finding(dir: &Path, root: bool) -> StoreFinding {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return StoreFinding::NoDir,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return StoreFinding::NotReadable
+        }
+        Err(e) => return StoreFinding::NotWritable(e.to_string()),
+        Ok(_) => {}
+    }
+    if root {
+        let probe = dir.join(".netev-doctor");
+        if let Err(e) = std::fs::write(&probe, b"") {
+            return StoreFinding::NotWritable(e.to_string());
+        }
+        let _ = std::fs::remove_file(probe);
+    }
+    let db = dir.join("netev.db");
+    if !db.exists() {
+        return StoreFinding::NoDatabase;
+    }
+    match netev_store::SqliteStore::open_read_only(&db).and_then(|s| s.count()) {
+        Ok(n) => StoreFinding::Events(n),
+        Err(e) => StoreFinding::Broken(e.to_string()),
+    }
+}
+
+fn clock_synchronized() -> Option<bool> {
+    // SAFETY: adjtimex with modes 0 only reads the kernel's state.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    if state < 0 {
+        return None;
+    }
+    Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+}
+
+fn config_outcome(path: &Path) -> Result<(), String> {
+    if !path.exists() {
+        return Ok(());
+    }
+    // netevd parses its own file; it sits next to netev once installed
+    let netevd = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("netevd")))
+        .filter(|p| p.exists())
+        .or_else(|| {
+            ["/usr/sbin/netevd", "/usr/local/sbin/netevd"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+        });
+    let Some(netevd) = netevd else {
+        return Err("netevd is not installed next to netev or in /usr/sbin".into());
+    };
+    let out = std::process::Command::new(&netevd)
+        .arg("--check-config")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .map_err(|e| format!("running {}: {e}", netevd.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .trim_start_matches("netevd: ")
+        .to_string())
+}
+
+/// Options of `netev doctor`.
+pub struct Options {
+    pub state_dir: PathBuf,
+    pub config: PathBuf,
+    pub group: String,
+    pub json: bool,
+}
+
+/// Reads the machine, runs every check, prints; 1 if anything failed.
+pub fn run(on: &BusChoice, opts: Options) -> ExitCode {
+    let root = nix::unistd::geteuid().is_root();
+    let mounts = read("/proc/mounts");
+    let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+    let group = nix::unistd::Group::from_name(&opts.group).ok().flatten();
+    let in_group = group.as_ref().is_some_and(|g| {
+        nix::unistd::getgroups()
+            .map(|gs| gs.contains(&g.gid))
+            .unwrap_or(false)
+            || g.mem.contains(&user)
+    });
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let config_path = opts.config.clone();
+    let checks = vec![
+        kernel(&release),
+        btf(Path::new("/sys/kernel/btf/vmlinux").exists()),
+        cgroup2(&mounts),
+        bpf_lsm(&netev_bpf::lsm::probe()),
+        tracefs(
+            Path::new("/sys/kernel/tracing/events").exists()
+                || Path::new("/sys/kernel/debug/tracing/events").exists(),
+            root,
+        ),
+        bpffs(&mounts),
+        rights(root, &user, in_group, &opts.group, group.is_some()),
+        bus(on, &bus_answer(on)),
+        store(&opts.state_dir, &store_finding(&opts.state_dir, root)),
+        clock(
+            clock_synchronized(),
+            chrono::Datelike::year(&chrono::Utc::now()),
+        ),
+        config(&config_path, config_outcome(&config_path)),
+    ];
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    if opts.json {
+        for c in &checks {
+            println!("{}", serde_json::to_string(c).expect("a check serializes"));
+        }
+    } else {
+        for c in &checks {
+            let level = match c.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "warn",
+                Level::Fail => "FAIL",
+            };
+            println!("{level} {:<8} {}", c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("              fix: {fix}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netev_bpf::lsm::LsmAvailability;
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(kernel("6.18.44-fc-v782").level, Level::Ok);
+        assert_eq!(kernel("5.8.0").level, Level::Ok);
+        let old = kernel("5.4.0-150-generic");
+        assert_eq!(old.level, Level::Fail);
+        assert!(old.detail.contains("older than 5.8"));
+        assert_eq!(kernel("weird").level, Level::Warn);
+    }
+
+    #[test]
+    fn btf_cgroup_and_bpffs() {
+        assert_eq!(btf(true).level, Level::Ok);
+        assert!(btf(false).fix.unwrap().contains("CONFIG_DEBUG_INFO_BTF"));
+        let v2 = "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\nbpf /sys/fs/bpf bpf rw 0 0\n";
+        assert!(cgroup2(v2).detail.contains("/sys/fs/cgroup/unified"));
+        let v1 = "cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n";
+        assert_eq!(cgroup2(v1).level, Level::Fail);
+        assert_eq!(bpffs(v2).level, Level::Ok);
+        assert_eq!(bpffs(v1).level, Level::Warn);
+    }
+
+    #[test]
+    fn lsm_tracefs_rights() {
+        assert_eq!(bpf_lsm(&LsmAvailability::Available).level, Level::Ok);
+        let why = bpf_lsm(&LsmAvailability::Unavailable("lockdown: integrity".into()));
+        assert_eq!(why.level, Level::Warn);
+        assert!(why.detail.contains("lockdown: integrity"));
+        assert_eq!(tracefs(true, false).level, Level::Ok);
+        assert!(tracefs(false, true)
+            .fix
+            .unwrap()
+            .contains("mount -t tracefs"));
+        assert_eq!(rights(true, "root", false, "netev", true).level, Level::Ok);
+        assert_eq!(rights(false, "ann", true, "netev", true).level, Level::Ok);
+        let out = rights(false, "ann", false, "netev", true);
+        assert_eq!(out.level, Level::Warn);
+        assert_eq!(
+            out.fix.unwrap(),
+            "sudo usermod -aG netev ann, then log in again"
+        );
+        assert!(rights(false, "ann", false, "netev", false)
+            .fix
+            .unwrap()
+            .contains("groupadd"));
+    }
+
+    #[test]
+    fn bus_store_clock_config() {
+        let sys = BusChoice::System;
+        let up = BusAnswer::Running {
+            pid: 7,
+            backend: "cgroup+tracepoints".into(),
+        };
+        assert_eq!(bus(&sys, &up).level, Level::Ok);
+        assert_eq!(bus(&sys, &BusAnswer::NotRunning).level, Level::Warn);
+        assert_eq!(
+            bus(&sys, &BusAnswer::AccessDenied("x".into())).level,
+            Level::Fail
+        );
+        assert_eq!(bus(&sys, &BusAnswer::NoBus("x".into())).level, Level::Fail);
+        let dir = Path::new("/var/lib/netev");
+        assert_eq!(store(dir, &StoreFinding::NoDir).level, Level::Warn);
+        assert_eq!(store(dir, &StoreFinding::Events(5)).level, Level::Ok);
+        assert_eq!(store(dir, &StoreFinding::NoDatabase).level, Level::Ok);
+        assert_eq!(store(dir, &StoreFinding::NotReadable).level, Level::Warn);
+        assert_eq!(
+            store(dir, &StoreFinding::NotWritable("read-only".into())).level,
+            Level::Fail
+        );
+        assert!(store(dir, &StoreFinding::Broken("damaged".into()))
+            .fix
+            .unwrap()
+            .contains(".recover"));
+        assert_eq!(clock(Some(true), 2026).level, Level::Ok);
+        assert_eq!(clock(Some(false), 2026).level, Level::Warn);
+        assert_eq!(clock(Some(true), 1970).level, Level::Fail);
+        let p = Path::new("/nonexistent/netev.toml");
+        assert!(config(p, Ok(())).detail.contains("built-in defaults"));
+        assert_eq!(config(p, Err("x:3: bus: bad".into())).level, Level::Fail);
+    }
+}

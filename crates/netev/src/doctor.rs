@@ -68,7 +68,7 @@ pub fn kernel(release: &str) -> Check {
         .filter_map(|p| p.parse::<u32>().ok());
     match (parts.next(), parts.next()) {
         (Some(major), Some(minor)) if (major, minor) >= MIN_KERNEL => {
-            ok("kernel", format!("{release}"))
+            ok("kernel", release.to_string())
         }
         (Some(_), Some(_)) => fail(
             "kernel",

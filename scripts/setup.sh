@@ -14,6 +14,9 @@ PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps pytho
 # PostgreSQL's binaries: the netev-store tests start private servers with them
 # (initdb + pg_ctl in a temp dir); the cluster Debian creates is not used.
 PACKAGES+=(postgresql)
+# Packaging (scripts/package.sh and its test): dpkg-shlibdeps for the
+# package's dependencies, systemd-analyze to verify the unit.
+PACKAGES+=(dpkg-dev systemd)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi
@@ -50,5 +53,11 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "setup.sh: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1
+fi
+# cargo-deb builds the Debian package; compiled once (a few minutes), so
+# only for the tests and packaging, not for run.sh.
+if [ "${NETEV_SETUP_PACKAGING:-0}" = 1 ] && ! command -v cargo-deb >/dev/null; then
+    echo "setup.sh: installing cargo-deb"
+    cargo install cargo-deb --locked --version 3.8.0 --quiet
 fi
 echo "setup.sh: ok"

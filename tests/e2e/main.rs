@@ -11,6 +11,7 @@ mod fleet;
 mod identity;
 mod kernel_rules;
 mod lifecycle;
+mod package;
 mod rules;
 mod scope;
 mod store;

@@ -58,6 +58,11 @@ static STOP: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicBool>> 
     std::sync::LazyLock::new(Default::default);
 
 fn main() -> ExitCode {
+    if let Some(code) =
+        netev_clidoc::generate_if_asked(<Args as clap::CommandFactory>::command, "1")
+    {
+        return code;
+    }
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(sig, STOP.clone()) {
             eprintln!("netev-sql: cannot handle signals: {e}");

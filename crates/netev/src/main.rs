@@ -159,6 +159,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = netev_clidoc::generate_if_asked(<Cli as clap::CommandFactory>::command, "1")
+    {
+        return code;
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Rules { command } => rules::run(&cli.bus, command),

@@ -293,6 +293,9 @@ fn init_logging(level: &str) {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Some(code) = netev_clidoc::generate_if_asked(Args::command, "8") {
+        return code;
+    }
     let args = match Args::from_command_line() {
         Ok(a) => a,
         Err(e) => {

@@ -39,21 +39,103 @@ mod sys;
 use std::io;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netev_event::Event;
-use netev_rules::{Action, RuleSet};
+use netev_rules::{Action, Rule, RuleSet};
 
 /// Where events go: called once per decided call, before the caller gets
 /// its answer. Keep it quick: the caller waits.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// Where `always` answers go: called with the rule an answer made, which
+/// already decides the rest of this run; an error is reported and the rule
+/// still applies to this run.
+pub type RuleSink = Arc<dyn Fn(&Rule) -> Result<(), String> + Send + Sync>;
+
+/// A call waiting for a person's decision.
+pub struct Question {
+    /// The call (its verdict and rule are not set yet).
+    pub event: Event,
+    /// When the ask fallback applies if nobody has answered.
+    pub deadline: Instant,
+    withdrawn: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Question {
+    /// Whether the question is moot: the calling thread is gone (killed,
+    /// exited, or its call was interrupted). Askers should stop asking.
+    pub fn withdrawn(&self) -> bool {
+        (self.withdrawn)()
+    }
+
+    /// Time left before the deadline.
+    pub fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// How far an answer reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// This call only.
+    Once,
+    /// Every matching call for the rest of this run (or until `until`).
+    Run {
+        /// A time limit, for timed answers (`5m`).
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Every matching call from now on: the rule is added to this run and
+    /// handed to [`Options::on_always`] (`netev run` appends it to its
+    /// rules file).
+    Always,
+}
+
+/// A person's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Allow or deny (an `ask` answer counts as no answer).
+    pub action: Action,
+    /// How far it reaches.
+    pub reach: Reach,
+    /// For answers that become rules: `exe`, `exe+dest`, `exe+port` or
+    /// `exe+dest+port` (as netevd's `AnswerPrompt`); parts the call does
+    /// not have (a socket() has no address) are left out.
+    pub scope: String,
+}
+
+impl Answer {
+    /// Reads netevd's answer spelling: `action` allow|deny; `duration`
+    /// once, until-restart (this run), always, or a length such as `5m`.
+    pub fn from_words(action: &str, duration: &str, scope: &str) -> Option<Answer> {
+        let action: Action = action.parse().ok()?;
+        if action == Action::Ask {
+            return None;
+        }
+        let reach = match duration {
+            "once" => Reach::Once,
+            "until-restart" => Reach::Run { until: None },
+            "always" => Reach::Always,
+            d => match netev_rules::Duration::parse(d, chrono::Utc::now()).ok()? {
+                netev_rules::Duration::Until(t) => Reach::Run { until: Some(t) },
+                _ => return None,
+            },
+        };
+        Some(Answer {
+            action,
+            reach,
+            scope: scope.to_string(),
+        })
+    }
+}
+
 /// Someone who answers `ask` decisions.
 pub trait Asker: Send + Sync {
-    /// Allow or deny the call `event` describes (its verdict and rule are
-    /// not set yet); `None`, or no answer within `timeout`, applies the
-    /// rule set's ask fallback. Called on its own thread; calls may overlap.
-    fn ask(&self, event: &Event, timeout: Duration) -> Option<Action>;
+    /// Answers `q`, or `None` (no answer: the rule set's ask fallback
+    /// applies). Called on a thread of its own; calls may overlap. The
+    /// supervisor stops waiting at the deadline or when the question is
+    /// withdrawn, whether or not this returns.
+    fn ask(&self, q: &Question) -> Option<Answer>;
 }
 
 /// How to supervise.
@@ -69,6 +151,8 @@ pub struct Options {
     /// Every decided call, as an event with `verdict`, `rule` and, for
     /// calls the supervisor performed, `ret`.
     pub on_event: EventSink,
+    /// Rules made by `always` answers.
+    pub on_always: Option<RuleSink>,
 }
 
 impl Options {
@@ -79,6 +163,7 @@ impl Options {
             asker: None,
             ask_timeout: Duration::from_secs(30),
             on_event: Arc::new(|_| {}),
+            on_always: None,
         }
     }
 }

@@ -7,19 +7,19 @@
 //! checked is what is used. `SECCOMP_USER_NOTIF_FLAG_CONTINUE` is kept for
 //! the cases listed in docs/run.md, each with its reason.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use netev_event::{Event, Family, Op, Proto, SockType, Verdict};
-use netev_rules::{Action, Query, RuleSet};
+use netev_rules::{Action, Decision, Duration as RuleDuration, Policy, Query, Rule, RuleSet};
 
 use crate::proc::{Caller, CAP_NET_BIND_SERVICE};
 use crate::sys::{self, Message, Reply};
-use crate::{addr, Asker, EventSink};
+use crate::{addr, Answer, Asker, EventSink, Reach, RuleSink};
 
 /// Most data copied for one send. Datagrams cannot be longer (64 KiB,
 /// plus headroom for GSO); a stream send above it is sent in part (a short
@@ -59,12 +59,98 @@ enum Gathered {
 
 pub struct Supervisor {
     listener: OwnedFd,
-    rules: Arc<RuleSet>,
+    rules: Mutex<Rules>,
+    policy: Policy,
     asker: Option<Arc<dyn Asker>>,
     ask_timeout: Duration,
     sink: EventSink,
+    on_always: Option<RuleSink>,
     users: Mutex<HashMap<u32, Option<String>>>,
     port_start: u16,
+}
+
+/// The rules of this run: the ones given, and those answers added.
+struct Rules {
+    set: Arc<RuleSet>,
+    /// Every rule (given and added), to rebuild `set` from.
+    all: Vec<Rule>,
+    /// Rules whose duration needs looking at when they match: `once` ones
+    /// (used up by their first decision) and timed ones (which expire).
+    special: HashMap<u32, RuleDuration>,
+    consumed: HashSet<u32>,
+    next_id: u32,
+}
+
+impl Rules {
+    fn new(set: RuleSet) -> Rules {
+        let all = set.rules().to_vec();
+        let special = all
+            .iter()
+            .filter(|r| matches!(r.duration, RuleDuration::Once | RuleDuration::Until(_)))
+            .map(|r| (r.id, r.duration))
+            .collect();
+        let next_id = all.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        Rules {
+            set: Arc::new(set),
+            all,
+            special,
+            consumed: HashSet::new(),
+            next_id,
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let policy = self.set.policy().clone();
+        self.set = Arc::new(RuleSet::new(self.all.clone(), policy));
+    }
+
+    fn decide(&mut self, q: &Query<'_>) -> Decision {
+        loop {
+            let consumed = &self.consumed;
+            let d = self.set.first_match(q, |r| !consumed.contains(&r.id));
+            match d
+                .rule
+                .and_then(|id| self.special.get(&id).map(|t| (id, *t)))
+            {
+                Some((id, RuleDuration::Once)) => {
+                    self.consumed.insert(id);
+                }
+                Some((id, t)) if t.expired(Utc::now()) => {
+                    self.all.retain(|r| r.id != id);
+                    self.special.remove(&id);
+                    self.rebuild();
+                    continue;
+                }
+                _ => {}
+            }
+            return d;
+        }
+    }
+
+    /// Adds `rule` ahead of the rule that asked (as netevd does with
+    /// answers); returns it with its id.
+    fn add(&mut self, mut rule: Rule, asking: Option<u32>) -> Rule {
+        if let Some(r) = asking.and_then(|id| self.all.iter().find(|r| r.id == id)) {
+            rule.priority = r.priority.saturating_add(1);
+        }
+        rule.id = self.next_id;
+        self.next_id += 1;
+        if matches!(rule.duration, RuleDuration::Once | RuleDuration::Until(_)) {
+            self.special.insert(rule.id, rule.duration);
+        }
+        self.all.push(rule.clone());
+        self.rebuild();
+        rule
+    }
+}
+
+/// What came of asking.
+enum Asked {
+    Answer(Answer),
+    /// No answer in time (or none possible): the ask fallback.
+    Nothing,
+    /// The caller went away: nobody to answer.
+    Gone,
 }
 
 impl Supervisor {
@@ -74,10 +160,12 @@ impl Supervisor {
         let _ = sys::notif_set_flags(&listener, sys::SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
         Supervisor {
             listener,
-            rules: Arc::new(opts.rules),
+            policy: opts.rules.policy().clone(),
+            rules: Mutex::new(Rules::new(opts.rules)),
             asker: opts.asker,
             ask_timeout: opts.ask_timeout,
             sink: opts.on_event,
+            on_always: opts.on_always,
             users: Mutex::new(HashMap::new()),
             port_start: crate::proc::unprivileged_port_start(),
         }
@@ -154,7 +242,7 @@ impl Supervisor {
         ev
     }
 
-    fn gather(&self, n: &libc::seccomp_notif) -> Gathered {
+    fn gather(self: &Arc<Self>, n: &libc::seccomp_notif) -> Gathered {
         let (id, tid, nr, args) = (n.id, n.pid, i64::from(n.data.nr), n.data.args);
         let Some(caller) = Caller::read(tid) else {
             return Gathered::Gone;
@@ -362,8 +450,8 @@ impl Supervisor {
                         Some(n) => set_remote(&mut ev, addr::parse(n, family, false)),
                         None => decide = false,
                     }
-                    let (rules, exe, uid, proto) =
-                        (Arc::clone(&self.rules), ev.exe.clone(), ev.uid, ev.proto);
+                    let (me, exe, uid, proto) =
+                        (Arc::clone(self), ev.exe.clone(), ev.uid, ev.proto);
                     let base = args[1];
                     How::Perform {
                         may_block: !nonblocking && flags & libc::MSG_DONTWAIT == 0,
@@ -387,7 +475,9 @@ impl Supervisor {
                                     addr: a.map(|(ip, _)| ip),
                                     port: a.map(|(_, p)| p),
                                 };
-                                rules.decide(&q).action == Action::Allow
+                                // An `ask` here is not asked: it ends
+                                // the batch like a deny.
+                                me.decide(&q).action == Action::Allow
                             })
                         }),
                     }
@@ -407,38 +497,99 @@ impl Supervisor {
         })
     }
 
+    fn decide(&self, q: &Query<'_>) -> Decision {
+        self.rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .decide(q)
+    }
+
     fn dispatch(self: &Arc<Self>, job: Job) {
         if !job.decide {
             return self.finish(job, Action::Allow, None, false);
         }
-        let d = self.rules.decide(&query(&job.ev));
+        let d = self.decide(&query(&job.ev));
         match d.action {
             Action::Ask => {
                 let me = Arc::clone(self);
                 std::thread::spawn(move || {
-                    let answer = me.ask(&job.ev);
-                    me.finish(job, answer, d.rule, true);
+                    let mut job = job;
+                    job.ev.rule = d.rule;
+                    match me.ask(job.id, &job.ev) {
+                        Asked::Gone => {}
+                        Asked::Nothing => {
+                            let fallback = me.policy.ask_fallback;
+                            me.finish(job, fallback, d.rule, true)
+                        }
+                        Asked::Answer(a) => {
+                            me.remember(&job.ev, &a, d.rule);
+                            me.finish(job, a.action, d.rule, true)
+                        }
+                    }
                 });
             }
             a => self.finish(job, a, d.rule, false),
         }
     }
 
-    /// The person's answer, or the ask fallback when there is nobody to
-    /// ask or no answer in time.
-    fn ask(&self, ev: &Event) -> Action {
-        let fallback = self.rules.policy().ask_fallback;
+    /// Asks, and waits for the answer until the deadline or until the
+    /// caller is gone, whichever comes first.
+    fn ask(self: &Arc<Self>, id: u64, ev: &Event) -> Asked {
         let Some(asker) = self.asker.clone() else {
-            return fallback;
+            return Asked::Nothing;
+        };
+        let deadline = Instant::now() + self.ask_timeout;
+        let me = Arc::clone(self);
+        let q = crate::Question {
+            event: ev.clone(),
+            deadline,
+            withdrawn: Arc::new(move || !me.valid(id)),
         };
         let (tx, rx) = mpsc::channel();
-        let (ev, timeout) = (ev.clone(), self.ask_timeout);
         std::thread::spawn(move || {
-            let _ = tx.send(asker.ask(&ev, timeout));
+            let _ = tx.send(asker.ask(&q));
         });
-        match rx.recv_timeout(self.ask_timeout) {
-            Ok(Some(a @ (Action::Allow | Action::Deny))) => a,
-            _ => fallback,
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Asked::Nothing;
+            }
+            match rx.recv_timeout(left.min(GONE_POLL)) {
+                Ok(Some(a)) if a.action != Action::Ask => return Asked::Answer(a),
+                Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => return Asked::Nothing,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !self.valid(id) {
+                        return Asked::Gone;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns an answer that reaches beyond this call into a rule.
+    fn remember(&self, ev: &Event, a: &Answer, asking: Option<u32>) {
+        let duration = match a.reach {
+            Reach::Once => return,
+            Reach::Run { until: None } => "until-restart".to_string(),
+            Reach::Run { until: Some(t) } => t.to_rfc3339(),
+            Reach::Always => "always".to_string(),
+        };
+        let Some(rule) = rule_fitting(ev, a.action, &duration, &a.scope) else {
+            // No program to name (it exited before it could be read): the
+            // answer decides this call only.
+            return;
+        };
+        let rule = self
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(rule, asking);
+        if a.reach == Reach::Always {
+            if let Some(sink) = &self.on_always {
+                if let Err(e) = sink(&rule) {
+                    eprintln!("netev: the answer applies to this run only: {e}");
+                }
+            }
         }
     }
 
@@ -486,6 +637,23 @@ impl Supervisor {
             (self.sink)(ev);
         }
     }
+}
+
+/// How often a pending question checks that its caller is still there.
+const GONE_POLL: Duration = Duration::from_millis(100);
+
+/// The rule for an answer, with the parts of `scope` the call has (a
+/// socket() has no address or port: its rule names the program only).
+fn rule_fitting(ev: &Event, action: Action, duration: &str, scope: &str) -> Option<Rule> {
+    let narrower: &[&str] = match scope {
+        "exe+dest+port" => &["exe+dest+port", "exe+dest", "exe+port", "exe"],
+        "exe+dest" => &["exe+dest", "exe"],
+        "exe+port" => &["exe+port", "exe"],
+        _ => &["exe"],
+    };
+    narrower.iter().find_map(|s| {
+        netev_rules::fields::rule_for_answer(ev, action, duration, s, Utc::now()).ok()
+    })
 }
 
 /// The query the rules are asked about an event.

@@ -223,11 +223,15 @@ for port in ({p_closed}, {p_open}):
         "the denied datagram arrived"
     );
     let sends = out.events_for(Op::Sendmsg);
-    assert_eq!(sends.len(), 2);
-    assert_eq!(
-        (sends[0].verdict, sends[0].rport),
-        (Verdict::Deny, Some(p_closed))
+    assert_eq!(sends.len(), 4, "sendto ×2, sendmsg ×2: {sends:?}");
+    let seen: Vec<(Verdict, Option<u16>)> = sends.iter().map(|e| (e.verdict, e.rport)).collect();
+    let (deny, allow) = (
+        (Verdict::Deny, Some(p_closed)),
+        (Verdict::Allow, Some(p_open)),
     );
+    assert_eq!(seen, [deny, allow, deny, allow]);
+    assert_eq!(sends[0].rule, Some(1));
+    assert_eq!(sends[1].ret, Some(5));
 }
 
 #[test]
@@ -239,15 +243,24 @@ fn children_and_grandchildren_are_covered() {
         "import subprocess, sys\nsubprocess.run([sys.executable, '-c', {leaf:?}], check=True)\n"
     );
     let top = format!(
-        "import subprocess, sys\nsubprocess.run([sys.executable, '-c', {middle:?}], check=True)\n"
+        "import os, subprocess, sys\nprint('top', os.getpid(), flush=True)\nsubprocess.run([sys.executable, '-c', {middle:?}], check=True)\n"
     );
     let out = supervise(rules(&toml, None), &mut py(&top));
     assert!(out.status.success());
-    assert_eq!(out.stdout.trim(), "err 1");
+    let mut lines = out.stdout.lines();
+    let top_pid: u32 = lines
+        .next()
+        .unwrap()
+        .strip_prefix("top ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(lines.next(), Some("err 1"));
     let ev = out.events_for(Op::Connect)[0];
     assert_eq!(ev.verdict, Verdict::Deny);
-    let pids: std::collections::HashSet<u32> = out.events.iter().map(|e| e.pid).collect();
-    assert!(!pids.is_empty());
+    // the call came from the grandchild: neither the child nor its child
+    assert_ne!(ev.pid, top_pid);
+    assert_ne!(ev.ppid, top_pid, "a grandchild, not a child");
 }
 
 #[test]
@@ -323,41 +336,210 @@ fn toctou_race_cannot_reach_the_denied_port() {
     );
 }
 
-#[test]
-fn ask_waits_for_the_answer_and_times_out_to_the_fallback() {
-    struct Answers;
-    impl netev_run::Asker for Answers {
-        fn ask(&self, ev: &Event, _timeout: Duration) -> Option<Action> {
-            match ev.op {
-                Op::Socket => Some(Action::Allow),
-                // port 9 (discard) is never answered
-                _ if ev.rport == Some(9) => {
-                    std::thread::sleep(Duration::from_secs(3600));
-                    None
+/// An asker that answers from a table: connect to a port → an answer, or
+/// no answer at all (it then waits until the question is withdrawn).
+struct Table {
+    answers: Vec<(Option<u16>, Option<netev_run::Answer>)>,
+    asked: Mutex<Vec<Event>>,
+}
+
+impl Table {
+    fn new(answers: Vec<(Option<u16>, Option<netev_run::Answer>)>) -> Arc<Table> {
+        Arc::new(Table {
+            answers,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl netev_run::Asker for Table {
+    fn ask(&self, q: &netev_run::Question) -> Option<netev_run::Answer> {
+        self.asked.lock().unwrap().push(q.event.clone());
+        match self.answers.iter().find(|(p, _)| *p == q.event.rport) {
+            Some((_, Some(a))) => Some(a.clone()),
+            _ => {
+                while !q.withdrawn() && !q.left().is_zero() {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                _ => {
-                    std::thread::sleep(Duration::from_millis(200));
-                    Some(Action::Allow)
-                }
+                None
             }
         }
     }
+}
+
+fn answer(action: Action, reach: netev_run::Reach) -> Option<netev_run::Answer> {
+    Some(netev_run::Answer {
+        action,
+        reach,
+        scope: "exe+dest+port".into(),
+    })
+}
+
+const ASK_CONNECT: &str = "[[rule]]\naction = \"ask\"\nops = [\"connect\"]\n";
+
+#[test]
+fn ask_waits_for_the_answer_and_times_out_to_the_default() {
     let port = greeter("127.0.0.1:0");
-    let mut opts = netev_run::Options::new(rules("", Some(Action::Ask)));
-    opts.asker = Some(Arc::new(Answers));
+    let asker = Table::new(vec![(
+        Some(port),
+        answer(Action::Allow, netev_run::Reach::Once),
+    )]);
+    let mut opts = netev_run::Options::new(rules(ASK_CONNECT, None));
+    opts.asker = Some(asker.clone());
     opts.ask_timeout = Duration::from_millis(700);
+    // port 9 (discard) is never answered: the ask fallback (deny) applies
     let script = format!(
         "{ATTEMPT}\nattempt(socket.AF_INET, '127.0.0.1', {port})\nattempt(socket.AF_INET, '127.0.0.1', 9)\n"
     );
     let start = Instant::now();
     let out = supervise_with(opts, &mut py(&script));
     assert_eq!(out.stdout, "ok hi\nerr 1\n");
-    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert!(start.elapsed() >= Duration::from_millis(700), "it waited");
     let c = out.events_for(Op::Connect);
     assert_eq!(
         (c[0].verdict, c[1].verdict),
         (Verdict::Allow, Verdict::Deny)
     );
+    assert_eq!(
+        (c[0].rule, c[1].rule),
+        (Some(1), Some(1)),
+        "the rule that asked"
+    );
+    assert_eq!(asker.asked.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn answers_become_rules_once_this_run_and_always() {
+    let (p_once, p_run, p_always) = (
+        greeter("127.0.0.1:0"),
+        greeter("127.0.0.1:0"),
+        greeter("127.0.0.1:0"),
+    );
+    let asker = Table::new(vec![
+        (Some(p_once), answer(Action::Allow, netev_run::Reach::Once)),
+        (
+            Some(p_run),
+            answer(Action::Deny, netev_run::Reach::Run { until: None }),
+        ),
+        (
+            Some(p_always),
+            answer(Action::Allow, netev_run::Reach::Always),
+        ),
+    ]);
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let mut opts = netev_run::Options::new(rules(ASK_CONNECT, None));
+    opts.asker = Some(asker.clone());
+    let sink = Arc::clone(&saved);
+    opts.on_always = Some(Arc::new(move |r: &netev_rules::Rule| {
+        sink.lock().unwrap().push(r.clone());
+        Ok(())
+    }));
+    let mut script = ATTEMPT.to_string();
+    for p in [p_once, p_run, p_always] {
+        script += &format!("attempt(socket.AF_INET, '127.0.0.1', {p})\n");
+        script += &format!("attempt(socket.AF_INET, '127.0.0.1', {p})\n");
+    }
+    let out = supervise_with(opts, &mut py(&script));
+    assert_eq!(out.stdout, "ok hi\nok hi\nerr 1\nerr 1\nok hi\nok hi\n");
+    // `once` asks again; `this run` and `always` answer the second attempt
+    let asked: Vec<Option<u16>> = asker
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.rport)
+        .collect();
+    assert_eq!(
+        asked,
+        [Some(p_once), Some(p_once), Some(p_run), Some(p_always)]
+    );
+    let c = out.events_for(Op::Connect);
+    assert_eq!(c.len(), 6);
+    assert_eq!(c[3].rule, Some(2), "decided by the rule the answer made");
+    assert_eq!(c[5].rule, Some(3));
+    let saved = saved.lock().unwrap();
+    assert_eq!(saved.len(), 1, "only `always` is saved");
+    let text = netev_rules::file::export(&saved, &|_| None);
+    let python = std::fs::canonicalize(PYTHON).unwrap();
+    assert!(text.contains(&format!("ports = \"{p_always}\"")), "{text}");
+    assert!(
+        text.contains(&format!("exe = \"{}\"", python.display())),
+        "{text}"
+    );
+    assert!(text.contains("addr = \"127.0.0.1/32\""), "{text}");
+}
+
+#[test]
+fn a_child_that_exits_mid_decision_withdraws_the_question() {
+    let port = greeter("127.0.0.1:0");
+    // Never answered; the child is killed while it waits.
+    let asker = Table::new(vec![]);
+    let mut opts = netev_run::Options::new(rules(ASK_CONNECT, None));
+    opts.asker = Some(asker.clone());
+    opts.ask_timeout = Duration::from_secs(60);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    opts.on_event = Arc::new(move |ev: &Event| sink.lock().unwrap().push(ev.clone()));
+    let script = format!("{ATTEMPT}\nattempt(socket.AF_INET, '127.0.0.1', {port})\n");
+    let child = netev_run::Supervised::spawn(&mut py(&script), opts).unwrap();
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while asker.asked.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "never asked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the supervised child, which is not reaped yet.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let start = Instant::now();
+    while !waiter.is_finished() {
+        assert!(start.elapsed() < Duration::from_secs(20), "netev-run hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = waiter.join().unwrap().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(
+        events.lock().unwrap().iter().all(|e| e.op != Op::Connect),
+        "nothing was decided for a call nobody waits for"
+    );
+}
+
+#[test]
+fn fork_bomb_of_200_connects_all_decided() {
+    let allowed = greeter("127.0.0.1:0");
+    let denied = greeter("127.0.0.1:0");
+    let toml = format!("[[rule]]\naction = \"deny\"\nops = [\"connect\"]\nports = {denied}\n");
+    // Each child reports through its exit status (200 writers on one
+    // stdout would interleave): 0 connected, 1 EPERM, 2 anything else.
+    let script = format!(
+        r#"
+import collections, os, socket
+pids = []
+for i in range(200):
+    pid = os.fork()
+    if pid == 0:
+        s = socket.socket()
+        try:
+            s.connect(('127.0.0.1', {allowed} if i % 2 == 0 else {denied}))
+            os._exit(0 if s.recv(2) == b'hi' else 2)
+        except PermissionError:
+            os._exit(1)
+        except OSError:
+            os._exit(2)
+    pids.append(pid)
+codes = collections.Counter(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids)
+print(sorted(codes.items()))
+"#
+    );
+    let out = supervise(rules(&toml, None), &mut py(&script));
+    assert!(out.status.success());
+    assert_eq!(out.stdout.trim(), "[(0, 100), (1, 100)]");
+    let c = out.events_for(Op::Connect);
+    assert_eq!(c.len(), 200);
+    let pids: std::collections::HashSet<u32> = c.iter().map(|e| e.pid).collect();
+    assert_eq!(pids.len(), 200, "one connect per child");
+    assert_eq!(c.iter().filter(|e| e.verdict == Verdict::Deny).count(), 100);
 }
 
 #[test]

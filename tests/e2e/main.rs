@@ -10,6 +10,7 @@ mod identity;
 mod kernel_rules;
 mod lifecycle;
 mod rules;
+mod run;
 mod scope;
 mod store;
 

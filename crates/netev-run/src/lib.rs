@@ -32,6 +32,7 @@
 mod addr;
 pub mod filter;
 mod proc;
+pub use proc::user_name;
 mod spawn;
 mod supervise;
 mod sys;

@@ -54,7 +54,7 @@ enum Gathered {
     Gone,
     /// Answer at once, without a decision (bad fd, bad pointer…).
     Answer(Reply),
-    Job(Job),
+    Job(Box<Job>),
 }
 
 pub struct Supervisor {
@@ -100,7 +100,7 @@ impl Rules {
     }
 
     fn rebuild(&mut self) {
-        let policy = self.set.policy().clone();
+        let policy = *self.set.policy();
         self.set = Arc::new(RuleSet::new(self.all.clone(), policy));
     }
 
@@ -160,7 +160,7 @@ impl Supervisor {
         let _ = sys::notif_set_flags(&listener, sys::SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
         Supervisor {
             listener,
-            policy: opts.rules.policy().clone(),
+            policy: *opts.rules.policy(),
             rules: Mutex::new(Rules::new(opts.rules)),
             asker: opts.asker,
             ask_timeout: opts.ask_timeout,
@@ -205,7 +205,7 @@ impl Supervisor {
         match self.gather(&n) {
             Gathered::Gone => {}
             Gathered::Answer(r) => self.reply(n.id, r),
-            Gathered::Job(job) => self.dispatch(job),
+            Gathered::Job(job) => self.dispatch(*job),
         }
     }
 
@@ -259,12 +259,12 @@ impl Supervisor {
             if !self.valid(id) {
                 return Gathered::Gone;
             }
-            return Gathered::Job(Job {
+            return Gathered::Job(Box::new(Job {
                 id,
                 ev,
                 decide: true,
                 how: How::Continue,
-            });
+            }));
         }
 
         let (tgid, cap_eff) = (caller.tgid, caller.cap_eff);
@@ -489,12 +489,12 @@ impl Supervisor {
         if !self.valid(id) {
             return Gathered::Gone;
         }
-        Gathered::Job(Job {
+        Gathered::Job(Box::new(Job {
             id,
             ev,
             decide,
             how,
-        })
+        }))
     }
 
     fn decide(&self, q: &Query<'_>) -> Decision {
@@ -514,7 +514,13 @@ impl Supervisor {
                 let me = Arc::clone(self);
                 std::thread::spawn(move || {
                     let mut job = job;
+                    // As netevd's prompts show it: the rule that asked and
+                    // what applies if nobody answers.
                     job.ev.rule = d.rule;
+                    job.ev.verdict = match me.policy.ask_fallback {
+                        Action::Allow => Verdict::Allow,
+                        _ => Verdict::Deny,
+                    };
                     match me.ask(job.id, &job.ev) {
                         Asked::Gone => {}
                         Asked::Nothing => {

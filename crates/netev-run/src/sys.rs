@@ -285,7 +285,7 @@ fn result(r: libc::c_long) -> Result<i64, i32> {
             .raw_os_error()
             .unwrap_or(libc::EIO))
     } else {
-        Ok(r as i64)
+        Ok(r)
     }
 }
 

@@ -154,6 +154,10 @@ enum Command {
         /// Append every decided call as JSON lines to this file.
         #[arg(long, value_name = "FILE")]
         log: Option<String>,
+        /// How far a rule made by a terminal answer (this run, always)
+        /// reaches: exe, exe+dest, exe+port or exe+dest+port.
+        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port", value_parser = prompt::SCOPES)]
+        scope: String,
         /// The program and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         cmd: Vec<String>,
@@ -171,6 +175,7 @@ fn main() -> std::process::ExitCode {
             timeout,
             json,
             log,
+            scope,
             cmd,
         } => run::run(run::Options {
             rules,
@@ -178,6 +183,8 @@ fn main() -> std::process::ExitCode {
             timeout,
             json,
             log,
+            scope,
+            bus: cli.bus,
             cmd,
         }),
         Command::Status { json, run_dir } => status::run(&cli.bus, run_dir.as_deref(), json),

@@ -6,9 +6,10 @@
 //!   that very sockaddr, ROUNDS times. Prints
 //!   `connected=N refused=N reached_denied=N` (reached_denied from
 //!   getpeername after a successful connect).
-//! `testprog connect-loop N` / `testprog syscall-loop N`: benchmark loops
-//!   (bench/run.sh): N × (socket + connect to an in-process loopback
-//!   listener + close), or N × getppid(); prints `ns_per_op=…`.
+//! `testprog connect-loop N` / `bind-loop N` / `syscall-loop N`: benchmark
+//!   loops (bench/run.sh): N × (socket + connect to an in-process loopback
+//!   listener + close), N × (socket + bind to 127.0.0.1:0 + close), or
+//!   N × getppid(); prints `ns_per_op=…`.
 //! `testprog supervise DENIED_PORT -- CMD ARGS…`: runs CMD under the
 //!   supervisor with one rule (deny connect to DENIED_PORT), events as JSON
 //!   lines on stderr. Used to kill a supervisor under a running child.
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         ),
         Some("connect-loop") if args.len() == 2 => connect_loop(args[1].parse().expect("N")),
         Some("syscall-loop") if args.len() == 2 => syscall_loop(args[1].parse().expect("N")),
+        Some("bind-loop") if args.len() == 2 => bind_loop(args[1].parse().expect("N")),
         Some("supervise") if args.len() >= 4 && args[2] == "--" => {
             supervise(args[1].parse().expect("DENIED_PORT"), &args[3..])
         }
@@ -140,6 +142,33 @@ fn connect_loop(n: u64) -> ExitCode {
     let start = std::time::Instant::now();
     for _ in 0..n {
         drop(std::net::TcpStream::connect(addr).expect("connect"));
+    }
+    report(n, start)
+}
+
+fn bind_loop(n: u64) -> ExitCode {
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        // SAFETY: plain socket calls on our own fd and a local sockaddr.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let r = libc::bind(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+            libc::close(fd);
+        }
     }
     report(n, start)
 }

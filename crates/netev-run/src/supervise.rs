@@ -562,6 +562,11 @@ impl Supervisor {
             }
             match rx.recv_timeout(left.min(GONE_POLL)) {
                 Ok(Some(a)) if a.action != Action::Ask => return Asked::Answer(a),
+                // An asker gives up on a withdrawn question: no answer to
+                // give then, not even the fallback.
+                Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) if !self.valid(id) => {
+                    return Asked::Gone
+                }
                 Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => return Asked::Nothing,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if !self.valid(id) {

@@ -8,7 +8,8 @@
 
 use libc::{sock_filter, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
 
-/// `AUDIT_ARCH_X86_64` (EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE).
+/// `AUDIT_ARCH_X86_64` (EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE),
+/// from linux/audit.h: the libc crate does not define it.
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 /// Set in the syscall number of x32 calls: they take other entry points.
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;

@@ -5,7 +5,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h, 6.6+): wake the
-/// supervisor, and then the child, on the current CPU.
+/// supervisor, and then the child, on the current CPU. Defined here: the
+/// libc crate does not have it.
 pub const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 /// `PIDFD_THREAD` (= O_EXCL, 6.9+): a pidfd for one thread, not its group.
 const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;

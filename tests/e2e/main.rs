@@ -13,6 +13,7 @@ mod kernel_rules;
 mod lifecycle;
 mod package;
 mod rules;
+mod run;
 mod scope;
 mod store;
 

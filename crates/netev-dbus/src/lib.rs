@@ -140,6 +140,13 @@ pub trait Daemon1 {
         scope: &str,
     ) -> zbus::Result<u32>;
 
+    /// Raises a prompt about `event` (a process of the caller's own, unless
+    /// the caller is root or in the access group) and waits for its answer:
+    /// (action, duration, scope) as given to `AnswerPrompt`, or three empty
+    /// strings when nobody answered within `timeout_ms`. `netev run` asks
+    /// with it; the answer makes no rule in the daemon.
+    fn ask(&self, event: &WireEvent, timeout_ms: u32) -> zbus::Result<(String, String, String)>;
+
     /// Rules or the default policy changed.
     #[zbus(signal)]
     fn rules_changed(&self) -> zbus::Result<()>;

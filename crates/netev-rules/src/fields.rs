@@ -230,6 +230,65 @@ pub fn rule_from_listing<'a>(
     Ok(rule)
 }
 
+/// The rule an answer to a prompt about `ev` makes: the event's op and
+/// program, and per `scope` (`exe`, `exe+dest`, `exe+port`,
+/// `exe+dest+port`) its address and/or port on the op's side. netevd's
+/// `AnswerPrompt` and `netev run` both build their rules with it.
+pub fn rule_for_answer(
+    ev: &netev_event::Event,
+    action: Action,
+    duration: &str,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<Rule, RuleError> {
+    let exe = ev.exe.as_deref().ok_or_else(|| RuleError::Conflict(
+        "the program of this prompt is unknown (it exited before it could be named): no rule can name it".into(),
+    ))?;
+    let remote = crate::op_uses_remote(ev.op);
+    let (addr, port) = if remote {
+        (ev.raddr, ev.rport)
+    } else {
+        (ev.laddr, ev.lport)
+    };
+    let mut f: Vec<(&str, String)> = vec![
+        ("action", action.name().to_string()),
+        ("ops", ev.op.name().to_string()),
+        ("exe", exe.to_string()),
+        ("duration", duration.to_string()),
+    ];
+    let addr_s = addr.map(|a| a.to_string());
+    let port_s = port.map(|p| p.to_string());
+    let need = |what: &str, v: &Option<String>| {
+        v.clone().ok_or_else(|| {
+            RuleError::Conflict(format!(
+                "this {} has no {what} to scope the rule to",
+                ev.op.name()
+            ))
+        })
+    };
+    match scope {
+        "exe" => {}
+        "exe+dest" => f.push(("addr", need("address", &addr_s)?)),
+        "exe+port" => f.push(("ports", need("port", &port_s)?)),
+        "exe+dest+port" => {
+            f.push(("addr", need("address", &addr_s)?));
+            f.push(("ports", need("port", &port_s)?));
+        }
+        other => {
+            return Err(RuleError::Invalid {
+                field: "scope",
+                value: other.into(),
+                reason: "expected exe, exe+dest, exe+port or exe+dest+port".into(),
+            })
+        }
+    }
+    f.push((
+        "comment",
+        format!("answer to a prompt for {} (pid {})", exe, ev.pid),
+    ));
+    rule_from_fields(f.iter().map(|(k, v)| (*k, v.as_str())), now, &|_| None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod log;
 mod monitor;
 mod prompt;
 mod rules;
+mod run;
 mod status;
 
 use std::path::PathBuf;
@@ -156,6 +157,32 @@ enum Command {
         #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port", value_parser = prompt::SCOPES)]
         scope: String,
     },
+    /// Run a program so that each of its network syscalls (and its
+    /// children's) waits for a verdict; no daemon or root needed (docs/run.md).
+    Run {
+        /// Rules file (TOML, docs/rules.md).
+        #[arg(long, value_name = "FILE")]
+        rules: Option<String>,
+        /// What happens when no rule matches: allow, deny or ask (every op).
+        #[arg(long, value_name = "ACTION")]
+        default: Option<netev_rules::Action>,
+        /// How long to wait for an answer to ask; then the ask fallback (deny).
+        #[arg(long, value_name = "TIME", default_value = "30s", value_parser = run::parse_timeout)]
+        timeout: std::time::Duration,
+        /// Every decided call as one JSON object per line on stderr.
+        #[arg(long, conflicts_with = "log")]
+        json: bool,
+        /// Append every decided call as JSON lines to this file.
+        #[arg(long, value_name = "FILE")]
+        log: Option<String>,
+        /// How far a rule made by a terminal answer (this run, always)
+        /// reaches: exe, exe+dest, exe+port or exe+dest+port.
+        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port", value_parser = prompt::SCOPES)]
+        scope: String,
+        /// The program and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -186,6 +213,24 @@ fn main() -> std::process::ExitCode {
             run_dir,
             pin_dir,
         } => status::run(&cli.bus, run_dir.as_deref(), &pin_dir, json),
+        Command::Run {
+            rules,
+            default,
+            timeout,
+            json,
+            log,
+            scope,
+            cmd,
+        } => run::run(run::Options {
+            rules,
+            default,
+            timeout,
+            json,
+            log,
+            scope,
+            bus: cli.bus,
+            cmd,
+        }),
         Command::Log {
             since,
             until,

@@ -185,6 +185,9 @@ async fn prompt(bus: &BusChoice, scope: &str) -> Result<(), Failure> {
                     }
                     Some(Key::Answer(action, duration)) => {
                         match d.answer_prompt(id, action, duration, scope).await {
+                            // rule 0: a `netev run` asked; its program
+                            // waited for this answer and no rule is made here
+                            Ok(0) => println!("{action} {duration} (answered to the program that asked)"),
                             Ok(rule) => println!("{action} {duration} (rule {rule})"),
                             Err(e) => println!("not answered: {}", explain(bus, e).message),
                         }

@@ -156,7 +156,22 @@ pub struct Prompts {
     pending: HashMap<u64, (Event, std::time::Instant)>,
     by_key: HashMap<String, u64>,
     watchers: std::collections::HashSet<OwnedUniqueName>,
+    /// Prompts raised by `Ask`: the callers waiting for the answer. Their
+    /// answer makes no rule here (the asker decides with it).
+    asks: HashMap<u64, Vec<Waiter>>,
 }
+
+/// A caller of `Ask` waiting for the answer to a prompt.
+struct Waiter {
+    caller: OwnedUniqueName,
+    uid: u32,
+    answer: oneshot::Sender<(String, String, String)>,
+}
+
+/// Most questions one unprivileged user may have pending through `Ask`.
+const MAX_ASKS_PER_USER: usize = 32;
+/// Longest an `Ask` waits.
+const MAX_ASK_WAIT: Duration = Duration::from_secs(600);
 
 impl Prompts {
     /// Records a prompt for `ev` unless one about the same thing is pending;
@@ -175,8 +190,54 @@ impl Prompts {
 
     fn take(&mut self, id: u64) -> Option<Event> {
         let (ev, _) = self.pending.remove(&id)?;
-        self.by_key.remove(&prompt_key(&ev));
+        let key = if self.asks.remove(&id).is_some() {
+            ask_key(&ev)
+        } else {
+            prompt_key(&ev)
+        };
+        self.by_key.remove(&key);
         Some(ev)
+    }
+
+    /// Joins the pending `Ask` prompt about the same thing as `ev`, or
+    /// raises one; returns its id and whether it is new.
+    fn ask(&mut self, ev: &Event, waiter: Waiter, expires: std::time::Instant) -> (u64, bool) {
+        let key = ask_key(ev);
+        if let Some(id) = self.by_key.get(&key).copied() {
+            self.asks.entry(id).or_default().push(waiter);
+            return (id, false);
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.by_key.insert(key, id);
+        self.pending.insert(id, (ev.clone(), expires));
+        self.asks.insert(id, vec![waiter]);
+        (id, true)
+    }
+
+    /// Questions `uid` has pending through `Ask`.
+    fn asks_of(&self, uid: u32) -> usize {
+        self.asks
+            .values()
+            .flatten()
+            .filter(|w| w.uid == uid)
+            .count()
+    }
+
+    /// Forgets the waiters of a caller that left the bus (or gave up);
+    /// returns the prompts nobody waits for any more, now closed.
+    fn withdraw(&mut self, gone: impl Fn(&Waiter) -> bool) -> Vec<u64> {
+        let mut empty = Vec::new();
+        for (id, waiters) in self.asks.iter_mut() {
+            waiters.retain(|w| !gone(w) && !w.answer.is_closed());
+            if waiters.is_empty() {
+                empty.push(*id);
+            }
+        }
+        for id in &empty {
+            self.take(*id);
+        }
+        empty
     }
 
     /// Removes prompts past their time; returns their ids.
@@ -210,6 +271,12 @@ fn prompt_key(ev: &Event) -> String {
         addr,
         port
     )
+}
+
+/// `Ask` prompts are deduplicated among themselves, apart from the
+/// kernel's: answering one decides the asking program's calls, not a rule.
+fn ask_key(ev: &Event) -> String {
+    format!("ask|{}|{}", ev.pid, prompt_key(ev))
 }
 
 /// Messages from the capture loop that must not be dropped.
@@ -463,7 +530,15 @@ async fn pump(
                 if args.new_owner().is_none() {
                     if let BusName::Unique(name) = args.name() {
                         forget(shared, subs, name);
-                        shared.prompts.lock().expect("prompts lock").watchers.remove(&OwnedUniqueName::from(name.to_owned()));
+                        let gone = OwnedUniqueName::from(name.to_owned());
+                        let withdrawn = {
+                            let mut prompts = shared.prompts.lock().expect("prompts lock");
+                            prompts.watchers.remove(&gone);
+                            prompts.withdraw(|w| w.caller == gone)
+                        };
+                        for id in withdrawn {
+                            control(conn, shared, Control::PromptClosed(id, "withdrawn")).await;
+                        }
                     }
                 }
             }
@@ -703,6 +778,35 @@ async fn authorize(
         "{what} needs root or membership of the group '{group}'; {name} (uid {uid}) is not a member. \
          Add it with `usermod -aG {group} {name}` and log in again."
     )))
+}
+
+/// An unprivileged caller may ask only about its own processes: the event
+/// must name the caller's uid and a live process whose real uid that is.
+fn own_process(uid: u32, ev: &Event) -> fdo::Result<()> {
+    let refuse = |why: String| {
+        Err(fdo::Error::AccessDenied(format!(
+            "asking about pid {} needs root or membership of the access group, or the process \
+             must be your own: {why}",
+            ev.pid
+        )))
+    };
+    if ev.uid != uid {
+        return refuse(format!("the event names uid {}, you are uid {uid}", ev.uid));
+    }
+    let status = match std::fs::read_to_string(format!("/proc/{}/status", ev.pid)) {
+        Ok(s) => s,
+        Err(_) => return refuse("no such process".into()),
+    };
+    let real = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u32>().ok());
+    match real {
+        Some(r) if r == uid => Ok(()),
+        Some(r) => refuse(format!("it runs as uid {r}")),
+        None => refuse("its owner cannot be read".into()),
+    }
 }
 
 struct DaemonIface {
@@ -1060,13 +1164,35 @@ impl DaemonIface {
         if action == netev_rules::Action::Ask {
             return Err(fdo::Error::InvalidArgs("answer allow or deny".into()));
         }
-        let ev = {
+        let (ev, asked) = {
             let prompts = self.shared.prompts.lock().expect("prompts lock");
-            prompts.pending.get(&id).map(|(ev, _)| ev.clone())
-        }
-        .ok_or_else(|| {
+            let ev = prompts.pending.get(&id).map(|(ev, _)| ev.clone());
+            (ev, prompts.asks.contains_key(&id))
+        };
+        let ev = ev.ok_or_else(|| {
             fdo::Error::InvalidArgs(format!("no pending prompt {id} (answered or expired)"))
         })?;
+        if asked {
+            // Checked as a rule would be, so that a wrong answer is refused
+            // here and not in the asker.
+            rule_for_answer(&ev, action, &duration, &scope)
+                .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+            let waiters = {
+                let mut prompts = self.shared.prompts.lock().expect("prompts lock");
+                let waiters = prompts.asks.remove(&id).unwrap_or_default();
+                prompts.asks.insert(id, Vec::new());
+                prompts.take(id);
+                waiters
+            };
+            for w in waiters {
+                let _ = w
+                    .answer
+                    .send((action.name().into(), duration.clone(), scope.clone()));
+            }
+            self.shared.control(Control::PromptClosed(id, "answered"));
+            info!(prompt = id, "ask answered");
+            return Ok(0);
+        }
         let mut rule = rule_for_answer(&ev, action, &duration, &scope)
             .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let (rule_id, generation) = {
@@ -1086,6 +1212,80 @@ impl DaemonIface {
         self.changed(generation).await?;
         info!(prompt = id, rule = rule_id, "prompt answered");
         Ok(rule_id)
+    }
+
+    /// Raises a prompt about `event` for the prompters (the usual `Prompt`
+    /// signal) and returns the answer (action, duration, scope) when one
+    /// answers it with `AnswerPrompt`, or ("", "", "") when nobody did
+    /// within `timeout_ms`. Used by `netev run`, whose program waits.
+    async fn ask(
+        &self,
+        event: WireEvent,
+        timeout_ms: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(String, String, String)> {
+        let ev = Event::try_from(event)
+            .map_err(|e| fdo::Error::InvalidArgs(format!("the event: {e}")))?;
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| {
+                fdo::Error::AccessDenied("a call without a sender is not accepted".into())
+            })?
+            .to_owned();
+        let uid = fdo::DBusProxy::new(conn)
+            .await?
+            .get_connection_unix_user(BusName::Unique(sender.clone()))
+            .await?;
+        let privileged = authorize(&self.shared, conn, &hdr, "asking").await.is_ok();
+        if !privileged {
+            own_process(uid, &ev)?;
+        }
+        let wait = Duration::from_millis(timeout_ms.into()).min(MAX_ASK_WAIT);
+        let (tx, rx) = oneshot::channel();
+        let (id, new) = {
+            let mut prompts = self.shared.prompts.lock().expect("prompts lock");
+            if !privileged && prompts.asks_of(uid) >= MAX_ASKS_PER_USER {
+                return Err(fdo::Error::LimitsExceeded(format!(
+                    "uid {uid} already has {MAX_ASKS_PER_USER} questions pending"
+                )));
+            }
+            let waiter = Waiter {
+                caller: OwnedUniqueName::from(sender),
+                uid,
+                answer: tx,
+            };
+            prompts.ask(&ev, waiter, std::time::Instant::now() + wait)
+        };
+        if new {
+            info!(prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, "asked");
+            self.shared.control(Control::Prompt(id, ev));
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            // expired (by the daemon's clock) or withdrawn
+            Ok(Err(_)) => Ok(Default::default()),
+            Err(_) => {
+                // Our own deadline: stop waiting; if nobody else waits, the
+                // prompt is over.
+                let closed = {
+                    let mut prompts = self.shared.prompts.lock().expect("prompts lock");
+                    let mine = prompts.asks.get_mut(&id);
+                    let empty = mine.is_some_and(|w| {
+                        w.retain(|w| !w.answer.is_closed());
+                        w.is_empty()
+                    });
+                    if empty {
+                        prompts.take(id);
+                    }
+                    empty
+                };
+                if closed {
+                    self.shared.control(Control::PromptClosed(id, "expired"));
+                }
+                Ok(Default::default())
+            }
+        }
     }
 
     /// Rules or the default policy changed: reload them.

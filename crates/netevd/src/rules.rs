@@ -347,63 +347,14 @@ impl Engine {
     }
 }
 
-/// How far an answer to a prompt reaches.
+/// The rule an answer to a prompt makes (netev_rules::fields::rule_for_answer).
 pub fn rule_for_answer(
     ev: &Event,
     action: Action,
     duration: &str,
     scope: &str,
 ) -> Result<Rule, RuleError> {
-    let exe = ev.exe.as_deref().ok_or_else(|| RuleError::Conflict(
-        "the program of this prompt is unknown (it exited before it could be named): no rule can name it".into(),
-    ))?;
-    let remote = netev_rules::op_uses_remote(ev.op);
-    let (addr, port) = if remote {
-        (ev.raddr, ev.rport)
-    } else {
-        (ev.laddr, ev.lport)
-    };
-    let mut f: Vec<(&str, String)> = vec![
-        ("action", action.name().to_string()),
-        ("ops", ev.op.name().to_string()),
-        ("exe", exe.to_string()),
-        ("duration", duration.to_string()),
-    ];
-    let addr_s = addr.map(|a| a.to_string());
-    let port_s = port.map(|p| p.to_string());
-    let need = |what: &str, v: &Option<String>| {
-        v.clone().ok_or_else(|| {
-            RuleError::Conflict(format!(
-                "this {} has no {what} to scope the rule to",
-                ev.op.name()
-            ))
-        })
-    };
-    match scope {
-        "exe" => {}
-        "exe+dest" => f.push(("addr", need("address", &addr_s)?)),
-        "exe+port" => f.push(("ports", need("port", &port_s)?)),
-        "exe+dest+port" => {
-            f.push(("addr", need("address", &addr_s)?));
-            f.push(("ports", need("port", &port_s)?));
-        }
-        other => {
-            return Err(RuleError::Invalid {
-                field: "scope",
-                value: other.into(),
-                reason: "expected exe, exe+dest, exe+port or exe+dest+port".into(),
-            })
-        }
-    }
-    f.push((
-        "comment",
-        format!("answer to a prompt for {} (pid {})", exe, ev.pid),
-    ));
-    netev_rules::fields::rule_from_fields(
-        f.iter().map(|(k, v)| (*k, v.as_str())),
-        Utc::now(),
-        &|_| None,
-    )
+    netev_rules::fields::rule_for_answer(ev, action, duration, scope, Utc::now())
 }
 
 /// Reads and checks a whole rules file (`rules.file`, `--rules-file`):

@@ -1,0 +1,351 @@
+//! Thin, checked wrappers over the syscalls the supervisor makes. Every
+//! `unsafe` block of the crate but the child's setup lives here.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h, 6.6+): wake the
+/// supervisor, and then the child, on the current CPU. Defined here: the
+/// libc crate does not have it.
+pub const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+/// `PIDFD_THREAD` (= O_EXCL, 6.9+): a pidfd for one thread, not its group.
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The errno of an error (EIO when it has none).
+pub fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Sets flags on the listener (`SECCOMP_IOCTL_NOTIF_SET_FLAGS`).
+pub fn notif_set_flags(listener: &OwnedFd, flags: u64) -> io::Result<()> {
+    // SAFETY: the ioctl takes the flags by value.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            flags,
+        )
+    };
+    check(r.into()).map(drop)
+}
+
+/// Receives one notification. `ENOENT`: the caller went away before it was
+/// read (its wait was interrupted); try again.
+pub fn notif_recv(listener: &OwnedFd) -> io::Result<libc::seccomp_notif> {
+    // SAFETY: the kernel requires a zeroed struct and fills it.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut n as *mut libc::seccomp_notif,
+        )
+    };
+    check(r.into()).map(|_| n)
+}
+
+/// Whether notification `id` is still waiting for its answer (so the pid it
+/// names is still that caller, and memory read from it was its memory).
+pub fn notif_id_valid(listener: &OwnedFd, id: u64) -> bool {
+    // SAFETY: the ioctl reads a u64 through the pointer.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id as *const u64,
+        )
+    };
+    r == 0
+}
+
+/// The answer to a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Let the kernel run the syscall as the caller made it.
+    Continue,
+    /// Return this value without running it.
+    Value(i64),
+    /// Fail with this errno without running it.
+    Error(i32),
+}
+
+impl Reply {
+    /// A syscall-style result: `Ok(value)` or `Err(errno)`.
+    pub fn from_result(r: Result<i64, i32>) -> Reply {
+        match r {
+            Ok(v) => Reply::Value(v),
+            Err(e) => Reply::Error(e),
+        }
+    }
+}
+
+/// Sends the answer. An answer to a caller that went away (`ENOENT`) is
+/// not an error: it simply has nobody to go to.
+pub fn notif_send(listener: &OwnedFd, id: u64, reply: Reply) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: 0,
+    };
+    match reply {
+        Reply::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        Reply::Value(v) => resp.val = v,
+        Reply::Error(e) => resp.error = -e,
+    }
+    // SAFETY: the ioctl reads the response struct.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    };
+    match check(r.into()) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A pidfd for thread `tid` (its own fd table, in case it unshared it);
+/// for its thread group `tgid` on kernels without PIDFD_THREAD.
+pub fn pidfd_open(tid: u32, tgid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscalls returning a new fd.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, PIDFD_THREAD) };
+    let r = match check(r) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            check(unsafe { libc::syscall(libc::SYS_pidfd_open, tgid as libc::pid_t, 0) })?
+        }
+        other => other?,
+    };
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// A duplicate of the caller's descriptor `fd` (`pidfd_getfd`): the same
+/// open file, so the socket the caller would use.
+pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: returns a new fd (close-on-exec) or an error.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    let r = check(r)?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Reads `len` bytes at `addr` in process `pid`. A short read is `EFAULT`,
+/// as the syscall itself would have failed.
+pub fn read_mem(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    if len == 0 {
+        return Ok(buf);
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` covers `buf`; the kernel checks `remote`.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != len {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    Ok(buf)
+}
+
+/// Reads the caller's scattered buffers (`iovs`: (address, length)) into one.
+pub fn read_iovs(pid: u32, iovs: &[(u64, usize)]) -> io::Result<Vec<u8>> {
+    let total: usize = iovs.iter().map(|(_, l)| *l).sum();
+    let mut buf = vec![0u8; total];
+    let mut off = 0;
+    // process_vm_readv takes at most IOV_MAX remote pieces at a time.
+    for chunk in iovs.chunks(1024) {
+        let len: usize = chunk.iter().map(|(_, l)| *l).sum();
+        if len == 0 {
+            continue;
+        }
+        let remote: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|(a, l)| libc::iovec {
+                iov_base: *a as *mut libc::c_void,
+                iov_len: *l,
+            })
+            .collect();
+        let local = libc::iovec {
+            iov_base: buf[off..].as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        // SAFETY: `local` covers the rest of `buf`; the kernel checks `remote`.
+        let n = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                &local,
+                1,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n as usize != len {
+            return Err(io::Error::from_raw_os_error(libc::EFAULT));
+        }
+        off += len;
+    }
+    Ok(buf)
+}
+
+/// Writes `data` at `addr` in process `pid`.
+pub fn write_mem(pid: u32, addr: u64, data: &[u8]) -> io::Result<()> {
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: `local` covers `data` (only read); the kernel checks `remote`.
+    let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != data.len() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    Ok(())
+}
+
+/// An integer socket option at `SOL_SOCKET`.
+pub fn sockopt_int(fd: &OwnedFd, opt: i32) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for the kernel to write.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    check(r.into()).map(|_| v)
+}
+
+/// The socket's local address as raw sockaddr bytes.
+pub fn sockname(fd: &OwnedFd) -> io::Result<Vec<u8>> {
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss and len are valid for the kernel to write.
+    let r = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    check(r.into())?;
+    // SAFETY: sockaddr_storage is plain bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&ss as *const libc::sockaddr_storage).cast::<u8>(),
+            (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>()),
+        )
+    };
+    Ok(bytes.to_vec())
+}
+
+/// Whether the open file is in non-blocking mode (shared by the caller's
+/// descriptor and our duplicate: it is one open file).
+pub fn is_nonblocking(fd: &OwnedFd) -> bool {
+    // SAFETY: F_GETFL has no pointer argument.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+fn result(r: libc::c_long) -> Result<i64, i32> {
+    if r < 0 {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(r)
+    }
+}
+
+/// connect(2) on our duplicate with our copy of the address.
+pub fn connect(fd: &OwnedFd, addr: &[u8]) -> Result<i64, i32> {
+    // SAFETY: addr is a valid buffer of its length.
+    result(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            addr.as_ptr().cast(),
+            addr.len() as libc::socklen_t,
+        )
+    } as libc::c_long)
+}
+
+/// bind(2) on our duplicate with our copy of the address.
+pub fn bind(fd: &OwnedFd, addr: &[u8]) -> Result<i64, i32> {
+    // SAFETY: addr is a valid buffer of its length.
+    result(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            addr.as_ptr().cast(),
+            addr.len() as libc::socklen_t,
+        )
+    } as libc::c_long)
+}
+
+/// listen(2) on our duplicate.
+pub fn listen(fd: &OwnedFd, backlog: i32) -> Result<i64, i32> {
+    // SAFETY: no pointers.
+    result(unsafe { libc::listen(fd.as_raw_fd(), backlog) } as libc::c_long)
+}
+
+/// A message as copied from the caller: data, optional address, control.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    pub name: Option<Vec<u8>>,
+    pub data: Vec<u8>,
+    pub control: Vec<u8>,
+}
+
+/// sendmsg(2) of our copy of a message on our duplicate.
+pub fn sendmsg(fd: &OwnedFd, m: &Message, flags: i32) -> Result<i64, i32> {
+    let mut iov = libc::iovec {
+        iov_base: m.data.as_ptr() as *mut libc::c_void,
+        iov_len: m.data.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    if let Some(name) = &m.name {
+        hdr.msg_name = name.as_ptr() as *mut libc::c_void;
+        hdr.msg_namelen = name.len() as libc::socklen_t;
+    }
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    if !m.control.is_empty() {
+        hdr.msg_control = m.control.as_ptr() as *mut libc::c_void;
+        hdr.msg_controllen = m.control.len();
+    }
+    // SAFETY: hdr points to live buffers.
+    result(unsafe { libc::sendmsg(fd.as_raw_fd(), &hdr, flags) } as libc::c_long)
+}

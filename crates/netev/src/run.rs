@@ -1,0 +1,391 @@
+//! `netev run -- CMD`: supervised mode (crates/netev-run, docs/run.md).
+//! This module only reads options, loads and saves rules, logs events and
+//! asks (netevd's prompters over D-Bus when netevd is there, else the
+//! terminal); the supervisor is the library's.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitCode};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netev_event::{Event, Verdict};
+use netev_rules::{Action, Policy, Rule, RuleSet};
+use netev_run::{Answer, Question, Reach};
+
+use crate::bus::BusChoice;
+
+/// What `netev run` was asked to do.
+pub struct Options {
+    pub rules: Option<String>,
+    pub default: Option<Action>,
+    pub timeout: Duration,
+    pub json: bool,
+    pub log: Option<String>,
+    pub scope: String,
+    pub bus: BusChoice,
+    pub cmd: Vec<String>,
+}
+
+/// `--timeout`: `30s`, `5m`, `500ms`, or seconds.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let (num, mult_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (s, 1000)
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| Duration::from_millis(n.saturating_mul(mult_ms)))
+        .ok_or_else(|| format!("{s:?}: expected a length such as 30s, 5m or 500ms"))
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("netev run: {msg}");
+    ExitCode::from(125)
+}
+
+fn lookup_user(name: &str) -> Option<u32> {
+    let name = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: pwd and buf are valid for getpwnam_r to fill.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        let r = libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        );
+        (r == 0 && !out.is_null()).then_some(pwd.pw_uid)
+    }
+}
+
+pub fn run(o: Options) -> ExitCode {
+    let rules = match &o.rules {
+        None => Vec::new(),
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => return fail(format!("{path}: {e}")),
+            };
+            match netev_rules::file::parse(path, &text, chrono::Utc::now(), &lookup_user) {
+                // Ids as in the file, from 1, so that events name the rule.
+                Ok(mut rules) => {
+                    for (i, r) in rules.iter_mut().enumerate() {
+                        r.id = i as u32 + 1;
+                    }
+                    rules
+                }
+                Err(e) => return fail(e),
+            }
+        }
+    };
+    let mut policy = Policy::default();
+    if let Some(a) = o.default {
+        policy.default = [a; 7];
+    }
+    let mut opts = netev_run::Options::new(RuleSet::active_at(&rules, chrono::Utc::now(), policy));
+    opts.ask_timeout = o.timeout;
+    opts.asker = Some(Arc::new(Askers {
+        bus: DbusAsker::start(&o.bus),
+        tty: TerminalAsker {
+            scope: o.scope.clone(),
+            ..TerminalAsker::default()
+        },
+    }));
+    opts.on_always = Some(match &o.rules {
+        Some(path) => {
+            let path = path.clone();
+            Arc::new(move |r: &Rule| append_rule(&path, r))
+        }
+        None => Arc::new(|_: &Rule| {
+            Err("there is no rules file to write it to (give one with --rules FILE)".into())
+        }),
+    });
+    opts.on_event = match (&o.log, o.json) {
+        (Some(path), _) => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => {
+                let f = Mutex::new(f);
+                Arc::new(move |ev: &Event| {
+                    let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = writeln!(f, "{}", ev.to_json());
+                })
+            }
+            Err(e) => return fail(format!("{path}: {e}")),
+        },
+        // stdout belongs to the program: events go to stderr.
+        (None, true) => Arc::new(|ev: &Event| eprintln!("{}", ev.to_json())),
+        (None, false) => Arc::new(|ev: &Event| {
+            if ev.verdict == Verdict::Deny {
+                eprintln!("netev: denied {}", ev.to_text());
+            }
+        }),
+    };
+
+    let mut cmd = Command::new(&o.cmd[0]);
+    cmd.args(&o.cmd[1..]);
+    let child = match netev_run::Supervised::spawn(&mut cmd, opts) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{}: {e}", o.cmd[0])),
+    };
+    // Like a shell waiting for its job: ^C and ^\ are for the program (we
+    // would otherwise die and leave it without answers). Set after the
+    // spawn so the program does not inherit them ignored.
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    match child.wait() {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(c), _) => ExitCode::from(c as u8),
+            (None, Some(s)) => ExitCode::from(128u8.wrapping_add(s as u8)),
+            _ => ExitCode::FAILURE,
+        },
+        Err(e) => fail(e),
+    }
+}
+
+/// Appends an `always` answer's rule to the rules file (docs/rules.md
+/// format), so that the next run decides with it too.
+fn append_rule(path: &str, rule: &Rule) -> Result<(), String> {
+    let text = netev_rules::file::export(std::slice::from_ref(rule), &netev_run::user_name);
+    // export() writes a whole file: keep its [[rule]] table only.
+    let table = text.find("[[rule]]").map(|i| &text[i..]).unwrap_or(&text);
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    writeln!(f, "\n{table}").map_err(|e| format!("{path}: {e}"))
+}
+
+/// netevd's prompters when the daemon answers, else the terminal.
+struct Askers {
+    bus: Option<DbusAsker>,
+    tty: TerminalAsker,
+}
+
+impl netev_run::Asker for Askers {
+    fn ask(&self, q: &Question) -> Option<Answer> {
+        if let Some(bus) = &self.bus {
+            match bus.ask(q) {
+                Ok(answer) => return answer,
+                // not there (any more), or not allowed: the terminal
+                Err(e) => eprintln!("\r\nnetev: asking netevd failed ({e}); asking here"),
+            }
+        }
+        self.tty.ask(q)
+    }
+}
+
+type BusReply = std::sync::mpsc::Sender<Result<(String, String, String), String>>;
+
+/// Asks through netevd's `Ask` (its prompters — `netev prompt`, netev-gtk
+/// — answer). One thread runs the bus connection; questions are sent to it.
+struct DbusAsker {
+    queue: tokio::sync::mpsc::UnboundedSender<(netev_dbus::WireEvent, u32, BusReply)>,
+}
+
+impl DbusAsker {
+    /// Connects if netevd is on `bus`; `None` when it is not.
+    fn start(bus: &BusChoice) -> Option<DbusAsker> {
+        let (queue, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(netev_dbus::WireEvent, u32, BusReply)>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let bus = bus.clone();
+        std::thread::spawn(move || {
+            let rt = crate::bus::runtime();
+            rt.block_on(async move {
+                let up = tokio::time::timeout(Duration::from_secs(2), async {
+                    let (conn, proxy) = crate::bus::connect(&bus).await.ok()?;
+                    let dbus = zbus::fdo::DBusProxy::new(&conn).await.ok()?;
+                    let name = zbus::names::BusName::try_from(netev_dbus::BUS_NAME).ok()?;
+                    dbus.name_has_owner(name)
+                        .await
+                        .ok()?
+                        .then_some((conn, proxy))
+                })
+                .await
+                .ok()
+                .flatten();
+                let Some((_conn, proxy)) = up else {
+                    let _ = ready_tx.send(false);
+                    return;
+                };
+                let _ = ready_tx.send(true);
+                while let Some((ev, timeout_ms, reply)) = rx.recv().await {
+                    let proxy = proxy.clone();
+                    tokio::spawn(async move {
+                        let r = proxy.ask(&ev, timeout_ms).await.map_err(|e| e.to_string());
+                        let _ = reply.send(r);
+                    });
+                }
+            });
+        });
+        ready
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or(false)
+            .then_some(DbusAsker { queue })
+    }
+
+    /// `Ok(None)`: asked, and nobody answered (or the question was
+    /// withdrawn); `Err`: could not ask.
+    fn ask(&self, q: &Question) -> Result<Option<Answer>, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ms = q.left().as_millis().min(u32::MAX as u128) as u32;
+        self.queue
+            .send((netev_dbus::WireEvent::from(&q.event), ms, tx))
+            .map_err(|_| "the bus thread stopped".to_string())?;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok((action, duration, scope))) => {
+                    return Ok(Answer::from_words(&action, &duration, &scope))
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // The daemon ends the prompt at the deadline; a caller
+                    // that is gone needs no answer.
+                    if q.withdrawn() || q.left().is_zero() && rx.try_recv().is_err() {
+                        return Ok(None);
+                    }
+                }
+                Err(_) => return Err("the bus thread stopped".into()),
+            }
+        }
+    }
+}
+
+/// Asks on the controlling terminal, one question at a time. Lower case
+/// allows, upper case denies: `y`/`n` this call, `r`/`R` the rest of this
+/// run, `a`/`A` always (written to the rules file). No answer before the
+/// timeout applies the ask fallback. Without a terminal, nobody is asked.
+#[derive(Default)]
+struct TerminalAsker {
+    one_at_a_time: Mutex<()>,
+    /// How far a rule made by an answer reaches (docs/run.md).
+    scope: String,
+}
+
+impl TerminalAsker {
+    fn ask(&self, q: &Question) -> Option<Answer> {
+        let _turn = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        if q.withdrawn() {
+            return None;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        let _raw = RawTty::new(&file);
+        let mut tty = &file;
+        let _ = write!(
+            tty,
+            "\r\nnetev: {}\r\n  allow: y once, r this run, a always | deny: n, R, A ({}s) ",
+            q.event.to_text(),
+            q.left().as_secs()
+        );
+        let mut said = "no answer";
+        let answer = loop {
+            let left = q.left().min(Duration::from_millis(200));
+            if left.is_zero() {
+                break None;
+            }
+            if q.withdrawn() {
+                said = "withdrawn: the caller is gone";
+                break None;
+            }
+            let mut pfd = libc::pollfd {
+                fd: tty.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+            if r <= 0 {
+                continue;
+            }
+            let mut b = [0u8; 1];
+            match tty.read(&mut b) {
+                Ok(1) => {
+                    let (action, reach) = match b[0] {
+                        b'y' | b'Y' => (Action::Allow, Reach::Once),
+                        b'n' | b'N' => (Action::Deny, Reach::Once),
+                        b'r' => (Action::Allow, Reach::Run { until: None }),
+                        b'R' => (Action::Deny, Reach::Run { until: None }),
+                        b'a' => (Action::Allow, Reach::Always),
+                        b'A' => (Action::Deny, Reach::Always),
+                        _ => continue,
+                    };
+                    said = match (action, reach) {
+                        (Action::Allow, Reach::Once) => "allowed once",
+                        (Action::Allow, Reach::Always) => "allowed always",
+                        (Action::Allow, _) => "allowed for this run",
+                        (_, Reach::Once) => "denied once",
+                        (_, Reach::Always) => "denied always",
+                        _ => "denied for this run",
+                    };
+                    break Some(Answer {
+                        action,
+                        reach,
+                        scope: self.scope.clone(),
+                    });
+                }
+                _ => break None,
+            }
+        };
+        let _ = write!(tty, "{said}\r\n");
+        answer
+    }
+}
+
+/// The terminal without line buffering or echo while it lives.
+struct RawTty<'a>(&'a File, Option<nix::sys::termios::Termios>);
+
+impl<'a> RawTty<'a> {
+    fn new(tty: &'a File) -> RawTty<'a> {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let Ok(saved) = tcgetattr(tty) else {
+            return RawTty(tty, None);
+        };
+        let mut raw = saved.clone();
+        raw.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+        let _ = tcsetattr(tty, SetArg::TCSANOW, &raw);
+        RawTty(tty, Some(saved))
+    }
+}
+
+impl Drop for RawTty<'_> {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.1 {
+            let _ = nix::sys::termios::tcsetattr(self.0, nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+}

@@ -6,22 +6,9 @@ use std::process::Command;
 
 use netev_tests::OutputBounded;
 use netev_tests::{root_or_skip, wait_until, workspace_bin, Daemon, TestCgroup};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::rules::{connect, free_port, PROBE, PYTHON};
-
-fn probe(cg: &TestCgroup, ops: Value) -> Vec<String> {
-    let out = cg
-        .command(PYTHON)
-        .args(["-c", PROBE, &ops.to_string()])
-        .output_bounded();
-    assert!(
-        out.status.success(),
-        "probe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use crate::rules::{connect, free_port, probe_in};
 
 fn deny_connect_rule(port: u16) -> String {
     format!(
@@ -74,7 +61,7 @@ fn sighup_applies_policy_and_rules_file_and_a_bad_reload_keeps_the_running_ones(
         connect("127.0.0.1", p3)
     ]);
     assert_eq!(
-        probe(&cg, ports.clone()),
+        probe_in(&cg, &ports),
         ["EPERM", "ECONNREFUSED", "ECONNREFUSED"],
         "the rules file is in force from the start"
     );
@@ -84,7 +71,7 @@ fn sighup_applies_policy_and_rules_file_and_a_bad_reload_keeps_the_running_ones(
     let said = reload(&daemon, 1);
     assert!(said.contains("configuration and rules reloaded"), "{said}");
     assert_eq!(
-        probe(&cg, ports.clone()),
+        probe_in(&cg, &ports),
         ["ECONNREFUSED", "EPERM", "ECONNREFUSED"]
     );
 
@@ -92,7 +79,7 @@ fn sighup_applies_policy_and_rules_file_and_a_bad_reload_keeps_the_running_ones(
     write(&conf, &good.replace("\"allow\"", "\"deny\""));
     let said = reload(&daemon, 2);
     assert!(said.contains("configuration and rules reloaded"), "{said}");
-    assert_eq!(probe(&cg, ports.clone()), ["EPERM", "EPERM", "EPERM"]);
+    assert_eq!(probe_in(&cg, &ports), ["EPERM", "EPERM", "EPERM"]);
 
     // a typo in the file: refused, with the line and key; nothing changes
     write(
@@ -106,7 +93,7 @@ fn sighup_applies_policy_and_rules_file_and_a_bad_reload_keeps_the_running_ones(
         "{said}"
     );
     assert_eq!(
-        probe(&cg, ports.clone()),
+        probe_in(&cg, &ports),
         ["EPERM", "EPERM", "EPERM"],
         "the running policy stays"
     );
@@ -121,7 +108,7 @@ fn sighup_applies_policy_and_rules_file_and_a_bad_reload_keeps_the_running_ones(
     assert!(said.contains("configuration not reloaded"), "{said}");
     assert!(said.contains("rules.toml:"), "names the rules file: {said}");
     assert_eq!(
-        probe(&cg, ports),
+        probe_in(&cg, &ports),
         ["EPERM", "EPERM", "EPERM"],
         "neither the policy nor the rules changed"
     );

@@ -210,7 +210,7 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
     ) {
         return;
     }
-    use crate::rules::{connect, free_port, PROBE, PYTHON};
+    use crate::rules::{connect, free_port};
     let cg = TestCgroup::new("crash-restart");
     let dir = tempfile::tempdir().unwrap();
     let (port, state) = (free_port(), dir.path().join("state"));
@@ -221,17 +221,7 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
     )
     .unwrap();
     let probe = || -> Vec<String> {
-        let ops = serde_json::json!([connect("127.0.0.1", port)]).to_string();
-        let out = cg
-            .command(PYTHON)
-            .args(["-c", PROBE, &ops])
-            .output_bounded();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        crate::rules::probe_in(&cg, &serde_json::json!([connect("127.0.0.1", port)]))
     };
     let args = [
         "--state-dir",

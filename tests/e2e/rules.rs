@@ -98,6 +98,20 @@ impl Setup {
     }
 }
 
+/// Runs the probe in `cg` as root: one result per op.
+pub(crate) fn probe_in(cg: &TestCgroup, ops: &Value) -> Vec<String> {
+    let out = cg
+        .command(PYTHON)
+        .args(["-c", PROBE, &ops.to_string()])
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "probe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub(crate) fn connect(addr: &str, port: u16) -> Value {
     json!(["connect", "tcp", addr, port])
 }

@@ -14,6 +14,10 @@ PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps pytho
 # PostgreSQL's binaries: the netev-store tests start private servers with them
 # (initdb + pg_ctl in a temp dir); the cluster Debian creates is not used.
 PACKAGES+=(postgresql)
+# netev-gtk: GTK 4 to build it; Xvfb (with xauth for xvfb-run) for its widget
+# tests; dunst (a notification server), xdotool and imagemagick for the
+# end-to-end test and the screenshots.
+PACKAGES+=(libgtk-4-dev xvfb xauth dunst xdotool imagemagick)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi

@@ -115,7 +115,6 @@ impl RuleDialog {
             headline: gtk::Label::builder()
                 .wrap(true)
                 .xalign(0.0)
-                .selectable(true)
                 .css_classes(["heading"])
                 .build(),
             action: strs(&["Allow", "Deny", "Ask"]),

@@ -6,6 +6,7 @@ mod bus;
 mod capture;
 mod coalesce;
 mod fleet;
+mod gtk;
 mod identity;
 mod kernel_rules;
 mod lifecycle;

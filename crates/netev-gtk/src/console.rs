@@ -34,7 +34,7 @@ pub enum ConsoleAction {
     /// Export the rules to a file.
     Export(PathBuf),
     /// Open the dialog pre-filled from an event.
-    RuleFromEvent(WireEvent),
+    RuleFromEvent(Box<WireEvent>),
     /// Answer a prompt: allow or deny with the default duration.
     Answer(u64, &'static str),
     /// Open the dialog for a prompt.
@@ -44,6 +44,8 @@ pub enum ConsoleAction {
 }
 
 type ActionFn = Rc<dyn Fn(ConsoleAction)>;
+/// A live-events column: title, whether it takes spare width, its text.
+type EventColumn = (&'static str, bool, Box<dyn Fn(&WireEvent) -> String>);
 
 struct Inner {
     on_action: ActionFn,
@@ -262,7 +264,7 @@ impl Console {
         let events_view = gtk::ColumnView::new(Some(events_sel));
         events_view.set_show_column_separators(true);
         type Ev = WireEvent;
-        let cols: Vec<(&str, bool, Box<dyn Fn(&Ev) -> String>)> = vec![
+        let cols: Vec<EventColumn> = vec![
             (
                 "Time",
                 false,
@@ -319,7 +321,7 @@ impl Console {
                 return;
             };
             let ev = obj.borrow::<WireEvent>().clone();
-            act(ConsoleAction::RuleFromEvent(ev));
+            act(ConsoleAction::RuleFromEvent(Box::new(ev)));
         });
         let pause = gtk::ToggleButton::with_label("Pause");
         let exe_filter = gtk::SearchEntry::builder()
@@ -481,7 +483,7 @@ impl Console {
                 .and_downcast::<glib::BoxedAnyObject>();
             if let Some(o) = sel {
                 let ev = o.borrow::<WireEvent>().clone();
-                (me.inner.on_action)(ConsoleAction::RuleFromEvent(ev));
+                (me.inner.on_action)(ConsoleAction::RuleFromEvent(Box::new(ev)));
             }
         });
         let me = c.clone();

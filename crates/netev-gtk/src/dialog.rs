@@ -49,6 +49,8 @@ pub struct Widgets {
     pub cancel: gtk::Button,
 }
 
+type CreateFn = Rc<dyn Fn(&RuleDialog, Submission)>;
+
 struct Inner {
     form: RefCell<RuleForm>,
     durations: Vec<String>,
@@ -57,7 +59,7 @@ struct Inner {
     /// signals do not write back.
     filling: Cell<bool>,
     valid: Cell<bool>,
-    on_create: RefCell<Option<Rc<dyn Fn(&RuleDialog, Submission)>>>,
+    on_create: RefCell<Option<CreateFn>>,
 }
 
 /// A "Create a rule" window.

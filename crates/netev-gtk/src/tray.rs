@@ -51,6 +51,9 @@ pub struct Look {
     pub paused: bool,
 }
 
+/// `(sa(iiay)ss)`: icon name, icon pixmaps, title, text.
+type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+
 struct Item {
     look: Look,
     actions: mpsc::UnboundedSender<TrayAction>,
@@ -87,7 +90,7 @@ impl Item {
         "dialog-question"
     }
     #[zbus(property)]
-    fn tool_tip(&self) -> (String, Vec<(i32, i32, Vec<u8>)>, String, String) {
+    fn tool_tip(&self) -> ToolTip {
         (
             self.look.icon.clone(),
             Vec::new(),

@@ -50,6 +50,13 @@ impl Drop for Bus {
     }
 }
 
+/// A dbusmenu node, `(ia{sv}av)`.
+type Node = (
+    i32,
+    std::collections::HashMap<String, zbus::OwnedVariant>,
+    Vec<zbus::OwnedVariant>,
+);
+
 struct Watcher(Arc<Mutex<Vec<String>>>);
 
 #[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
@@ -129,14 +136,7 @@ async fn the_tray_item_registers_shows_the_state_and_its_menu_acts() {
     let menu = Proxy::new(&host, name.as_str(), MENU_PATH, "com.canonical.dbusmenu")
         .await
         .unwrap();
-    let (_rev, (_id, _props, children)): (
-        u32,
-        (
-            i32,
-            std::collections::HashMap<String, zbus::OwnedVariant>,
-            Vec<zbus::OwnedVariant>,
-        ),
-    ) = menu
+    let (_rev, (_id, _props, children)): (u32, Node) = menu
         .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
         .await
         .unwrap();

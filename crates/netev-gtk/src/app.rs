@@ -58,6 +58,7 @@ struct App {
     rules: RefCell<Vec<HashMap<String, String>>>,
     status: RefCell<Option<WireStatus>>,
     placeholder: Cell<u32>,
+    status_ticks: Cell<u32>,
     notify_error: RefCell<Option<String>>,
 }
 
@@ -110,6 +111,7 @@ impl App {
             rules: RefCell::new(Vec::new()),
             status: RefCell::new(None),
             placeholder: Cell::new(u32::MAX),
+            status_ticks: Cell::new(0),
             notify_error: RefCell::new(None),
         });
         let quit = gio::SimpleAction::new("quit", None);
@@ -222,8 +224,15 @@ impl App {
                 self.refresh_look();
             }
             Update::Status(s) => {
+                let open = self.console.borrow().is_some();
                 if let Some(c) = self.console.borrow().as_ref() {
                     c.set_status(&s);
+                }
+                // hit counts change without RulesChanged: refresh them now and then
+                let n = self.status_ticks.get().wrapping_add(1);
+                self.status_ticks.set(n);
+                if open && n % 5 == 0 {
+                    self.reload_rules();
                 }
                 *self.status.borrow_mut() = Some(s);
             }

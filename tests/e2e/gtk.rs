@@ -297,6 +297,8 @@ fn deny_chosen_in_a_notification_refuses_the_next_attempt_and_the_console_shows_
     // Deny, picked in dunst's context menu
     std::fs::write(desk.path("pick"), "Deny").unwrap();
     assert!(desk.dunstctl(&["context"]).0);
+    // dunst runs its menu after answering dunstctl
+    wait_until("dunst's context menu", || desk.path("offered").exists());
     let offered = std::fs::read_to_string(desk.path("offered")).unwrap_or_default();
     for action in ["Allow", "Deny", "Process"] {
         assert!(offered.contains(action), "dunst offered {offered:?}");

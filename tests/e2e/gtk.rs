@@ -80,7 +80,10 @@ struct Desktop {
 
 impl Desktop {
     fn start() -> Desktop {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("temp dir");
+        // other users' programs reach the session bus and write their state here
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         let mut x = Proc::spawn(
             "Xvfb",
             Command::new("Xvfb")
@@ -104,7 +107,7 @@ impl Desktop {
                 r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>"#,
+<policy context="default"><allow user="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>"#,
                 dir.path().join("session").display()
             ),
         )
@@ -129,7 +132,6 @@ impl Desktop {
             ),
         )
         .unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dmenu, std::fs::Permissions::from_mode(0o755)).unwrap();
         let rc = dir.path().join("dunstrc");
         std::fs::write(
@@ -184,6 +186,22 @@ impl Desktop {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Starts netev-gtk on this desktop (without a tray: the console
+    /// opens), for netevd on `bus`, writing what it shows to `state`.
+    fn netev_gtk(&self, mut cmd: Command, bus: &str, state: &Path) -> Proc {
+        Proc::spawn(
+            "netev-gtk",
+            cmd.args(["--bus", bus, "--no-tray", "--state-file"])
+                .arg(state)
+                .env("DISPLAY", &self.display)
+                .env("DBUS_SESSION_BUS_ADDRESS", &self.session)
+                .env("GSK_RENDERER", "cairo")
+                .env("NO_AT_BRIDGE", "1")
+                .env("GTK_A11Y", "none")
+                .stdout(Stdio::null()),
+        )
+    }
 }
 
 /// What netev-gtk shows, from its --state-file.
@@ -212,6 +230,25 @@ fn attempt(cg: &TestCgroup, port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// True if Xvfb, dunst and dbus-daemon are installed; otherwise skipped
+/// with a printed reason (a failure under `CI=true`).
+fn desktop_tools_or_skip(name: &str) -> bool {
+    let missing: Vec<&str> = ["Xvfb", "dunst", "dunstctl", "dbus-daemon"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("{name} needs {} (run scripts/setup.sh)", missing.join(", "));
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{why}; under CI=true a skip is a failure"
+    );
+    eprintln!("SKIP {why}");
+    false
+}
+
 #[test]
 fn deny_chosen_in_a_notification_refuses_the_next_attempt_and_the_console_shows_the_rule() {
     let name =
@@ -219,17 +256,7 @@ fn deny_chosen_in_a_notification_refuses_the_next_attempt_and_the_console_shows_
     if !root_or_skip(name) {
         return;
     }
-    let missing: Vec<&str> = ["Xvfb", "dunst", "dunstctl", "dbus-daemon"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if !missing.is_empty() {
-        let why = format!("{name} needs {} (run scripts/setup.sh)", missing.join(", "));
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{why}; under CI=true a skip is a failure"
-        );
-        eprintln!("SKIP {why}");
+    if !desktop_tools_or_skip(name) {
         return;
     }
     let desk = Desktop::start();
@@ -266,17 +293,10 @@ fn deny_chosen_in_a_notification_refuses_the_next_attempt_and_the_console_shows_
     ]);
 
     let state = desk.path("gtk.json");
-    let _gtk = Proc::spawn(
-        "netev-gtk",
-        Command::new(workspace_bin("netev-gtk"))
-            .args(["--bus", sys.address(), "--no-tray", "--state-file"])
-            .arg(&state)
-            .env("DISPLAY", &desk.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &desk.session)
-            .env("GSK_RENDERER", "cairo")
-            .env("NO_AT_BRIDGE", "1")
-            .env("GTK_A11Y", "none")
-            .stdout(Stdio::null()),
+    let _gtk = desk.netev_gtk(
+        Command::new(workspace_bin("netev-gtk")),
+        sys.address(),
+        &state,
     );
     wait_until("netev-gtk to reach netevd", || {
         shown(&state)["running"] == true
@@ -354,5 +374,70 @@ fn deny_chosen_in_a_notification_refuses_the_next_attempt_and_the_console_shows_
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_until("the notification closed", || desk.displayed() == 0);
+    daemon.stop();
+}
+
+/// Waits until netev-gtk's banner says `headline`; returns what it shows.
+fn wait_headline(state: &Path, what: &str, pred: impl Fn(&str) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = shown(state);
+        if s["state"].as_str().is_some_and(&pred) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited 60 s in vain for netev-gtk to say {what}; it shows {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn netev_gtk_says_access_denied_with_the_fix_and_follows_netevd_stopping_and_coming_back() {
+    let name =
+        "netev_gtk_says_access_denied_with_the_fix_and_follows_netevd_stopping_and_coming_back";
+    if !root_or_skip(name) || !desktop_tools_or_skip(name) {
+        return;
+    }
+    let desk = Desktop::start();
+    let sys = PrivateBus::system_like();
+    let cg = TestCgroup::new("gtk-states");
+    let daemon = Daemon::start(&cg, &["--bus", sys.address()]);
+
+    // a user outside the netev group
+    netev_tests::ensure_user("netev-t-outsider", &[]);
+    let bin = netev_tests::PublicBin::copy("netev-gtk");
+    let state = desk.path("outsider.json");
+    let outsider = desk.netev_gtk(bin.as_user("netev-t-outsider"), sys.address(), &state);
+    let s = wait_headline(&state, "access denied", |h| h == "Access to netevd denied");
+    let advice = s["advice"].as_str().unwrap_or_default();
+    assert!(
+        advice.contains("netev-t-outsider"),
+        "the message names the user: {advice}"
+    );
+    assert!(
+        advice.contains("usermod -aG netev"),
+        "says how to fix it: {advice}"
+    );
+    assert_eq!(s["icon"], "network-error");
+    drop(outsider);
+
+    // root: running, then netevd stops, then a new netevd comes up
+    let state = desk.path("root.json");
+    let _gtk = desk.netev_gtk(
+        Command::new(workspace_bin("netev-gtk")),
+        sys.address(),
+        &state,
+    );
+    let s = wait_headline(&state, "running", |h| h.ends_with("is running"));
+    assert_eq!(s["icon"], "security-high");
+    daemon.stop();
+    let s = wait_headline(&state, "not running", |h| h == "netevd is not running");
+    assert!(s["advice"].as_str().unwrap().contains("sudo netevd"), "{s}");
+    let daemon = Daemon::start(&cg, &["--bus", sys.address()]);
+    wait_headline(&state, "running again", |h| {
+        h.ends_with("(connection regained)")
+    });
     daemon.stop();
 }

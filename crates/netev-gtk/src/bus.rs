@@ -320,8 +320,15 @@ async fn with_daemon(
             }
         }
         Err(e) => match CallError::from(e) {
-            CallError::AccessDenied(message) => {
+            CallError::AccessDenied(raw) => {
                 denied = true;
+                // SAFETY: getuid has no preconditions.
+                let uid = unsafe { libc::getuid() };
+                let message = crate::state::access_denied_message(
+                    &raw,
+                    crate::users::current_user().as_deref(),
+                    uid,
+                );
                 send(Update::State(DaemonState::AccessDenied { message }));
             }
             CallError::NotRunning => return wait_owner_gone(owners).await,

@@ -97,6 +97,24 @@ impl DaemonState {
     }
 }
 
+/// The access-denied message to show. netevd's own refusal already names
+/// the user and the group; a refusal by the bus policy (dbus-daemon's
+/// "Rejected send message, … matched rules …") is technical, so it is
+/// replaced by what it means.
+pub fn access_denied_message(raw: &str, user: Option<&str>, uid: u32) -> String {
+    if raw.starts_with("Rejected send message") {
+        let who = match user {
+            Some(u) => format!("{u} (uid {uid})"),
+            None => format!("uid {uid}"),
+        };
+        format!(
+            "the bus policy lets only root and members of the group 'netev' watch netevd or answer its prompts; {who} is neither"
+        )
+    } else {
+        raw.to_string()
+    }
+}
+
 /// Why a call to netevd failed, for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -240,6 +258,18 @@ mod tests {
         assert!(up.headline().contains("regained"));
         assert_eq!(up.icon(true), "dialog-question");
         assert_eq!(up.icon(false), "security-high");
+    }
+
+    #[test]
+    fn a_refusal_by_the_bus_policy_is_said_plainly() {
+        let raw = "Rejected send message, 1 matched rules; type=\"method_call\", sender=\":1.1\" (uid=999 …)";
+        let m = access_denied_message(raw, Some("alice"), 999);
+        assert!(
+            m.contains("group 'netev'") && m.contains("alice (uid 999) is neither"),
+            "{m}"
+        );
+        let own = "watching prompts needs root or membership of the group 'netev'; bob (uid 1001) is not a member";
+        assert_eq!(access_denied_message(own, Some("alice"), 999), own);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Debian package target/debian/netev_<version>_<arch>.deb:
+# Builds the Debian packages target/debian/netev_<version>_<arch>.deb (the
+# daemon and command-line tools) and netev-gtk_<version>_<arch>.deb (the
+# desktop front-end, apart so that servers need no GTK):
 # release binaries, man pages and shell completions generated from the
 # programs' own clap definitions, then cargo-deb (installed if missing).
 #
@@ -21,16 +23,16 @@ NETEV_SETUP_PACKAGING=1 ./scripts/setup.sh >&2
 # tests run those binaries meanwhile: rebuilding them here could swap them
 # under their feet)
 if [ "$PROFILE" = release ]; then
-    cargo build --release -p netevd -p netev -p netev-sql
+    cargo build --release -p netevd -p netev -p netev-sql -p netev-gtk
 fi
-for name in netevd netev netev-sql; do
+for name in netevd netev netev-sql netev-gtk; do
     [ -x "$BIN/$name" ] || { echo "package.sh: $BIN/$name is missing; build it first" >&2; exit 1; }
 done
 
 assets=target/assets
 rm -rf "$assets"
 mkdir -p "$assets/man" "$assets/completions"
-for prog in netevd:8 netev:1 netev-sql:1; do
+for prog in netevd:8 netev:1 netev-sql:1 netev-gtk:1; do
     name=${prog%%:*}
     section=${prog##*:}
     "$BIN/$name" --generate man | gzip -9n > "$assets/man/$name.$section.gz"
@@ -41,9 +43,10 @@ done
 
 # cargo-deb reads target/release/…: with PROFILE=dev it maps those
 # paths onto target/debug (and must not strip debug binaries twice)
-args=(-p netevd --no-build --output target/debian/)
+args=(--no-build --output target/debian/)
 if [ "$PROFILE" = dev ]; then
     args+=(--profile dev --no-strip --fast)
 fi
 mkdir -p target/debian
-cargo deb "${args[@]}"
+cargo deb -p netevd "${args[@]}"
+cargo deb -p netev-gtk "${args[@]}"

@@ -17,6 +17,10 @@ PACKAGES+=(postgresql)
 # Packaging (scripts/package.sh and its test): dpkg-shlibdeps for the
 # package's dependencies, systemd-analyze to verify the unit.
 PACKAGES+=(dpkg-dev systemd)
+# netev-gtk: GTK 4 to build it; Xvfb (with xauth for xvfb-run) for its widget
+# tests; dunst (a notification server), xdotool and imagemagick for the
+# end-to-end test and the screenshots.
+PACKAGES+=(libgtk-4-dev xvfb xauth dunst xdotool imagemagick)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi

@@ -12,4 +12,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 # A bound on the whole run (it takes minutes), so that a hang the tests' own
 # bounds miss fails here with its output instead of running out CI's clock.
-timeout --kill-after=30 1200 cargo test --workspace
+# Under a virtual X server: netev-gtk's widget tests need a display (its
+# end-to-end test starts its own Xvfb, session bus and dunst).
+export GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
+timeout --kill-after=30 1200 xvfb-run -a -s "-screen 0 1280x860x24 -nolisten tcp" cargo test --workspace

@@ -8,6 +8,7 @@ mod coalesce;
 mod config;
 mod doctor;
 mod fleet;
+mod gtk;
 mod identity;
 mod kernel_rules;
 mod lifecycle;

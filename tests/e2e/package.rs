@@ -1,4 +1,4 @@
-//! The Debian package: built by scripts/package.sh, installed with dpkg,
+//! The Debian packages (netev, netev-gtk): built by scripts/package.sh, installed with dpkg,
 //! files in place, the installed programs run, the unit verifies, and it
 //! removes and purges cleanly.
 
@@ -43,7 +43,9 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["-P", "netev"]).output();
+        let _ = Command::new("dpkg")
+            .args(["-P", "netev-gtk", "netev"])
+            .output();
     }
 }
 
@@ -55,16 +57,23 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
     let built = run("env", &["PROFILE=dev", "scripts/package.sh"]);
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(built.status.success(), "package.sh failed:\n{stderr}");
-    let deb = String::from_utf8_lossy(&built.stdout)
+    let debs: Vec<String> = String::from_utf8_lossy(&built.stdout)
         .lines()
-        .rev()
-        .find(|l| l.ends_with(".deb"))
-        .unwrap_or_else(|| panic!("package.sh named no .deb:\n{stderr}"))
-        .trim()
-        .to_string();
+        .filter(|l| l.trim().ends_with(".deb"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(
+        debs.len(),
+        2,
+        "package.sh names two packages:\n{debs:?}\n{stderr}"
+    );
+    assert!(
+        debs[0].contains("/netev_") && debs[1].contains("/netev-gtk_"),
+        "{debs:?}"
+    );
 
     let installed = Installed;
-    let out = run("dpkg", &["-i", &deb]);
+    let out = run("dpkg", &["-i", &debs[0], &debs[1]]);
     assert!(
         out.status.success(),
         "dpkg -i: {}{}",
@@ -88,6 +97,10 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
         "/usr/share/fish/vendor_completions.d/netev.fish",
         "/usr/share/doc/netev/operations.md",
         "/var/lib/netev",
+        "/usr/bin/netev-gtk",
+        "/usr/share/applications/netev-gtk.desktop",
+        "/etc/xdg/autostart/netev-gtk.desktop",
+        "/usr/share/man/man1/netev-gtk.1.gz",
     ];
     for f in files {
         assert!(Path::new(f).exists(), "{f} is missing after dpkg -i");
@@ -137,11 +150,12 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
     );
 
     // remove: programs go, configuration stays; purge: everything
-    ok("dpkg", &["-r", "netev"]);
+    ok("dpkg", &["-r", "netev-gtk", "netev"]);
     for f in [
         "/usr/sbin/netevd",
         "/usr/bin/netev",
         "/usr/lib/systemd/system/netevd.service",
+        "/usr/bin/netev-gtk",
     ] {
         assert!(!Path::new(f).exists(), "{f} is left after dpkg -r");
     }
@@ -149,10 +163,15 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
         Path::new("/etc/netev/netev.toml").exists(),
         "a conffile stays until purge"
     );
-    ok("dpkg", &["-P", "netev"]);
-    for f in ["/etc/netev", "/var/lib/netev"] {
+    ok("dpkg", &["-P", "netev-gtk", "netev"]);
+    for f in [
+        "/etc/netev",
+        "/var/lib/netev",
+        "/etc/xdg/autostart/netev-gtk.desktop",
+    ] {
         assert!(!Path::new(f).exists(), "{f} is left after dpkg -P");
     }
     assert!(!run("dpkg", &["-s", "netev"]).status.success());
+    assert!(!run("dpkg", &["-s", "netev-gtk"]).status.success());
     drop(installed);
 }

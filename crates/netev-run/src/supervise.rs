@@ -7,10 +7,10 @@
 //! checked is what is used. `SECCOMP_USER_NOTIF_FLAG_CONTINUE` is kept for
 //! the cases listed in docs/run.md, each with its reason.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -71,6 +71,7 @@ pub struct Supervisor {
     on_always: Option<RuleSink>,
     users: Mutex<HashMap<u32, Option<String>>>,
     callers: Mutex<Callers>,
+    pool: Arc<Pool>,
     port_start: u16,
 }
 
@@ -183,6 +184,7 @@ impl Supervisor {
             on_always: opts.on_always,
             users: Mutex::new(HashMap::new()),
             callers: Mutex::new(Callers::default()),
+            pool: Arc::new(Pool::default()),
             port_start: crate::proc::unprivileged_port_start(),
         }
     }
@@ -685,7 +687,8 @@ impl Supervisor {
             How::Perform { may_block, run } if may_block && !on_thread => {
                 // A blocking connect or send must not stall the loop.
                 let me = Arc::clone(self);
-                std::thread::spawn(move || me.perform(id, ev, decide, run));
+                self.pool
+                    .run(Box::new(move || me.perform(id, ev, decide, run)));
             }
             How::Perform { run, .. } => self.perform(id, ev, decide, run),
         }
@@ -704,6 +707,71 @@ impl Supervisor {
     fn log(&self, decide: bool, ev: &Event) {
         if decide {
             (self.sink)(ev);
+        }
+    }
+}
+
+/// Threads for calls that may block (a connect or send on a blocking
+/// socket): a thread that performed one waits a while for the next instead
+/// of a new thread per call, and more are started when all are busy, so a
+/// slow peer never holds up another call.
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+    ready: Condvar,
+}
+
+type Work = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<Work>,
+    /// Waiting threads not yet promised a queued job.
+    idle: usize,
+}
+
+/// How long a pool thread waits for work before it ends.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(self: &Arc<Self>, w: Work) {
+        let mut st = self.lock();
+        if st.idle > 0 {
+            st.idle -= 1;
+            st.queue.push_back(w);
+            drop(st);
+            self.ready.notify_one();
+        } else {
+            drop(st);
+            let me = Arc::clone(self);
+            std::thread::spawn(move || me.work(w));
+        }
+    }
+
+    fn work(&self, first: Work) {
+        let mut w = first;
+        loop {
+            w();
+            let mut st = self.lock();
+            st.idle += 1;
+            w = loop {
+                if let Some(next) = st.queue.pop_front() {
+                    break next;
+                }
+                let (s, t) = self
+                    .ready
+                    .wait_timeout(st, POOL_IDLE)
+                    .unwrap_or_else(|p| p.into_inner());
+                st = s;
+                if t.timed_out() && st.queue.is_empty() {
+                    st.idle -= 1;
+                    return;
+                }
+            };
         }
     }
 }

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod addr;
+mod callers;
 pub mod filter;
 mod proc;
 pub use proc::user_name;

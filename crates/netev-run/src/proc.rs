@@ -13,8 +13,6 @@ pub struct Caller {
     /// Canonical path of the executable (`/proc/<tid>/exe`).
     pub exe: Option<String>,
     pub cmdline: Option<String>,
-    /// Effective capabilities (`CapEff`).
-    pub cap_eff: u64,
 }
 
 /// CAP_NET_BIND_SERVICE's bit in the capability sets.
@@ -44,22 +42,43 @@ impl Caller {
                 "PPid" => c.ppid = first().unwrap_or(0),
                 "Uid" => c.uid = first().unwrap_or(u32::MAX),
                 "Gid" => c.gid = first().unwrap_or(u32::MAX),
-                "CapEff" => c.cap_eff = u64::from_str_radix(value, 16).unwrap_or(0),
                 _ => {}
             }
         }
-        c.exe = std::fs::read_link(format!("{dir}/exe"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
-        c.cmdline = std::fs::read(format!("/proc/{}/cmdline", c.tgid))
-            .ok()
-            .map(|raw| {
-                let raw = &raw[..raw.len().min(MAX_CMDLINE)];
-                let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-                String::from_utf8_lossy(raw).replace('\0', " ")
-            });
+        c.exe = exe(tid);
+        c.cmdline = cmdline(c.tgid);
         Some(c)
     }
+}
+
+/// Canonical path of the executable of thread `tid` (`/proc/<tid>/exe`).
+pub fn exe(tid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{tid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The command line of process `tgid`, arguments joined by spaces.
+pub fn cmdline(tgid: u32) -> Option<String> {
+    std::fs::read(format!("/proc/{tgid}/cmdline"))
+        .ok()
+        .map(|raw| {
+            let raw = &raw[..raw.len().min(MAX_CMDLINE)];
+            let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+            String::from_utf8_lossy(raw).replace('\0', " ")
+        })
+}
+
+/// The effective capabilities of thread `tid` now (`CapEff`), 0 if unknown.
+pub fn cap_eff(tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The lowest port an unprivileged process may bind.

@@ -7,16 +7,17 @@
 //! checked is what is used. `SECCOMP_USER_NOTIF_FLAG_CONTINUE` is kept for
 //! the cases listed in docs/run.md, each with its reason.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use netev_event::{Event, Family, Op, Proto, SockType, Verdict};
 use netev_rules::{Action, Decision, Duration as RuleDuration, Policy, Query, Rule, RuleSet};
 
+use crate::callers::Callers;
 use crate::proc::{Caller, CAP_NET_BIND_SERVICE};
 use crate::sys::{self, Message, Reply};
 use crate::{addr, Answer, Asker, EventSink, Reach, RuleSink};
@@ -46,6 +47,9 @@ struct Job {
     /// Whether this call is an operation rules decide and events record
     /// (a send without an address is neither).
     decide: bool,
+    /// Whether `ev.exe` was read for this call (else it is the process's
+    /// cached one, which no decision may use: see `dispatch`).
+    exe_fresh: bool,
     how: How,
 }
 
@@ -66,6 +70,8 @@ pub struct Supervisor {
     sink: EventSink,
     on_always: Option<RuleSink>,
     users: Mutex<HashMap<u32, Option<String>>>,
+    callers: Mutex<Callers>,
+    pool: Arc<Pool>,
     port_start: u16,
 }
 
@@ -79,6 +85,13 @@ struct Rules {
     special: HashMap<u32, RuleDuration>,
     consumed: HashSet<u32>,
     next_id: u32,
+    /// Whether a rule names an executable: then every call's executable
+    /// is read for it, never taken from the cache.
+    exe_matters: bool,
+}
+
+fn names_exe(set: &RuleSet) -> bool {
+    set.rules().iter().any(|r| r.cond.exe.is_some())
 }
 
 impl Rules {
@@ -90,7 +103,9 @@ impl Rules {
             .map(|r| (r.id, r.duration))
             .collect();
         let next_id = all.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        let exe_matters = names_exe(&set);
         Rules {
+            exe_matters,
             set: Arc::new(set),
             all,
             special,
@@ -102,6 +117,7 @@ impl Rules {
     fn rebuild(&mut self) {
         let policy = *self.set.policy();
         self.set = Arc::new(RuleSet::new(self.all.clone(), policy));
+        self.exe_matters = names_exe(&self.set);
     }
 
     fn decide(&mut self, q: &Query<'_>) -> Decision {
@@ -167,6 +183,8 @@ impl Supervisor {
             sink: opts.on_event,
             on_always: opts.on_always,
             users: Mutex::new(HashMap::new()),
+            callers: Mutex::new(Callers::default()),
+            pool: Arc::new(Pool::default()),
             port_start: crate::proc::unprivileged_port_start(),
         }
     }
@@ -242,11 +260,25 @@ impl Supervisor {
         ev
     }
 
+    fn rules(&self) -> std::sync::MutexGuard<'_, Rules> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn callers(&self) -> std::sync::MutexGuard<'_, Callers> {
+        self.callers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn gather(self: &Arc<Self>, n: &libc::seccomp_notif) -> Gathered {
         let (id, tid, nr, args) = (n.id, n.pid, i64::from(n.data.nr), n.data.args);
-        let Some(caller) = Caller::read(tid) else {
+        let want_exe = self.rules().exe_matters;
+        let Some(mut who) = self
+            .callers()
+            .identify(tid, n.data.instruction_pointer, want_exe)
+        else {
             return Gathered::Gone;
         };
+        let caller = std::mem::take(&mut who.caller);
+        let mut exe_fresh = who.exe_fresh;
         if nr == libc::SYS_socket || nr == libc::SYS_socketpair {
             // Scalars only, in the caller's registers: nothing the caller
             // can change between this decision and the kernel's run.
@@ -259,24 +291,20 @@ impl Supervisor {
             if !self.valid(id) {
                 return Gathered::Gone;
             }
+            self.callers().commit(&mut who);
             return Gathered::Job(Box::new(Job {
                 id,
                 ev,
                 decide: true,
+                exe_fresh,
                 how: How::Continue,
             }));
         }
 
-        let (tgid, cap_eff) = (caller.tgid, caller.cap_eff);
-        let pidfd = match sys::pidfd_open(tid, tgid) {
-            Ok(p) => p,
-            Err(_) => return Gathered::Gone,
-        };
-        // From here on `pidfd` is known to be the caller, not a reused pid.
-        if !self.valid(id) {
-            return Gathered::Gone;
-        }
-        let sock = match sys::pidfd_getfd(&pidfd, args[0] as i32) {
+        // `who.pidfd` may name another thread that reused the number if
+        // the caller is gone: nothing taken through it is used unless the
+        // notification is still valid afterwards (the check at the end).
+        let sock = match sys::pidfd_getfd(&who.pidfd, args[0] as i32) {
             Ok(s) => s,
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Gathered::Gone,
             Err(e) => return Gathered::Answer(Reply::Error(sys::errno(&e))),
@@ -310,7 +338,7 @@ impl Supervisor {
             }
             sys::read_mem(tid, ptr, len as usize).map_err(|e| sys::errno(&e))
         };
-        let nonblocking = sys::is_nonblocking(&sock);
+        let nonblocking = || sys::is_nonblocking(&sock);
         let mut decide = true;
         let how = match nr {
             libc::SYS_listen => {
@@ -345,7 +373,7 @@ impl Supervisor {
                     // The supervisor's privileges must not lend the caller
                     // a port it could not bind itself.
                     let privileged = parsed.is_some_and(|(_, p)| p != 0 && p < self.port_start)
-                        && cap_eff & CAP_NET_BIND_SERVICE == 0;
+                        && crate::proc::cap_eff(tid) & CAP_NET_BIND_SERVICE == 0;
                     How::Perform {
                         may_block: false,
                         run: Box::new(move || {
@@ -368,8 +396,11 @@ impl Supervisor {
                 };
                 set_remote(&mut ev, addr::parse(&bytes, family, true));
                 if ip {
+                    // A datagram connect only sets the peer: it never
+                    // waits, and is performed on the loop.
+                    let may_block = ty != libc::SOCK_DGRAM as u16 && !nonblocking();
                     How::Perform {
-                        may_block: !nonblocking,
+                        may_block,
                         run: Box::new(move || sys::connect(&sock, &bytes)),
                     }
                 } else {
@@ -406,7 +437,7 @@ impl Supervisor {
                         control: Vec::new(),
                     };
                     How::Perform {
-                        may_block: !nonblocking && flags & libc::MSG_DONTWAIT == 0,
+                        may_block: !nonblocking() && flags & libc::MSG_DONTWAIT == 0,
                         run: Box::new(move || sys::sendmsg(&sock, &m, flags)),
                     }
                 } else {
@@ -432,7 +463,7 @@ impl Supervisor {
                         None => decide = false,
                     }
                     How::Perform {
-                        may_block: !nonblocking && flags & libc::MSG_DONTWAIT == 0,
+                        may_block: !nonblocking() && flags & libc::MSG_DONTWAIT == 0,
                         run: Box::new(move || sys::sendmsg(&sock, &m, flags)),
                     }
                 } else {
@@ -450,11 +481,17 @@ impl Supervisor {
                         Some(n) => set_remote(&mut ev, addr::parse(n, family, false)),
                         None => decide = false,
                     }
+                    // Later messages are decided when performed, after
+                    // `dispatch`: on an exe read for this call.
+                    if !exe_fresh {
+                        ev.exe = crate::proc::exe(tid);
+                        exe_fresh = true;
+                    }
                     let (me, exe, uid, proto) =
                         (Arc::clone(self), ev.exe.clone(), ev.uid, ev.proto);
                     let base = args[1];
                     How::Perform {
-                        may_block: !nonblocking && flags & libc::MSG_DONTWAIT == 0,
+                        may_block: !nonblocking() && flags & libc::MSG_DONTWAIT == 0,
                         run: Box::new(move || {
                             send_many(&sock, tid, base, &msgs, flags, |i, name| {
                                 // The first message was decided by the
@@ -489,31 +526,53 @@ impl Supervisor {
         if !self.valid(id) {
             return Gathered::Gone;
         }
+        self.callers().commit(&mut who);
         Gathered::Job(Box::new(Job {
             id,
             ev,
             decide,
+            exe_fresh,
             how,
         }))
     }
 
     fn decide(&self, q: &Query<'_>) -> Decision {
-        self.rules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .decide(q)
+        self.rules().decide(q)
     }
 
-    fn dispatch(self: &Arc<Self>, job: Job) {
+    fn dispatch(self: &Arc<Self>, mut job: Job) {
         if !job.decide {
             return self.finish(job, Action::Allow, None, false);
         }
-        let d = self.decide(&query(&job.ev));
+        let d = loop {
+            let mut rules = self.rules();
+            // A rule naming an executable may have been added since the
+            // call was gathered: the cached exe must not decide.
+            if job.exe_fresh || !rules.exe_matters {
+                break rules.decide(&query(&job.ev));
+            }
+            drop(rules);
+            job.ev.exe = crate::proc::exe(job.ev.tid);
+            if !self.valid(job.id) {
+                return;
+            }
+            job.exe_fresh = true;
+        };
         match d.action {
             Action::Ask => {
                 let me = Arc::clone(self);
                 std::thread::spawn(move || {
                     let mut job = job;
+                    // A person decides on what is shown, and an answer
+                    // can become a rule naming the exe: read it all now.
+                    if let Some(c) = Caller::read(job.ev.tid) {
+                        job.ev.exe = c.exe;
+                        job.ev.cmdline = c.cmdline;
+                        job.ev.comm = c.comm;
+                    }
+                    if !me.valid(job.id) {
+                        return;
+                    }
                     // As netevd's prompts show it: the rule that asked and
                     // what applies if nobody answers.
                     job.ev.rule = d.rule;
@@ -610,6 +669,7 @@ impl Supervisor {
             mut ev,
             decide,
             how,
+            ..
         } = job;
         ev.rule = rule;
         if action != Action::Allow {
@@ -627,7 +687,8 @@ impl Supervisor {
             How::Perform { may_block, run } if may_block && !on_thread => {
                 // A blocking connect or send must not stall the loop.
                 let me = Arc::clone(self);
-                std::thread::spawn(move || me.perform(id, ev, decide, run));
+                self.pool
+                    .run(Box::new(move || me.perform(id, ev, decide, run)));
             }
             How::Perform { run, .. } => self.perform(id, ev, decide, run),
         }
@@ -646,6 +707,71 @@ impl Supervisor {
     fn log(&self, decide: bool, ev: &Event) {
         if decide {
             (self.sink)(ev);
+        }
+    }
+}
+
+/// Threads for calls that may block (a connect or send on a blocking
+/// socket): a thread that performed one waits a while for the next instead
+/// of a new thread per call, and more are started when all are busy, so a
+/// slow peer never holds up another call.
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+    ready: Condvar,
+}
+
+type Work = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<Work>,
+    /// Waiting threads not yet promised a queued job.
+    idle: usize,
+}
+
+/// How long a pool thread waits for work before it ends.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(self: &Arc<Self>, w: Work) {
+        let mut st = self.lock();
+        if st.idle > 0 {
+            st.idle -= 1;
+            st.queue.push_back(w);
+            drop(st);
+            self.ready.notify_one();
+        } else {
+            drop(st);
+            let me = Arc::clone(self);
+            std::thread::spawn(move || me.work(w));
+        }
+    }
+
+    fn work(&self, first: Work) {
+        let mut w = first;
+        loop {
+            w();
+            let mut st = self.lock();
+            st.idle += 1;
+            w = loop {
+                if let Some(next) = st.queue.pop_front() {
+                    break next;
+                }
+                let (s, t) = self
+                    .ready
+                    .wait_timeout(st, POOL_IDLE)
+                    .unwrap_or_else(|p| p.into_inner());
+                st = s;
+                if t.timed_out() && st.queue.is_empty() {
+                    st.idle -= 1;
+                    return;
+                }
+            };
         }
     }
 }

@@ -349,3 +349,93 @@ pub fn sendmsg(fd: &OwnedFd, m: &Message, flags: i32) -> Result<i64, i32> {
     // SAFETY: hdr points to live buffers.
     result(unsafe { libc::sendmsg(fd.as_raw_fd(), &hdr, flags) } as libc::c_long)
 }
+
+/// What `PIDFD_GET_INFO` tells about a thread: ids and real credentials,
+/// read at the time of the call (credentials are per thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidInfo {
+    pub tid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `struct pidfd_info` (linux/pidfd.h, 6.13+), its first version (64 bytes).
+#[repr(C)]
+#[derive(Default)]
+#[allow(dead_code)] // filled by the kernel; only some fields are read
+struct RawPidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+/// `PIDFD_GET_INFO` = `_IOWR(0xFF, 11, struct pidfd_info)`.
+const PIDFD_GET_INFO: libc::c_ulong =
+    (3 << 30) | ((std::mem::size_of::<RawPidfdInfo>() as libc::c_ulong) << 16) | (0xFF << 8) | 11;
+const PIDFD_INFO_PID: u64 = 1;
+const PIDFD_INFO_CREDS: u64 = 2;
+
+/// The thread's ids and credentials now (`PIDFD_GET_INFO`). `ESRCH`: the
+/// thread is gone; `ENOTTY`/`EINVAL`: a kernel without it (before 6.13).
+pub fn pidfd_info(pidfd: &OwnedFd) -> io::Result<PidInfo> {
+    let mut info = RawPidfdInfo {
+        mask: PIDFD_INFO_PID | PIDFD_INFO_CREDS,
+        ..RawPidfdInfo::default()
+    };
+    // SAFETY: the kernel writes at most the size encoded in the request.
+    let r = unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_INFO,
+            &mut info as *mut RawPidfdInfo,
+        )
+    };
+    check(r.into())?;
+    if info.mask & (PIDFD_INFO_PID | PIDFD_INFO_CREDS) != PIDFD_INFO_PID | PIDFD_INFO_CREDS {
+        return Err(io::Error::from_raw_os_error(libc::ENOTTY));
+    }
+    Ok(PidInfo {
+        tid: info.pid,
+        tgid: info.tgid,
+        ppid: info.ppid,
+        uid: info.ruid,
+        gid: info.rgid,
+    })
+}
+
+/// A pidfd for thread `tid` only (`PIDFD_THREAD`); `EINVAL` on kernels
+/// without thread pidfds (before 6.9).
+pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall returning a new fd.
+    let r =
+        check(unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, PIDFD_THREAD) })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// pread(2) into `buf` at `offset`: the count read.
+pub fn pread(fd: &impl AsRawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of its length.
+    let r = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
+    check(r as libc::c_long).map(|n| n as usize)
+}

@@ -603,3 +603,77 @@ fn exit_status_passes_through() {
     let out = supervise(rules("", None), &mut py("import sys; sys.exit(7)"));
     assert_eq!(out.status.code(), Some(7));
 }
+
+/// What the supervisor keeps per process (exe, cmdline) must follow an
+/// exec, to another program and to the same one with other arguments.
+#[test]
+fn identity_follows_exec() {
+    let port = greeter("127.0.0.1:0");
+    let bash = std::fs::canonicalize("/bin/bash").unwrap();
+    let python = std::fs::canonicalize(PYTHON).unwrap();
+    let second = format!(
+        "import os, socket; socket.socket(); os.execv('/bin/bash', ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/{port}'])"
+    );
+    let first = format!(
+        "import os, socket; socket.socket(); os.execv('{PYTHON}', ['python3', '-c', \"{second}\"])"
+    );
+    let out = supervise(rules("", None), &mut py(&first));
+    assert!(out.status.success(), "{:?}", out.status);
+    let sockets = out.events_for(Op::Socket);
+    assert_eq!(sockets.len(), 3, "{sockets:?}");
+    let pid = sockets[0].pid;
+    assert!(
+        out.events.iter().all(|e| e.pid == pid),
+        "one process throughout"
+    );
+    assert_eq!(
+        sockets[0].cmdline.as_deref(),
+        Some(format!("{PYTHON} -c {first}").as_str())
+    );
+    assert_eq!(sockets[0].exe.as_deref(), python.to_str());
+    assert_eq!(
+        sockets[1].cmdline.as_deref(),
+        Some(format!("python3 -c {second}").as_str()),
+        "same program, new arguments"
+    );
+    assert_eq!(sockets[1].exe.as_deref(), python.to_str());
+    let connect = out.events_for(Op::Connect)[0];
+    assert_eq!(connect.exe.as_deref(), bash.to_str());
+    assert_eq!(connect.comm, "bash");
+    assert_eq!(sockets[2].exe.as_deref(), bash.to_str());
+    assert_eq!(connect.rport, Some(port));
+}
+
+/// Credentials are per thread: a thread that changes its uid by itself
+/// (the raw syscall, not glibc's process-wide setresuid) is decided on
+/// its new uid at once, and the thread that did not change keeps its own.
+/// Needs root to change uids; skipped otherwise.
+#[test]
+fn uid_is_read_per_thread_and_per_call() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let toml = "[[rule]]\naction = \"deny\"\nuser = \"65534\"\n";
+    let script = r#"
+import ctypes, socket, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(who):
+    try:
+        socket.socket().close()
+        print(who, "ok", flush=True)
+    except OSError as e:
+        print(who, "err", e.errno, flush=True)
+def thread():
+    attempt("before")
+    assert libc.syscall(117, 65534, 65534, 65534) == 0  # SYS_setresuid
+    attempt("after")
+t = threading.Thread(target=thread)
+t.start(); t.join()
+attempt("main")
+"#;
+    let out = supervise(rules(toml, None), &mut py(script));
+    assert_eq!(out.stdout, "before ok\nafter err 1\nmain ok\n");
+    let uids: Vec<u32> = out.events_for(Op::Socket).iter().map(|e| e.uid).collect();
+    assert_eq!(uids, [0, 65534, 0]);
+}

@@ -6,10 +6,11 @@
 //!   that very sockaddr, ROUNDS times. Prints
 //!   `connected=N refused=N reached_denied=N` (reached_denied from
 //!   getpeername after a successful connect).
-//! `testprog connect-loop N` / `bind-loop N` / `syscall-loop N`: benchmark
-//!   loops (bench/run.sh): N × (socket + connect to an in-process loopback
-//!   listener + close), N × (socket + bind to 127.0.0.1:0 + close), or
-//!   N × getppid(); prints `ns_per_op=…`.
+//! `testprog connect-loop N` / `udp-connect-loop N` / `bind-loop N` /
+//!   `syscall-loop N`: benchmark loops (bench/run.sh): N × (socket +
+//!   connect to an in-process loopback listener + close with a reset),
+//!   N × (UDP socket + connect to 127.0.0.1 + close), N × (socket + bind to
+//!   127.0.0.1:0 + close), or N × getppid(); prints `ns_per_op=…`.
 //! `testprog supervise DENIED_PORT -- CMD ARGS…`: runs CMD under the
 //!   supervisor with one rule (deny connect to DENIED_PORT), events as JSON
 //!   lines on stderr. Used to kill a supervisor under a running child.
@@ -29,6 +30,9 @@ fn main() -> ExitCode {
             args[4].parse().expect("ROUNDS"),
         ),
         Some("connect-loop") if args.len() == 2 => connect_loop(args[1].parse().expect("N")),
+        Some("udp-connect-loop") if args.len() == 2 => {
+            udp_connect_loop(args[1].parse().expect("N"))
+        }
         Some("syscall-loop") if args.len() == 2 => syscall_loop(args[1].parse().expect("N")),
         Some("bind-loop") if args.len() == 2 => bind_loop(args[1].parse().expect("N")),
         Some("supervise") if args.len() >= 4 && args[2] == "--" => {
@@ -141,7 +145,54 @@ fn connect_loop(n: u64) -> ExitCode {
     std::thread::spawn(move || for _c in l.incoming() {});
     let start = std::time::Instant::now();
     for _ in 0..n {
-        drop(std::net::TcpStream::connect(addr).expect("connect"));
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        // Closed with a reset: no TIME_WAIT left behind on either side, so
+        // the ephemeral ports never run out and every round costs the same.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid linger struct for our own socket.
+        let r = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as u32,
+            )
+        };
+        assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+        drop(s);
+    }
+    report(n, start)
+}
+
+fn udp_connect_loop(n: u64) -> ExitCode {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = peer.local_addr().expect("addr").port();
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        // SAFETY: plain socket calls on our own fd and a local sockaddr.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let r = libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+            libc::close(fd);
+        }
     }
     report(n, start)
 }

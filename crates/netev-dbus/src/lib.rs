@@ -24,10 +24,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bus_choice;
 mod encoded;
 mod filter;
 mod wire;
 
+pub use bus_choice::BusChoice;
 pub use encoded::{events_body, EncodedEvent, EVENTS_SIGNATURE};
 pub use filter::{Filter, FilterError};
 pub use wire::{WireError, WireEvent, WireHook, WireStatus};

@@ -23,48 +23,11 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long to wait before trying an unreachable bus again.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 
-/// Which bus netevd is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BusChoice {
-    /// The system bus.
-    System,
-    /// The session bus.
-    Session,
-    /// An address such as `unix:path=/run/netev/bus`.
-    Address(String),
-}
-
-impl std::str::FromStr for BusChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "system" => Ok(BusChoice::System),
-            "session" => Ok(BusChoice::Session),
-            a => a
-                .parse::<zbus::Address>()
-                .map(|_| BusChoice::Address(a.to_string()))
-                .map_err(|e| format!("{a:?} is neither system, session nor a D-Bus address: {e}")),
-        }
-    }
-}
-
-impl std::fmt::Display for BusChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BusChoice::System => f.write_str("the system bus"),
-            BusChoice::Session => f.write_str("the session bus"),
-            BusChoice::Address(a) => write!(f, "the bus at {a}"),
-        }
-    }
-}
+pub use netev_dbus::BusChoice;
 
 /// Connects to a bus.
 pub async fn connect(bus: &BusChoice) -> zbus::Result<Connection> {
-    match bus {
-        BusChoice::System => Connection::system().await,
-        BusChoice::Session => Connection::session().await,
-        BusChoice::Address(a) => zbus::connection::Builder::address(a.as_str()).build().await,
-    }
+    bus.connect().await
 }
 
 /// What happened, for the GTK side.

@@ -10,40 +10,7 @@ pub const EXIT_NOT_RUNNING: u8 = 3;
 /// Exit status when the caller is not allowed (EX_NOPERM).
 pub const EXIT_ACCESS_DENIED: u8 = 77;
 
-/// `--bus`: which bus netevd is on.
-#[derive(Debug, Clone)]
-pub enum BusChoice {
-    /// The system bus.
-    System,
-    /// The session bus.
-    Session,
-    /// An address such as `unix:path=/run/netev/bus`.
-    Address(zbus::Address),
-}
-
-impl std::str::FromStr for BusChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "system" => Ok(BusChoice::System),
-            "session" => Ok(BusChoice::Session),
-            a => a
-                .parse()
-                .map(BusChoice::Address)
-                .map_err(|e| format!("{a:?} is neither system, session nor a D-Bus address: {e}")),
-        }
-    }
-}
-
-impl std::fmt::Display for BusChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BusChoice::System => f.write_str("the system bus"),
-            BusChoice::Session => f.write_str("the session bus"),
-            BusChoice::Address(a) => write!(f, "the bus at {a}"),
-        }
-    }
-}
+pub use netev_dbus::BusChoice;
 
 /// An error worth its own exit status and message.
 #[derive(Debug)]
@@ -61,12 +28,7 @@ impl Failure {
 
 /// Connects to the bus and makes a proxy for the daemon.
 pub async fn connect(bus: &BusChoice) -> Result<(Connection, Daemon1Proxy<'static>), Failure> {
-    let conn = match bus {
-        BusChoice::System => Connection::system().await,
-        BusChoice::Session => Connection::session().await,
-        BusChoice::Address(a) => zbus::connection::Builder::address(a.clone()).build().await,
-    }
-    .map_err(|e| Failure {
+    let conn = bus.connect().await.map_err(|e| Failure {
         code: 1,
         message: format!(
             "cannot connect to {bus}: {e} (is dbus-daemon running? use --bus to pick another bus)"

@@ -171,6 +171,22 @@ fn connect_loop(n: u64) -> ExitCode {
 fn udp_connect_loop(n: u64) -> ExitCode {
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let port = peer.local_addr().expect("addr").port();
+    socket_call_loop(n, libc::SOCK_DGRAM, port, "connect", libc::connect)
+}
+
+fn bind_loop(n: u64) -> ExitCode {
+    socket_call_loop(n, libc::SOCK_STREAM, 0, "bind", libc::bind)
+}
+
+/// `n` times: a socket of type `ty`, `call` (connect or bind) on it with
+/// 127.0.0.1:`port`, close.
+fn socket_call_loop(
+    n: u64,
+    ty: libc::c_int,
+    port: u16,
+    name: &str,
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+) -> ExitCode {
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
         sin_port: port.to_be(),
@@ -183,41 +199,14 @@ fn udp_connect_loop(n: u64) -> ExitCode {
     for _ in 0..n {
         // SAFETY: plain socket calls on our own fd and a local sockaddr.
         unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let fd = libc::socket(libc::AF_INET, ty, 0);
             assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let r = libc::connect(
+            let r = call(
                 fd,
                 (&addr as *const libc::sockaddr_in).cast(),
                 std::mem::size_of::<libc::sockaddr_in>() as u32,
             );
-            assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
-            libc::close(fd);
-        }
-    }
-    report(n, start)
-}
-
-fn bind_loop(n: u64) -> ExitCode {
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as u16,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        // SAFETY: plain socket calls on our own fd and a local sockaddr.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let r = libc::bind(
-                fd,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            );
-            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+            assert_eq!(r, 0, "{name}: {}", std::io::Error::last_os_error());
             libc::close(fd);
         }
     }

@@ -109,27 +109,6 @@ pub const KEYS: &[(&str, &str)] = &[
     ("rules", "file"),
 ];
 
-/// The clap ids of the flags the file can set (a reload resets them to
-/// their defaults before applying the file again, unless the command line
-/// set them).
-pub const FILE_FLAGS: &[&str] = &[
-    "cgroup",
-    "bus",
-    "access_group",
-    "state_dir",
-    "run_dir",
-    "log_level",
-    "no_coalesce",
-    "ringbuf_size",
-    "store",
-    "store_max_age",
-    "store_max_rows",
-    "host_name",
-    "prompt_timeout",
-    "rules_file",
-    "pin_dir",
-];
-
 /// The keys that changed between `a` and `b` among those read only at
 /// start (everything but the policy, the prompt timeout, the log level and
 /// the rules file).

@@ -200,13 +200,12 @@ impl Setup {
             self.capture
                 .poll(POLL_INTERVAL, &mut |rec| sink.handle(rec))?;
             sink.flush();
+            if self.reload.swap(false, Ordering::Relaxed) {
+                self.reload_config(&mut sink);
+            }
             self.install_if_changed(&sink);
             if self.report.swap(false, Ordering::Relaxed) {
                 self.log_counters(&sink, "counters");
-            }
-            if self.reload.swap(false, Ordering::Relaxed) {
-                self.reload_config(&mut sink);
-                self.install_if_changed(&sink);
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();

@@ -121,9 +121,9 @@ pub struct Args {
     #[arg(skip)]
     pub file: config::FileSettings,
 
-    /// The flags given on the command line, which a reload does not touch.
+    /// The command line as given, parsed again on reload.
     #[arg(skip)]
-    pub from_cli: BTreeSet<String>,
+    pub argv: Vec<std::ffi::OsString>,
 }
 
 /// The ids of the flags given on the command line (not defaults).
@@ -137,14 +137,19 @@ pub fn given_on_command_line(m: &ArgMatches) -> BTreeSet<String> {
 impl Args {
     /// The command line, then the configuration file where the command line
     /// said nothing.
-    fn from_command_line() -> anyhow::Result<Args> {
-        let m = Args::command().get_matches();
+    fn from_command_line() -> Result<Args, config::Problem> {
+        Args::from_argv(std::env::args_os().collect())
+    }
+
+    fn from_argv(argv: Vec<std::ffi::OsString>) -> Result<Args, config::Problem> {
+        let m = Args::command()
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| e.exit());
         let mut args = Args::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
-        args.from_cli = given_on_command_line(&m);
-        let path = args.config_path();
-        args.file = config::load(&path, args.config.is_some())?;
-        let (file, from_cli) = (args.file.clone(), args.from_cli.clone());
-        file.apply(&mut args, &from_cli);
+        let file = config::load(&args.config_path(), args.config.is_some())?;
+        file.apply(&mut args, &given_on_command_line(&m));
+        args.file = file;
+        args.argv = argv;
         Ok(args)
     }
 
@@ -155,41 +160,11 @@ impl Args {
             .unwrap_or_else(|| config::DEFAULT_PATH.into())
     }
 
-    /// These flags with the configuration file read again (SIGHUP).
+    /// The same command line with the configuration file read again
+    /// (SIGHUP): the flags given keep winning, the rest comes from the file
+    /// as it is now or from the defaults.
     pub fn reloaded(&self) -> Result<Args, config::Problem> {
-        let file = config::load(&self.config_path(), self.config.is_some())?;
-        let mut next = self.clone();
-        // start again from the defaults for everything the file may set
-        let defaults = Args::try_parse_from(["netevd"]).expect("the defaults parse");
-        for id in config::FILE_FLAGS {
-            if !self.from_cli.contains(*id) {
-                next.reset(id, &defaults);
-            }
-        }
-        file.apply(&mut next, &self.from_cli);
-        next.file = file;
-        Ok(next)
-    }
-
-    fn reset(&mut self, id: &str, d: &Args) {
-        match id {
-            "cgroup" => self.cgroup = d.cgroup.clone(),
-            "bus" => self.bus = d.bus.clone(),
-            "access_group" => self.access_group = d.access_group.clone(),
-            "state_dir" => self.state_dir = d.state_dir.clone(),
-            "run_dir" => self.run_dir = d.run_dir.clone(),
-            "log_level" => self.log_level = d.log_level.clone(),
-            "no_coalesce" => self.no_coalesce = d.no_coalesce,
-            "ringbuf_size" => self.ringbuf_size = d.ringbuf_size,
-            "store" => self.store = d.store.clone(),
-            "store_max_age" => self.store_max_age = d.store_max_age,
-            "store_max_rows" => self.store_max_rows = d.store_max_rows,
-            "host_name" => self.host_name = d.host_name.clone(),
-            "prompt_timeout" => self.prompt_timeout = d.prompt_timeout,
-            "rules_file" => self.rules_file = d.rules_file.clone(),
-            "pin_dir" => self.pin_dir = d.pin_dir.clone(),
-            other => unreachable!("{other} is not set by the file"),
-        }
+        Args::from_argv(self.argv.clone())
     }
 }
 

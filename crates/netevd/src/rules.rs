@@ -145,21 +145,21 @@ impl Engine {
         file: &crate::config::FileSettings,
         file_rules: Option<Vec<Rule>>,
     ) -> Result<(), ChangeError> {
+        use crate::config::PolicyKey;
+        let mut p = self.policy;
         for (key, action) in &file.policy {
-            let op = match key {
-                crate::config::PolicyKey::All => "all",
-                crate::config::PolicyKey::Op(op) => op.name(),
-            };
-            if key == &crate::config::PolicyKey::All
-                || self.policy.for_op(op.parse().expect("an op's own name")) != *action
-            {
-                self.set_default(op, action.name())?;
+            match key {
+                PolicyKey::All => Op::ALL.into_iter().for_each(|o| p.set(o, *action)),
+                PolicyKey::Op(op) => p.set(*op, *action),
             }
         }
         if let Some(a) = file.ask_fallback {
-            if self.policy.ask_fallback != a {
-                self.set_default("ask-fallback", a.name())?;
-            }
+            p.ask_fallback = a;
+        }
+        if p != self.policy {
+            self.store.set_policy(&p).map_err(ChangeError::Store)?;
+            self.policy = p;
+            self.generation += 1;
         }
         if let Some(rules) = file_rules {
             self.add_many(rules, true)?;

@@ -82,15 +82,16 @@ fn from_file(run_dir: &Path) -> Result<Option<Status>> {
 /// With netevd down: whether programs it pinned are still attached (a
 /// netevd that died without cleaning up), and what that means.
 fn enforcement_while_down(pin_dir: &Path) -> String {
+    let none = || {
+        format!(
+            "enforcement: none (no programs pinned in {}): no rule is enforced while netevd \
+             is down",
+            pin_dir.display()
+        )
+    };
     let entries = match std::fs::read_dir(pin_dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return format!(
-                "enforcement: none (no programs pinned in {}): no rule is enforced while \
-                 netevd is down",
-                pin_dir.display()
-            )
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound => return none(),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
             return format!(
                 "enforcement: unknown (reading {} needs root: sudo netev status)",
@@ -115,11 +116,7 @@ fn enforcement_while_down(pin_dir: &Path) -> String {
         }
     }
     if active.is_empty() {
-        format!(
-            "enforcement: none (no programs pinned in {}): no rule is enforced while netevd \
-             is down",
-            pin_dir.display()
-        )
+        none()
     } else {
         format!(
             "enforcement: active without netevd: {} (pinned in {}) were left by a netevd \

@@ -223,11 +223,20 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
     let probe = || -> Vec<String> {
         crate::rules::probe_in(&cg, &serde_json::json!([connect("127.0.0.1", port)]))
     };
+    // a pin dir of its own: `netev status` reports every cgroup's pins in
+    // it, and other tests' daemons pin under the default one meanwhile
+    let pins = PinDir(std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/netev-test-crash-{}",
+        std::process::id()
+    )));
+    let pin_dir = pins.0.to_str().unwrap();
     let args = [
         "--state-dir",
         state.to_str().unwrap(),
         "--rules-file",
         rules.to_str().unwrap(),
+        "--pin-dir",
+        pin_dir,
     ];
     let mut first = Daemon::start(&cg, &args);
     let first_ids = connect4_programs(&cg);
@@ -239,7 +248,7 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
     assert_eq!(connect4_programs(&cg), first_ids, "still attached, pinned");
     assert_eq!(probe(), ["EPERM"], "the rules are still enforced");
     let out = Command::new(workspace_bin("netev"))
-        .args(["status", "--run-dir"])
+        .args(["status", "--pin-dir", pin_dir, "--run-dir"])
         .arg(&run_dir)
         .output_bounded();
     assert_eq!(out.status.code(), Some(3), "not running");
@@ -265,11 +274,20 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
     assert_eq!(connect4_programs(&cg), Vec::<u32>::new());
     assert_eq!(probe(), ["ECONNREFUSED"]);
     let out = Command::new(workspace_bin("netev"))
-        .args(["status", "--run-dir"])
+        .args(["status", "--pin-dir", pin_dir, "--run-dir"])
         .arg(&run_dir)
         .output_bounded();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("enforcement: none"), "{said}");
+}
+
+/// A test's own pin directory, removed with whatever is left in it.
+struct PinDir(std::path::PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The capabilities the shipped unit gives netevd

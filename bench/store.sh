@@ -12,6 +12,9 @@
 #   COLD=1                      one run of each query after dropping the page
 #                               cache (and restarting PostgreSQL) first
 #   NETEV_BENCH_NO_BUILD=1      use target/release as it is
+#   BASE_BIN=DIR                the alone phase also runs DIR/netev-storebench
+#                               (another build, e.g. the last release) on the
+#                               same streams, in the same rotation
 #
 # Phases (PIN: CPU 0 for netevd, CPU 1 for the load or the bench client;
 # the PostgreSQL server is not pinned and runs wherever there is room):
@@ -30,8 +33,8 @@
 #   <run-dir>/status.json (written each second) are sampled with the file's
 #   mtime, so committed rows/s are measured over the load itself.
 # - queries: FILL_ROWS events spread over the last 24 h into a SQLite file
-#   and a PostgreSQL database through the store's insert (event_counts
-#   filled too), then `netev log --db … --exe X --since 1h` and `netev top
+#   and a PostgreSQL database through the store's insert (the count blocks
+#   for `top` written and merged too), then `netev log --db … --exe X --since 1h` and `netev top
 #   --db … --by exe|dest --since 1h`, timed as whole commands (interleaved)
 #   and as queries alone (netev-storebench query, one open connection).
 #
@@ -181,12 +184,13 @@ sub() { awk "BEGIN { print $1 - $2 }"; }
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 DISK=$(df --output=source,fstype "$W" | tail -1 | xargs)
-echo "{\"meta\":{\"date\":\"$(date -u +%FT%TZ)\",\"kernel\":\"$(uname -r)\",\"cores\":$(nproc),\"cpu\":\"$CPU\",\"mem_kb\":$(awk '/MemTotal/ { print $2 }' /proc/meminfo),\"disk\":\"$DISK\",\"postgres\":\"$("$PGBIN/postgres" --version)\",\"pg_settings\":\"$(psql_ postgres "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'wal_level', 'max_wal_size')")\",\"sqlite\":\"WAL, synchronous=NORMAL (netev-store)\",\"rounds\":$ROUNDS,\"alone_rounds\":$ALONE_ROUNDS,\"live_iterations\":$LIVE_ITER,\"loops\":\"$LOOPS\",\"fill_rows\":$FILL_ROWS,\"alone_batches\":$ALONE_BATCHES,\"query_repeat\":$QUERY_REPEAT,\"phases\":\"$PHASES\"}}" >> "$OUT"
+echo "{\"meta\":{\"date\":\"$(date -u +%FT%TZ)\",\"kernel\":\"$(uname -r)\",\"cores\":$(nproc),\"cpu\":\"$CPU\",\"mem_kb\":$(awk '/MemTotal/ { print $2 }' /proc/meminfo),\"disk\":\"$DISK\",\"postgres\":\"$("$PGBIN/postgres" --version)\",\"pg_settings\":\"$(psql_ postgres "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'wal_level', 'max_wal_size')")\",\"sqlite\":\"WAL, synchronous=NORMAL (netev-store)\",\"rounds\":$ROUNDS,\"alone_rounds\":$ALONE_ROUNDS,\"live_iterations\":$LIVE_ITER,\"loops\":\"$LOOPS\",\"fill_rows\":$FILL_ROWS,\"alone_batches\":$ALONE_BATCHES,\"query_repeat\":$QUERY_REPEAT,\"phases\":\"$PHASES\",\"base_bin\":\"${BASE_BIN:-}\"}}" >> "$OUT"
 echo "machine: $(nproc) cores ($CPU), kernel $(uname -r), $("$PGBIN/postgres" --version), work dir on $DISK" >&2
 
 # --- 1. the store alone --------------------------------------------------------
-alone_one() { # round engine shape
-    local target cpu0 cpu1 res
+alone_one() { # round engine shape [build: this|base]
+    local target cpu0 cpu1 res build=${4:-this} bench=$BIN/netev-storebench
+    [ "$build" = this ] || bench=$BASE_BIN/netev-storebench
     rm -f "$W"/alone.db*
     case $2 in
         sqlite) target=$W/alone.db ;;
@@ -197,23 +201,28 @@ alone_one() { # round engine shape
     if [ "$2" = reference ]; then
         run $PIN_LOAD "$BIN/netev-storebench" reference --db "$W/alone.db" --rows $((ALONE_BATCHES * 10000)) > "$W/res"
     else
-        run $PIN_LOAD "$BIN/netev-storebench" insert --db "$target" --batches "$ALONE_BATCHES" --shape "$3" > "$W/res"
+        run $PIN_LOAD "$bench" insert --db "$target" --batches "$ALONE_BATCHES" --shape "$3" > "$W/res"
     fi
     res=$(cat "$W/res")
     sleep 0.5
     cpu1=$(pg_cpu)
-    echo "{\"phase\":\"alone\",\"round\":$1,\"engine\":\"$2\",\"shape\":\"$3\",\"pg_server_cpu_secs\":$(sub "$cpu1" "$cpu0"),\"result\":$res}" >> "$OUT"
+    echo "{\"phase\":\"alone\",\"round\":$1,\"engine\":\"$2\",\"shape\":\"$3\",\"build\":\"$build\",\"pg_server_cpu_secs\":$(sub "$cpu1" "$cpu0"),\"result\":$res}" >> "$OUT"
 }
 
 if [[ " $PHASES " == *" alone "* ]]; then
     # Our store with a host's varied stream and with the live phase's flood
     # shape, and PLATFORM.md's reference case; in rotating order.
     configs=("sqlite varied" "postgres varied" "sqlite flood" "postgres flood" "reference -")
+    if [ -n "${BASE_BIN:-}" ]; then
+        [ -x "$BASE_BIN/netev-storebench" ] || { echo "store.sh: no $BASE_BIN/netev-storebench" >&2; exit 1; }
+        configs+=("sqlite varied base" "postgres varied base" "sqlite flood base" "postgres flood base")
+    fi
+    n=${#configs[@]}
     for r in $(seq "$ALONE_ROUNDS"); do
         echo "[store] alone, round $r/$ALONE_ROUNDS" >&2
-        for i in 0 1 2 3 4; do
-            # shellcheck disable=SC2086 # two words: engine, shape
-            alone_one "$r" ${configs[$(((i + r - 1) % 5))]}
+        for i in $(seq 0 $((n - 1))); do
+            # shellcheck disable=SC2086 # words: engine, shape[, build]
+            alone_one "$r" ${configs[$(((i + r - 1) % n))]}
         done
     done
     rm -f "$W"/alone.db*
@@ -346,11 +355,9 @@ commands() { # engine db run
     done
     time_cmd "top --by exe --since 1h" "$1" "$3" "$BIN/netev" top --db "$2" --by exe --since 1h
     time_cmd "top --by dest --since 1h" "$1" "$3" "$BIN/netev" top --db "$2" --by dest --since 1h
-    # PostgreSQL compiles this one's plan with JIT (its cost estimate passes
-    # jit_above_cost); the same command with JIT off, for comparison.
-    if [ "$1" = postgres ]; then
-        time_cmd "top --by dest --since 1h" "postgres-nojit" "$3" "$BIN/netev" top --db "$2?options=-c%20jit%3Doff" --by dest --since 1h
-    fi
+    time_cmd "top --by port --since 1h" "$1" "$3" "$BIN/netev" top --db "$2" --by port --since 1h
+    # the whole day: every count block of the table
+    time_cmd "top --by dest --since 24h" "$1" "$3" "$BIN/netev" top --db "$2" --by dest --since 24h
 }
 
 if [[ " $PHASES " == *" queries "* ]]; then
@@ -372,13 +379,13 @@ if [[ " $PHASES " == *" queries "* ]]; then
     # does not run in the middle of the measurements.
     t0=$(now)
     psql_ query "VACUUM (ANALYZE) events"
-    psql_ query "VACUUM (ANALYZE) event_counts"
+    psql_ query "VACUUM (ANALYZE) count_blocks"
     t1=$(now)
     sqlite_bytes=$(stat -c %s "$QDB_SQLITE")
     sqlite_wal=$(stat -c %s "$QDB_SQLITE-wal" 2> /dev/null || echo 0)
-    pg_sizes=$(psql_ query "SELECT json_build_object('database', pg_database_size('query'), 'events_table', pg_relation_size('events'), 'events_indexes', pg_indexes_size('events'), 'event_counts_total', pg_total_relation_size('event_counts'))")
-    counts=$(sqlite3 "$QDB_SQLITE" "SELECT json_group_object(grouping, n) FROM (SELECT grouping, COUNT(*) AS n FROM event_counts GROUP BY grouping)")
-    echo "{\"phase\":\"sizes\",\"pg_fill_server_cpu_secs\":$(sub "$p1" "$p0"),\"pg_vacuum_analyze_secs\":$(sub "$t1" "$t0"),\"sqlite_bytes\":$sqlite_bytes,\"sqlite_wal_bytes\":$sqlite_wal,\"postgres\":$pg_sizes,\"event_counts_rows\":$counts}" >> "$OUT"
+    pg_sizes=$(psql_ query "SELECT json_build_object('database', pg_database_size('query'), 'events_table', pg_relation_size('events'), 'events_indexes', pg_indexes_size('events'), 'counts_total', pg_total_relation_size('count_blocks'))")
+    counts=$(sqlite3 "$QDB_SQLITE" "SELECT json_group_object(grouping, json_object('blocks', n, 'bytes', b)) FROM (SELECT grouping, COUNT(*) AS n, SUM(LENGTH(counts)) AS b FROM count_blocks GROUP BY grouping)")
+    echo "{\"phase\":\"sizes\",\"pg_fill_server_cpu_secs\":$(sub "$p1" "$p0"),\"pg_vacuum_analyze_secs\":$(sub "$t1" "$t0"),\"sqlite_bytes\":$sqlite_bytes,\"sqlite_wal_bytes\":$sqlite_wal,\"postgres\":$pg_sizes,\"count_blocks\":$counts}" >> "$OUT"
 
     # The plans, with the store's SQL as crates/netev-store/src/{sqlite,pg}.rs
     # write it (kept in the raw file, for reading the figures).
@@ -396,7 +403,7 @@ if [[ " $PHASES " == *" queries "* ]]; then
         plans "log --exe $e" "SELECT $cols FROM events WHERE ts_ns >= $since_ns AND exe = '$e' ORDER BY ts_ns DESC, id DESC LIMIT 100"
     done
     for by in exe dest; do
-        plans "top --by $by" "SELECT key, SUM(ops), SUM(events) FROM event_counts WHERE grouping = '$by' AND minute >= $since_min GROUP BY key ORDER BY SUM(ops) DESC, key LIMIT 10"
+        plans "top --by $by" "SELECT id, counts FROM count_blocks WHERE grouping = '$by' AND minute >= $since_min"
     done
 
     if [ "$COLD" = 1 ]; then
@@ -456,8 +463,10 @@ if alone:
           f"{alone[0]['result']['rows']:,} rows per run into an empty table)\n")
     print("| engine | stream | median rows/s | min–max (spread) | batch time, median (max) | client CPU / wall | PostgreSQL server CPU / wall |")
     print("|---|---|---|---|---|---|---|")
-    for e, shape in [("sqlite", "varied"), ("postgres", "varied"), ("sqlite", "flood"), ("postgres", "flood"), ("reference", "-")]:
-        rs = [r for r in alone if r["engine"] == e and r["shape"] == shape]
+    rows = [(e, s, "this") for e, s in [("sqlite", "varied"), ("postgres", "varied"), ("sqlite", "flood"), ("postgres", "flood")]]
+    rows = [x for e, s, _ in rows for x in [(e, s, "this"), (e, s, "base")]] + [("reference", "-", "this")]
+    for e, shape, build in rows:
+        rs = [r for r in alone if r["engine"] == e and r["shape"] == shape and r.get("build", "this") == build]
         if not rs:
             continue
         rate = [r["result"]["rows_per_s"] for r in rs]
@@ -468,7 +477,8 @@ if alone:
         bmax = max(r["result"]["batch_secs"]["max"] for r in rs) * 1e3
         client = med([r["result"]["client_cpu_secs"] / r["result"]["secs"] for r in rs])
         server = med([r["pg_server_cpu_secs"] / r["result"]["secs"] for r in rs])
-        print(f"| {NAMES[e]} | {shape} | {fmt(med(rate))} | {spread(rate)} | {bmed:.1f} ms ({bmax:.0f} ms) | {100 * client:.0f}% "
+        label = NAMES[e] + (f", base build ({meta.get('base_bin')})" if build == "base" else "")
+        print(f"| {label} | {shape} | {fmt(med(rate))} | {spread(rate)} | {bmed:.1f} ms ({bmax:.0f} ms) | {100 * client:.0f}% "
               f"| {'-' if e == 'sqlite' else f'{100 * server:.0f}%'} |")
     print()
 
@@ -545,7 +555,7 @@ if fills:
             else:
                 p = z["postgres"]
                 size = (f"{p['database'] / 2**30:.2f} GiB (events {p['events_table'] / 2**30:.2f}, its indexes "
-                        f"{p['events_indexes'] / 2**30:.2f}, event_counts {p['event_counts_total'] / 2**30:.2f})")
+                        f"{p['events_indexes'] / 2**30:.2f}, count_blocks {p['counts_total'] / 2**30:.2f})")
         print(f"| {NAMES[e]} | {d['rows']:,} | {fmt(d['rows_per_s'])} | {fmt(prog[0]['rows_per_s'])} | {fmt(prog[-1]['rows_per_s'])} | {size} |")
     if sizes:
         z = sizes[0]
@@ -553,7 +563,7 @@ if fills:
         if pg_fill:
             print(f"\nPostgreSQL server CPU during its fill: {z['pg_fill_server_cpu_secs']:.0f} s "
                   f"({100 * z['pg_fill_server_cpu_secs'] / pg_fill[0]['insert_secs']:.0f}% of the insert time).")
-        print(f"event_counts rows: {z['event_counts_rows']}; PostgreSQL VACUUM (ANALYZE) after the fill: {z['pg_vacuum_analyze_secs']:.1f} s.")
+        print(f"count_blocks (SQLite): {z['count_blocks']}; PostgreSQL VACUUM (ANALYZE) after the fill: {z['pg_vacuum_analyze_secs']:.1f} s.")
         lh = fills[-1].get("last_hour_rows_per_exe") if fills[-1]["cmd"] == "fill" else None
         if lh:
             print("Rows in the last hour at the end of the fill: " + ", ".join(f"{x['exe']} {x['rows']:,}" for x in lh[:7]) + ", …")

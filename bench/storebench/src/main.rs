@@ -376,7 +376,7 @@ fn query(db: &str, exes: &[String], since: &str, repeat: usize) -> Result<()> {
         }
         report(format!("log --exe {exe} --since {since}"), rows, &secs);
     }
-    for by in [TopBy::Exe, TopBy::Dest] {
+    for by in [TopBy::Exe, TopBy::Dest, TopBy::Port] {
         let (mut secs, mut rows) = (Vec::new(), 0);
         for _ in 0..repeat {
             let from = netev_store::query::parse_time(since, Utc::now())?;

@@ -8,12 +8,15 @@
 //! - `events`: one row per event. Addresses are kept as text (what the event
 //!   said) and, for the remote side, as a 16-byte key (IPv4 as IPv4-mapped
 //!   IPv6) so that a CIDR filter is a range scan.
-//! - `event_counts`: operations per minute per exe, destination, port and
-//!   user, kept up to date by every insert, so that `top` reads a few
-//!   thousand rows instead of millions.
+//! - `count_blocks`: operations per minute per exe, destination, port and
+//!   user, written by every insert as one row per grouping and minute (see
+//!   `blocks`), so that `top` reads a row a minute instead of millions of
+//!   events. (`event_counts`, a row per key, is schema 1's form: read, no
+//!   longer written.)
 //! - `gaps`: events that were lost on the way (a full disk, a database that
 //!   was away too long), so that a hole in the log is never silent.
 
+pub(crate) mod blocks;
 pub mod model;
 pub mod pg;
 pub mod query;
@@ -55,6 +58,9 @@ pub enum Error {
         column: &'static str,
         value: String,
     },
+    /// A block of `top` counts that does not decode (damaged).
+    #[error("count block {id} (table count_blocks) does not decode: {reason}; `netev top` cannot read past it: delete that row (DELETE FROM count_blocks WHERE id = {id}) or wait for retention to drop it")]
+    BadCounts { id: i64, reason: String },
     /// A bad argument from the caller.
     #[error("{0}")]
     Invalid(String),

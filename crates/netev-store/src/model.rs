@@ -63,7 +63,7 @@ impl Filter {
 }
 
 /// What `netev top` groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TopBy {
     /// Executable path.
     Exe,
@@ -124,6 +124,53 @@ pub struct TopRow {
     pub ops: u64,
     /// Events.
     pub events: u64,
+}
+
+/// `netev top` summed on the client: the per-minute counts of the window,
+/// added up per key in a hash table. SQLite can only group by sorting, and
+/// for a key with thousands of values a minute (`dest`, `port`) sorting
+/// every row of the window cost several times what reading them does.
+#[derive(Debug, Default)]
+pub(crate) struct TopSums {
+    sums: std::collections::HashMap<String, (u64, u64)>,
+}
+
+impl TopSums {
+    /// Adds one bucket's counts for `key`.
+    pub(crate) fn add(&mut self, key: &str, ops: u64, events: u64) {
+        match self.sums.get_mut(key) {
+            Some(s) => {
+                s.0 = s.0.saturating_add(ops);
+                s.1 = s.1.saturating_add(events);
+            }
+            None => {
+                self.sums.insert(key.to_owned(), (ops, events));
+            }
+        }
+    }
+
+    /// Every key with its sums.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.sums.iter().map(|(k, &(o, n))| (k.as_str(), o, n))
+    }
+
+    /// The `limit` busiest keys (at least one), most operations first,
+    /// ties by key — the order `ORDER BY SUM(ops) DESC, key` gives.
+    pub(crate) fn top(self, limit: u32) -> Vec<TopRow> {
+        let mut rows: Vec<TopRow> = self
+            .sums
+            .into_iter()
+            .map(|(key, (ops, events))| TopRow { key, ops, events })
+            .collect();
+        let order = |a: &TopRow, b: &TopRow| b.ops.cmp(&a.ops).then_with(|| a.key.cmp(&b.key));
+        let n = (limit.max(1) as usize).min(rows.len());
+        if n < rows.len() {
+            rows.select_nth_unstable_by(n, order);
+            rows.truncate(n);
+        }
+        rows.sort_unstable_by(order);
+        rows
+    }
 }
 
 /// How much the store keeps; enforced in the background.
@@ -313,5 +360,54 @@ impl Stored {
             host: self.host,
             event: ev,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, ops: u64, events: u64) -> TopRow {
+        TopRow {
+            key: key.into(),
+            ops,
+            events,
+        }
+    }
+
+    #[test]
+    fn top_sums_per_key_and_orders_by_operations_then_key() {
+        let mut t = TopSums::default();
+        for (k, o, e) in [
+            ("10.0.0.2", 5, 1),
+            ("10.0.0.1", 1, 1),
+            ("10.0.0.3", 2, 2),
+            ("10.0.0.2", 1, 1),
+            ("10.0.0.1", 5, 1),
+            ("10.0.0.4", 1, 1),
+        ] {
+            t.add(k, o, e);
+        }
+        assert_eq!(
+            t.top(3),
+            vec![
+                row("10.0.0.1", 6, 2),
+                row("10.0.0.2", 6, 2),
+                row("10.0.0.3", 2, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn top_with_fewer_keys_than_the_limit_gives_them_all_and_limit_zero_gives_one() {
+        let mut t = TopSums::default();
+        t.add("b", 1, 1);
+        t.add("a", 1, 1);
+        assert_eq!(t.top(10), vec![row("a", 1, 1), row("b", 1, 1)]);
+        let mut t = TopSums::default();
+        t.add("b", 1, 1);
+        t.add("a", 2, 1);
+        assert_eq!(t.top(0), vec![row("a", 2, 1)]);
+        assert_eq!(TopSums::default().top(5), vec![]);
     }
 }

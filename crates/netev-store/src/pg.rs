@@ -34,9 +34,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use crate::model::{minute, net_range, Columns, Stored};
+use crate::blocks::{self, Compactor};
+use crate::model::{minute, net_range, Columns, Stored, TopSums};
 use crate::schema::{EVENT_COLUMNS, POSTGRES, VERSION_TABLE};
-use crate::sqlite::counts;
 use crate::{Error, Filter, Gap, Result, Retention, Row, TopBy, TopRow};
 
 /// The types of [`EVENT_COLUMNS`] in the PostgreSQL schema, for binary COPY
@@ -94,7 +94,8 @@ pub struct PgStore {
     connection: Option<tokio::task::JoinHandle<()>>,
     rt: tokio::runtime::Runtime,
     copy: Statement,
-    upsert: Statement,
+    blocks: Statement,
+    compactor: Compactor,
     url: String,
 }
 
@@ -150,7 +151,7 @@ impl PgStore {
             }
         });
         rt.block_on(migrate(&mut client, &config))?;
-        let (copy, upsert) = rt.block_on(async {
+        let (copy, blocks) = rt.block_on(async {
             let copy = client
                 .prepare(&format!(
                     "COPY events ({}) FROM STDIN (FORMAT binary)",
@@ -158,25 +159,22 @@ impl PgStore {
                 ))
                 .await
                 .map_err(pg_err("preparing the COPY of events"))?;
-            // Keys come sorted (see `insert`), and UNNEST keeps their order.
-            let upsert = client
+            let blocks = client
                 .prepare(
-                    "INSERT INTO event_counts (grouping, key, minute, ops, events)
-                     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
-                     ON CONFLICT (grouping, minute, key) DO UPDATE
-                     SET ops = event_counts.ops + excluded.ops,
-                         events = event_counts.events + excluded.events",
+                    "INSERT INTO count_blocks (grouping, minute, host, counts)
+                     SELECT g, m, $3, c FROM UNNEST($1::TEXT[], $2::BIGINT[], $4::BYTEA[]) AS u (g, m, c)",
                 )
                 .await
-                .map_err(pg_err("preparing the update of the counts"))?;
-            Ok::<_, Error>((copy, upsert))
+                .map_err(pg_err("preparing the insert of the counts"))?;
+            Ok::<_, Error>((copy, blocks))
         })?;
         Ok(PgStore {
             client: Some(client),
             connection: Some(connection),
             rt,
             copy,
-            upsert,
+            blocks,
+            compactor: Compactor::default(),
             url: described,
         })
     }
@@ -199,31 +197,16 @@ impl PgStore {
         if events.is_empty() {
             return Ok(());
         }
-        // Sorted so that every writer of the fleet locks the rows of
-        // event_counts in the same order: two hosts updating the same
-        // (minute, user) and (minute, port) in opposite orders would
-        // otherwise deadlock, and PostgreSQL would abort one batch.
-        let mut sums: Vec<_> = counts(events).into_iter().collect();
-        sums.sort_unstable_by(|((a, ka, ma), _), ((b, kb, mb), _)| {
-            (a.name(), ma, ka).cmp(&(b.name(), mb, kb))
-        });
-        let mut groupings = Vec::with_capacity(sums.len());
-        let mut keys = Vec::with_capacity(sums.len());
-        let mut minutes = Vec::with_capacity(sums.len());
-        let mut ops = Vec::with_capacity(sums.len());
-        let mut evs = Vec::with_capacity(sums.len());
-        for ((by, key, min), (o, n)) in &sums {
-            groupings.push(by.name());
-            keys.push(encode_text(key));
-            minutes.push(*min);
-            ops.push(clamp(*o));
-            evs.push(clamp(*n));
-        }
+        let blocks = blocks::of_events(events);
+        let groupings: Vec<&str> = blocks.iter().map(|b| b.by.name()).collect();
+        let minutes: Vec<i64> = blocks.iter().map(|b| b.minute).collect();
+        let counts: Vec<&[u8]> = blocks.iter().map(|b| b.counts.as_slice()).collect();
+        let stored_host = encode_text(host);
         let client = self
             .client
             .as_mut()
             .expect("the client is only taken when dropping");
-        let (copy, upsert) = (&self.copy, &self.upsert);
+        let (copy, insert_blocks) = (&self.copy, &self.blocks);
         self.rt.block_on(async move {
             let tx = client
                 .transaction()
@@ -278,10 +261,75 @@ impl PgStore {
                 "inserting a batch of {} events",
                 events.len()
             )))?;
-            tx.execute(upsert, &[&groupings, &keys, &minutes, &ops, &evs])
-                .await
-                .map_err(pg_err("updating the counts"))?;
+            tx.execute(
+                insert_blocks,
+                &[&groupings, &minutes, &stored_host, &counts],
+            )
+            .await
+            .map_err(pg_err("writing the counts"))?;
             tx.commit().await.map_err(pg_err("committing a batch"))
+        })?;
+        self.compactor.wrote(&blocks);
+        for (by, min) in self.compactor.due() {
+            // The batch is in; a merge that fails leaves correct (only
+            // more) blocks behind, so it is not the batch's error.
+            if let Err(e) = self.compact(host, by, min) {
+                tracing::warn!(
+                    "could not merge the counts of minute {min} ({}): {e}",
+                    by.name()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges `host`'s count blocks of one minute into one. The rows are
+    /// locked as read: should two writers of one host name merge the same
+    /// minute at once, the second finds the first's parts gone (READ
+    /// COMMITTED skips rows deleted under the lock) and counts nothing
+    /// twice.
+    fn compact(&mut self, host: &str, by: TopBy, min: i64) -> Result<()> {
+        let host = encode_text(host);
+        let client = self
+            .client
+            .as_mut()
+            .expect("the client is only taken when dropping");
+        self.rt.block_on(async move {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(pg_err("starting a merge of counts"))?;
+            let rows = tx
+                .query(
+                    "SELECT id, counts FROM count_blocks
+                     WHERE grouping = $1 AND minute = $2 AND host = $3 ORDER BY id FOR UPDATE",
+                    &[&by.name(), &min, &host],
+                )
+                .await
+                .map_err(pg_err("reading counts to merge"))?;
+            let parts = rows
+                .iter()
+                .map(|r| Ok((r.try_get::<_, i64>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+                .map_err(pg_err("reading counts to merge"))?;
+            let Some(merged) = blocks::merge(&parts)? else {
+                return Ok(());
+            };
+            let ids: Vec<i64> = parts.iter().map(|(id, _)| *id).collect();
+            tx.execute("DELETE FROM count_blocks WHERE id = ANY($1)", &[&ids])
+                .await
+                .map_err(pg_err("merging counts"))?;
+            let n = merged.len();
+            tx.execute(
+                "INSERT INTO count_blocks (grouping, minute, host, counts)
+                 SELECT $1, $2, $3, c FROM UNNEST($4::BYTEA[]) AS u (c)",
+                &[&by.name(), &min, &host, &merged],
+            )
+            .await
+            .map_err(pg_err(format!("merging counts into {n} block(s)")))?;
+            tx.commit()
+                .await
+                .map_err(pg_err("committing a merge of counts"))
         })
     }
 
@@ -367,32 +415,38 @@ impl PgStore {
     /// The busiest keys since `since` (by minute: `since` is rounded down).
     pub fn top(&self, by: TopBy, since: Option<DateTime<Utc>>, limit: u32) -> Result<Vec<TopRow>> {
         let from = since.map_or(i64::MIN, minute);
-        let limit = i64::from(limit.max(1));
         let client = self.client();
-        // SUM of BIGINT is NUMERIC in PostgreSQL, hence the casts; keys tie
-        // in byte order (COLLATE "C"), as in SQLite, whatever the
-        // database's locale.
-        let rows = self.rt.block_on(async {
-            client
+        let (blocks, legacy) = self.rt.block_on(async {
+            let blocks = client
                 .query(
-                    "SELECT key, SUM(ops)::BIGINT, SUM(events)::BIGINT FROM event_counts
-                     WHERE grouping = $1 AND minute >= $2
-                     GROUP BY key ORDER BY SUM(ops) DESC, key COLLATE \"C\" LIMIT $3",
-                    &[&by.name(), &from, &limit],
+                    "SELECT id, counts FROM count_blocks WHERE grouping = $1 AND minute >= $2",
+                    &[&by.name(), &from],
                 )
                 .await
-                .map_err(pg_err("querying top"))
+                .map_err(pg_err("querying top"))?;
+            // Counted before schema 2, one row per key.
+            let legacy = client
+                .query(
+                    "SELECT key, ops, events FROM event_counts WHERE grouping = $1 AND minute >= $2",
+                    &[&by.name(), &from],
+                )
+                .await
+                .map_err(pg_err("querying top"))?;
+            Ok::<_, Error>((blocks, legacy))
         })?;
-        rows.iter()
-            .map(|r| {
-                Ok(TopRow {
-                    key: decode_text(r.try_get(0)?),
-                    ops: r.try_get::<_, i64>(1)? as u64,
-                    events: r.try_get::<_, i64>(2)? as u64,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(pg_err("reading top"))
+        let mut sums = TopSums::default();
+        for r in &blocks {
+            let id: i64 = r.try_get(0).map_err(pg_err("reading top"))?;
+            let counts: &[u8] = r.try_get(1).map_err(pg_err("reading top"))?;
+            blocks::add(&mut sums, id, counts)?;
+        }
+        for r in &legacy {
+            let key: String = r.try_get(0).map_err(pg_err("reading top"))?;
+            let ops: i64 = r.try_get(1).map_err(pg_err("reading top"))?;
+            let events: i64 = r.try_get(2).map_err(pg_err("reading top"))?;
+            sums.add(&decode_text(key), ops as u64, events as u64);
+        }
+        Ok(sums.top(limit))
     }
 
     /// Events stored.
@@ -430,10 +484,15 @@ impl PgStore {
                         break;
                     }
                 }
-                client
-                    .execute("DELETE FROM event_counts WHERE minute < $1", &[&minute(cutoff)])
-                    .await
-                    .map_err(pg_err("deleting old counts"))?;
+                for table in ["count_blocks", "event_counts"] {
+                    client
+                        .execute(
+                            &format!("DELETE FROM {table} WHERE minute < $1"),
+                            &[&minute(cutoff)],
+                        )
+                        .await
+                        .map_err(pg_err("deleting old counts"))?;
+                }
                 client
                     .execute("DELETE FROM gaps WHERE ts_ns < $1", &[&cut_ns])
                     .await

@@ -58,6 +58,14 @@ pub const SQLITE: &[&str] = &[
         id INTEGER PRIMARY KEY, host TEXT NOT NULL, ts_ns INTEGER NOT NULL,
         lost INTEGER NOT NULL, reason TEXT NOT NULL
      );",
+    // 2: counts for `top` as blocks (see blocks.rs); event_counts keeps
+    // what was counted before, and `top` reads both
+    "CREATE TABLE count_blocks (
+        id INTEGER PRIMARY KEY,
+        grouping TEXT NOT NULL, minute INTEGER NOT NULL, host TEXT NOT NULL,
+        counts BLOB NOT NULL
+     );
+     CREATE INDEX count_blocks_minute ON count_blocks (grouping, minute, host);",
 ];
 
 /// PostgreSQL migrations; index + 1 is the version.
@@ -85,6 +93,13 @@ pub const POSTGRES: &[&str] = &[
         id BIGSERIAL PRIMARY KEY, host TEXT NOT NULL, ts_ns BIGINT NOT NULL,
         lost BIGINT NOT NULL, reason TEXT NOT NULL
      );",
+    // 2: as SQLite's 2
+    "CREATE TABLE count_blocks (
+        id BIGSERIAL PRIMARY KEY,
+        grouping TEXT NOT NULL, minute BIGINT NOT NULL, host TEXT NOT NULL,
+        counts BYTEA NOT NULL
+     );
+     CREATE INDEX count_blocks_minute ON count_blocks (grouping, minute, host);",
 ];
 
 /// The table that records the schema version.

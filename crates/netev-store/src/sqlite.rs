@@ -4,14 +4,14 @@
 //! process; a power cut may lose the last ones, never corrupt the file),
 //! batches in one transaction with a cached prepared statement.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use netev_event::Event;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, ToSql};
 
-use crate::model::{minute, net_range, Columns, Stored};
+use crate::blocks::{self, Compactor};
+use crate::model::{minute, net_range, Columns, Stored, TopSums};
 use crate::schema::{EVENT_COLUMNS, SQLITE, VERSION_TABLE};
 use crate::{sqlite_err, Error, Filter, Gap, Result, Retention, Row, TopBy, TopRow};
 
@@ -19,6 +19,7 @@ use crate::{sqlite_err, Error, Filter, Gap, Result, Retention, Row, TopBy, TopRo
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    compactor: Compactor,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -37,6 +38,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
+            compactor: Compactor::default(),
         };
         store.setup(true)?;
         Ok(store)
@@ -56,6 +58,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
+            compactor: Compactor::default(),
         };
         store.setup(false)?;
         Ok(store)
@@ -145,6 +148,7 @@ impl SqliteStore {
 
     /// Writes a batch in one transaction: all of it or (on error) none.
     pub fn insert(&mut self, host: &str, events: &[Event]) -> Result<()> {
+        let blocks = blocks::of_events(events);
         let tx = self
             .conn
             .transaction()
@@ -191,20 +195,75 @@ impl SqliteStore {
                 ])
                 .map_err(sqlite_err("inserting an event"))?;
             }
-            let mut upsert = tx
+            let mut block = tx
                 .prepare_cached(
-                    "INSERT INTO event_counts (grouping, key, minute, ops, events) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (grouping, minute, key) DO UPDATE
-                     SET ops = ops + excluded.ops, events = events + excluded.events",
+                    "INSERT INTO count_blocks (grouping, minute, host, counts) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(sqlite_err("preparing the counts"))?;
-            for ((by, key, min), (ops, n)) in counts(events) {
-                upsert
-                    .execute(params![by.name(), key, min, ops as i64, n as i64])
-                    .map_err(sqlite_err("updating the counts"))?;
+            for b in &blocks {
+                block
+                    .execute(params![b.by.name(), b.minute, host, b.counts])
+                    .map_err(sqlite_err("writing the counts"))?;
             }
         }
-        tx.commit().map_err(sqlite_err("committing a batch"))
+        tx.commit().map_err(sqlite_err("committing a batch"))?;
+        self.compactor.wrote(&blocks);
+        for (by, min) in self.compactor.due() {
+            // The batch is in; a merge that fails leaves correct (only
+            // more) blocks behind, so it is not the batch's error.
+            if let Err(e) = self.compact(host, by, min) {
+                tracing::warn!(
+                    "could not merge the counts of minute {min} ({}): {e}",
+                    by.name()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges `host`'s count blocks of one minute into one.
+    fn compact(&mut self, host: &str, by: TopBy, min: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite_err("starting a merge of counts"))?;
+        let parts: Vec<(i64, Vec<u8>)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, counts FROM count_blocks WHERE grouping = ?1 AND minute = ?2 AND host = ?3",
+                )
+                .map_err(sqlite_err("reading counts to merge"))?;
+            let rows = stmt
+                .query_map(params![by.name(), min, host], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(sqlite_err("reading counts to merge"))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(sqlite_err("reading counts to merge"))?
+        };
+        let Some(merged) = blocks::merge(&parts)? else {
+            return Ok(());
+        };
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM count_blocks WHERE id = ?1")
+                .map_err(sqlite_err("merging counts"))?;
+            for (id, _) in &parts {
+                delete.execute([id]).map_err(sqlite_err("merging counts"))?;
+            }
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO count_blocks (grouping, minute, host, counts) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sqlite_err("merging counts"))?;
+            for counts in merged {
+                insert
+                    .execute(params![by.name(), min, host, counts])
+                    .map_err(sqlite_err("merging counts"))?;
+            }
+        }
+        tx.commit()
+            .map_err(sqlite_err("committing a merge of counts"))
     }
 
     /// Records events lost on the way (see [`Gap`]).
@@ -304,25 +363,44 @@ impl SqliteStore {
     /// The busiest keys since `since` (by minute: `since` is rounded down).
     pub fn top(&self, by: TopBy, since: Option<DateTime<Utc>>, limit: u32) -> Result<Vec<TopRow>> {
         let from = since.map_or(i64::MIN, minute);
+        let mut sums = TopSums::default();
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT key, SUM(ops), SUM(events) FROM event_counts
-                 WHERE grouping = ?1 AND minute >= ?2
-                 GROUP BY key ORDER BY SUM(ops) DESC, key LIMIT ?3",
+                "SELECT id, counts FROM count_blocks WHERE grouping = ?1 AND minute >= ?2",
             )
             .map_err(sqlite_err("preparing top"))?;
-        let rows = stmt
-            .query_map(params![by.name(), from, limit.max(1)], |r| {
-                Ok(TopRow {
-                    key: r.get(0)?,
-                    ops: r.get::<_, i64>(1)? as u64,
-                    events: r.get::<_, i64>(2)? as u64,
-                })
-            })
+        let mut rows = stmt
+            .query(params![by.name(), from])
             .map_err(sqlite_err("querying top"))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(sqlite_err("reading top"))
+        while let Some(r) = rows.next().map_err(sqlite_err("reading top"))? {
+            let id: i64 = r.get(0).map_err(sqlite_err("reading top"))?;
+            let counts = r
+                .get_ref(1)
+                .and_then(|c| c.as_blob().map_err(Into::into))
+                .map_err(sqlite_err("reading top"))?;
+            blocks::add(&mut sums, id, counts)?;
+        }
+        // Counted before schema 2, one row per key.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, ops, events FROM event_counts WHERE grouping = ?1 AND minute >= ?2",
+            )
+            .map_err(sqlite_err("preparing top"))?;
+        let mut rows = stmt
+            .query(params![by.name(), from])
+            .map_err(sqlite_err("querying top"))?;
+        while let Some(r) = rows.next().map_err(sqlite_err("reading top"))? {
+            let key = r
+                .get_ref(0)
+                .and_then(|k| k.as_str().map_err(Into::into))
+                .map_err(sqlite_err("reading top"))?;
+            let ops: i64 = r.get(1).map_err(sqlite_err("reading top"))?;
+            let events: i64 = r.get(2).map_err(sqlite_err("reading top"))?;
+            sums.add(key, ops as u64, events as u64);
+        }
+        Ok(sums.top(limit))
     }
 
     /// Events stored.
@@ -341,12 +419,14 @@ impl SqliteStore {
             let cutoff = now - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
             let cut_ns = cutoff.timestamp_nanos_opt().unwrap_or(i64::MIN);
             deleted += self.delete_in_chunks("ts_ns < ?1", cut_ns, "deleting old events")?;
-            self.conn
-                .execute(
-                    "DELETE FROM event_counts WHERE minute < ?1",
-                    [minute(cutoff)],
-                )
-                .map_err(sqlite_err("deleting old counts"))?;
+            for table in ["count_blocks", "event_counts"] {
+                self.conn
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE minute < ?1"),
+                        [minute(cutoff)],
+                    )
+                    .map_err(sqlite_err("deleting old counts"))?;
+            }
             self.conn
                 .execute("DELETE FROM gaps WHERE ts_ns < ?1", [cut_ns])
                 .map_err(sqlite_err("deleting old gaps"))?;
@@ -412,22 +492,6 @@ impl crate::Store for SqliteStore {
     fn describe(&self) -> String {
         format!("SQLite {}", self.path.display())
     }
-}
-
-/// The per-minute counts of a batch, per grouping and key.
-pub(crate) fn counts(events: &[Event]) -> HashMap<(TopBy, String, i64), (u64, u64)> {
-    let mut out: HashMap<(TopBy, String, i64), (u64, u64)> = HashMap::new();
-    for ev in events {
-        let min = minute(ev.ts);
-        for by in TopBy::ALL {
-            if let Some(key) = by.key(ev) {
-                let e = out.entry((by, key, min)).or_default();
-                e.0 += u64::from(ev.count);
-                e.1 += 1;
-            }
-        }
-    }
-    out
 }
 
 /// `WHERE …` and its arguments for a filter (SQLite placeholders).

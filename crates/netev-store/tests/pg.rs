@@ -25,6 +25,7 @@ suite!(
     every_field_round_trips_including_hostile_strings,
     filters_select_what_they_say,
     top_counts_operations_per_key,
+    top_sums_every_batch_across_minutes_and_hosts,
     retention_drops_the_oldest_by_age_and_count,
     gaps_are_recorded
 );
@@ -109,14 +110,14 @@ fn a_batch_that_fails_leaves_no_events_and_no_counts() {
     // The events went in and the counts failed: the events go too.
     pg.psql(
         "batch",
-        "ALTER TABLE event_counts ADD CHECK (key <> '/usr/bin/poisoned')",
+        "ALTER TABLE count_blocks ADD CHECK (host <> 'poisoned')",
     );
     let batch = [
         common::ev(1, "/usr/bin/curl", "192.0.2.1", 443),
-        common::ev(2, "/usr/bin/poisoned", "192.0.2.2", 80),
+        common::ev(2, "/usr/bin/wget", "192.0.2.2", 80),
     ];
-    let err = s.insert("a", &batch).unwrap_err().to_string();
-    assert!(err.contains("updating the counts"), "{err}");
+    let err = s.insert("poisoned", &batch).unwrap_err().to_string();
+    assert!(err.contains("writing the counts"), "{err}");
     assert_nothing_stored(&pg, &mut s);
 
     // and the connection is still good for the next batch
@@ -129,7 +130,7 @@ fn a_batch_that_fails_leaves_no_events_and_no_counts() {
 fn assert_nothing_stored(pg: &PgServer, s: &mut PgStore) {
     assert_eq!(s.count().unwrap(), 0);
     assert!(s.top(TopBy::Exe, None, 10).unwrap().is_empty());
-    assert_eq!(pg.psql("batch", "SELECT COUNT(*) FROM event_counts"), "0");
+    assert_eq!(pg.psql("batch", "SELECT COUNT(*) FROM count_blocks"), "0");
 }
 
 #[test]
@@ -378,4 +379,47 @@ fn a_server_that_goes_away_is_reported_as_a_lost_connection() {
         Error::Postgres { source, .. } => assert!(pg::connection_lost(source), "{err}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// A database from schema 1 (counts as a row per key): after the upgrade,
+/// `top` adds those rows to the new blocks, and a minute's blocks from
+/// many batches are merged once it is past.
+#[test]
+fn counts_from_before_the_upgrade_still_count_and_blocks_merge() {
+    let Some(pg) = PgServer::start_or_skip() else {
+        return;
+    };
+    let url = pg.create_database("upgrade");
+    pg.psql("upgrade", schema::VERSION_TABLE);
+    pg.psql("upgrade", schema::POSTGRES[0]);
+    let minute = common::t(0).timestamp() / 60;
+    pg.psql(
+        "upgrade",
+        &format!(
+            "INSERT INTO netev_schema (version) VALUES (1);
+             INSERT INTO event_counts (grouping, key, minute, ops, events)
+             VALUES ('dest', '192.0.2.1', {minute}, 7, 5), ('dest', '192.0.2.9', {minute}, 3, 3)"
+        ),
+    );
+    let mut s = PgStore::connect(&url).unwrap();
+    for secs in 0..300 {
+        s.insert("a", &[common::ev(secs, "/usr/bin/curl", "192.0.2.1", 443)])
+            .unwrap();
+    }
+    let top = s.top(TopBy::Dest, None, 10).unwrap();
+    assert_eq!(
+        top.iter()
+            .map(|r| (r.key.as_str(), r.ops, r.events))
+            .collect::<Vec<_>>(),
+        [("192.0.2.1", 307, 305), ("192.0.2.9", 3, 3)]
+    );
+    // 300 s from :20 span 6 minutes; all but the newest two are merged
+    assert_eq!(
+        pg.psql(
+            "upgrade",
+            "SELECT COUNT(*) FILTER (WHERE n = 1), COUNT(*) FROM
+             (SELECT minute, COUNT(*) AS n FROM count_blocks WHERE grouping = 'dest' GROUP BY minute) m"
+        ),
+        "4|6"
+    );
 }

@@ -209,6 +209,45 @@ pub fn top_counts_operations_per_key(s: &mut dyn Store) {
     assert_eq!(s.top(TopBy::User, None, 10).unwrap()[0].key, "alice");
 }
 
+/// Many small batches over several minutes, from two hosts (each store
+/// merges its own blocks of a minute once it is two minutes old): `top`
+/// still counts every operation, for any window.
+pub fn top_sums_every_batch_across_minutes_and_hosts(s: &mut dyn Store) {
+    use std::collections::HashMap;
+    let mut want: HashMap<String, u64> = HashMap::new();
+    let mut want_since: HashMap<String, u64> = HashMap::new();
+    for batch in 0..40i64 {
+        let events: Vec<Event> = (0..25i64)
+            .map(|i| {
+                let secs = batch * 15 + i % 15; // 4 batches a minute, 10 minutes
+                let dest = format!("192.0.2.{}", (batch * 7 + i * 3) % 50);
+                let mut e = ev(secs, "/usr/bin/curl", &dest, 443);
+                e.count = 1 + (i % 3) as u32;
+                *want.entry(dest.clone()).or_default() += u64::from(e.count);
+                // `top` windows start at a whole minute
+                if t(secs).timestamp() / 60 >= t(300).timestamp() / 60 {
+                    *want_since.entry(dest).or_default() += u64::from(e.count);
+                }
+                e
+            })
+            .collect();
+        let host = if batch % 2 == 0 { "a" } else { "b" };
+        s.insert(host, &events).unwrap();
+    }
+    let check = |got: Vec<netev_store::TopRow>, want: &HashMap<String, u64>| {
+        let mut want: Vec<(String, u64)> = want.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(100);
+        let got: Vec<(String, u64)> = got.into_iter().map(|r| (r.key, r.ops)).collect();
+        assert_eq!(got, want);
+    };
+    check(s.top(TopBy::Dest, None, 100).unwrap(), &want);
+    check(s.top(TopBy::Dest, Some(t(300)), 100).unwrap(), &want_since);
+    let total: u64 = want.values().sum();
+    let exe = s.top(TopBy::Exe, None, 10).unwrap();
+    assert_eq!((exe.len(), exe[0].ops, exe[0].events), (1, total, 1000));
+}
+
 pub fn retention_drops_the_oldest_by_age_and_count(s: &mut dyn Store) {
     let events: Vec<Event> = (0..100)
         .map(|i| ev(i * 60, "/usr/bin/curl", "192.0.2.1", 443))

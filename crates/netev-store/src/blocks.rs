@@ -90,17 +90,37 @@ pub struct Compactor {
 
 impl Compactor {
     /// Notes the blocks a batch wrote.
-    pub fn wrote(&mut self, blocks: &[Block]) {
+    fn wrote(&mut self, blocks: &[Block]) {
         for b in blocks {
             self.pending.insert((b.minute, b.by));
             self.newest = self.newest.max(b.minute);
         }
     }
 
+    /// Notes the blocks a batch wrote, then merges the minutes now due
+    /// with `merge_minute`. The batch is in by then: a merge that fails
+    /// leaves correct (only more) blocks behind, so it is logged, not
+    /// returned as the batch's error.
+    pub fn after_batch(
+        &mut self,
+        blocks: &[Block],
+        mut merge_minute: impl FnMut(TopBy, i64) -> Result<()>,
+    ) {
+        self.wrote(blocks);
+        for (by, min) in self.due() {
+            if let Err(e) = merge_minute(by, min) {
+                tracing::warn!(
+                    "could not merge the counts of minute {min} ({}): {e}",
+                    by.name()
+                );
+            }
+        }
+    }
+
     /// The minutes to merge now: two minutes older than the newest written
     /// (events come in time order; a late batch only makes a minute
     /// pending again). They are taken off the list.
-    pub fn due(&mut self) -> Vec<(TopBy, i64)> {
+    fn due(&mut self) -> Vec<(TopBy, i64)> {
         // (`Exe` is the first grouping, so the split keeps all of `cut`.)
         let cut = self.newest.saturating_sub(1);
         let rest = self.pending.split_off(&(cut, TopBy::Exe));

@@ -207,17 +207,9 @@ impl SqliteStore {
             }
         }
         tx.commit().map_err(sqlite_err("committing a batch"))?;
-        self.compactor.wrote(&blocks);
-        for (by, min) in self.compactor.due() {
-            // The batch is in; a merge that fails leaves correct (only
-            // more) blocks behind, so it is not the batch's error.
-            if let Err(e) = self.compact(host, by, min) {
-                tracing::warn!(
-                    "could not merge the counts of minute {min} ({}): {e}",
-                    by.name()
-                );
-            }
-        }
+        let mut compactor = std::mem::take(&mut self.compactor);
+        compactor.after_batch(&blocks, |by, min| self.compact(host, by, min));
+        self.compactor = compactor;
         Ok(())
     }
 

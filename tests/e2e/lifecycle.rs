@@ -257,6 +257,17 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
         said.contains("enforcement: active without netevd"),
         "{said}"
     );
+    let out = Command::new(workspace_bin("netev"))
+        .args(["status", "--json", "--pin-dir", pin_dir, "--run-dir"])
+        .arg(&run_dir)
+        .output_bounded();
+    assert_eq!(out.status.code(), Some(3), "not running");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["running"], false);
+    assert_eq!(json["enforcement"]["state"], "active", "{json}");
+    let pinned = json["enforcement"]["pinned"].as_array().unwrap();
+    assert_eq!(pinned.len(), 1, "{json}");
+    assert!(pinned[0]["programs"].as_u64().unwrap() > 0, "{json}");
 
     let second = Daemon::start(&cg, &args);
     let second_ids = connect4_programs(&cg);
@@ -279,6 +290,13 @@ fn a_killed_daemon_keeps_enforcing_and_its_successor_replaces_it_leaving_one_set
         .output_bounded();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("enforcement: none"), "{said}");
+    let out = Command::new(workspace_bin("netev"))
+        .args(["status", "--json", "--pin-dir", pin_dir, "--run-dir"])
+        .arg(&run_dir)
+        .output_bounded();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["enforcement"]["state"], "none", "{json}");
+    assert_eq!(json["enforcement"]["pinned"], serde_json::json!([]));
 }
 
 /// A test's own pin directory, removed with whatever is left in it.

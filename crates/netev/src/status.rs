@@ -27,7 +27,19 @@ pub fn run(bus: &BusChoice, run_dir: Option<&Path>, pin_dir: &Path, json: bool) 
             ExitCode::SUCCESS
         }
         Ok(None) => {
-            println!("{}", enforcement_while_down(pin_dir));
+            let e = enforcement_while_down(pin_dir);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "running": false,
+                        "enforcement": e,
+                    }))
+                    .expect("status serializes")
+                );
+            } else {
+                println!("{}", e.text());
+            }
             ExitCode::from(NOT_RUNNING)
         }
         Err(e) => {
@@ -81,26 +93,74 @@ fn from_file(run_dir: &Path) -> Result<Option<Status>> {
 
 /// With netevd down: whether programs it pinned are still attached (a
 /// netevd that died without cleaning up), and what that means.
-fn enforcement_while_down(pin_dir: &Path) -> String {
-    let none = || {
-        format!(
-            "enforcement: none (no programs pinned in {}): no rule is enforced while netevd \
-             is down",
-            pin_dir.display()
-        )
+#[derive(Debug, serde::Serialize)]
+struct Enforcement {
+    /// "none", "active" (pinned programs left by a netevd that did not
+    /// stop cleanly) or "unknown" (the pin dir could not be read).
+    state: &'static str,
+    pin_dir: std::path::PathBuf,
+    /// Per cgroup (by inode), the programs pinned there.
+    pinned: Vec<Pinned>,
+    /// Why the state is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Pinned {
+    cgroup_inode: String,
+    programs: usize,
+}
+
+impl Enforcement {
+    fn text(&self) -> String {
+        let dir = self.pin_dir.display();
+        match (self.state, &self.error) {
+            ("active", _) => format!(
+                "enforcement: active without netevd: {} (pinned in {dir}) were left by a netevd \
+                 that did not stop cleanly; they enforce the rules installed before it stopped \
+                 and capture nothing until netevd starts again and replaces them",
+                self.pinned
+                    .iter()
+                    .map(|p| format!(
+                        "{} programs on the cgroup with inode {}",
+                        p.programs, p.cgroup_inode
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (_, Some(e)) => format!("enforcement: unknown ({e})"),
+            _ => format!(
+                "enforcement: none (no programs pinned in {dir}): no rule is enforced while \
+                 netevd is down"
+            ),
+        }
+    }
+}
+
+fn enforcement_while_down(pin_dir: &Path) -> Enforcement {
+    let mut e = Enforcement {
+        state: "none",
+        pin_dir: pin_dir.to_path_buf(),
+        pinned: Vec::new(),
+        error: None,
     };
     let entries = match std::fs::read_dir(pin_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return none(),
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            return format!(
-                "enforcement: unknown (reading {} needs root: sudo netev status)",
-                pin_dir.display()
-            )
+        Ok(entries) => entries,
+        Err(err) if err.kind() == ErrorKind::NotFound => return e,
+        Err(err) => {
+            e.state = "unknown";
+            e.error = Some(if err.kind() == ErrorKind::PermissionDenied {
+                format!(
+                    "reading {} needs root: sudo netev status",
+                    pin_dir.display()
+                )
+            } else {
+                format!("{}: {err}", pin_dir.display())
+            });
+            return e;
         }
-        Err(e) => return format!("enforcement: unknown ({}: {e})", pin_dir.display()),
     };
-    let mut active = Vec::new();
     for dir in entries.flatten() {
         let name = dir.file_name().to_string_lossy().into_owned();
         let Some(ino) = name.strip_prefix("cgroup-") else {
@@ -110,22 +170,16 @@ fn enforcement_while_down(pin_dir: &Path) -> String {
             .map(|d| d.flatten().count())
             .unwrap_or(0);
         if programs > 0 {
-            active.push(format!(
-                "{programs} programs on the cgroup with inode {ino}"
-            ));
+            e.pinned.push(Pinned {
+                cgroup_inode: ino.to_string(),
+                programs,
+            });
         }
     }
-    if active.is_empty() {
-        none()
-    } else {
-        format!(
-            "enforcement: active without netevd: {} (pinned in {}) were left by a netevd \
-             that did not stop cleanly; they enforce the rules installed before it stopped \
-             and capture nothing until netevd starts again and replaces them",
-            active.join(", "),
-            pin_dir.display()
-        )
+    if !e.pinned.is_empty() {
+        e.state = "active";
     }
+    e
 }
 
 fn alive(pid: u32) -> bool {

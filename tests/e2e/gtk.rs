@@ -263,18 +263,7 @@ fn deny_chosen_in_a_notification_refuses_the_next_attempt_and_the_console_shows_
     let sys = PrivateBus::system_like();
     let cg = TestCgroup::new("gtk");
     let daemon = Daemon::start(&cg, &["--bus", sys.address()]);
-    let netev = |args: &[&str]| {
-        let out = Command::new(workspace_bin("netev"))
-            .args(["--bus", sys.address()])
-            .args(args)
-            .output_bounded();
-        assert!(
-            out.status.success(),
-            "netev {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let netev = |args: &[&str]| netev_on(sys.address(), args);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -440,4 +429,192 @@ fn netev_gtk_says_access_denied_with_the_fix_and_follows_netevd_stopping_and_com
         h.ends_with("(connection regained)")
     });
     daemon.stop();
+}
+
+impl Desktop {
+    /// Runs one of netev-gtk's application actions over the session bus,
+    /// as a script would (`org.gtk.Actions.Activate`).
+    fn activate(&self, action: &str, param: zbus::Variant<'_>) {
+        let session = self.session.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let conn = zbus::connection::Builder::address(session.as_str())
+                    .build()
+                    .await
+                    .unwrap();
+                let platform: std::collections::HashMap<&str, zbus::Variant<'_>> =
+                    std::collections::HashMap::new();
+                conn.call_method(
+                    Some("org.netev.Gtk"),
+                    "/org/netev/Gtk",
+                    Some("org.gtk.Actions"),
+                    "Activate",
+                    &(action, vec![param], platform),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("activating {action}: {e}"));
+            });
+    }
+}
+
+/// `netev` against the daemon on `bus`; its stdout (a failure panics).
+fn netev_on(bus: &str, args: &[&str]) -> String {
+    let out = Command::new(workspace_bin("netev"))
+        .args(["--bus", bus])
+        .args(args)
+        .output_bounded();
+    assert!(
+        out.status.success(),
+        "netev {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Waits until what netev-gtk shows passes `pred`.
+fn wait_shown(state: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = shown(state);
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited 60 s in vain for netev-gtk to show {what}; it shows {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The console's import, enable toggle, export and delete, run as the
+/// console runs them (its application actions, over the session bus),
+/// change netevd's rules — and so what the kernel lets through — and the
+/// console's table follows.
+#[test]
+fn the_consoles_import_toggle_export_and_delete_reach_netevd_and_the_kernel() {
+    let name = "the_consoles_import_toggle_export_and_delete_reach_netevd_and_the_kernel";
+    if !root_or_skip(name) || !desktop_tools_or_skip(name) {
+        return;
+    }
+    let desk = Desktop::start();
+    let sys = PrivateBus::system_like();
+    let cg = TestCgroup::new("gtk-console");
+    let daemon = Daemon::start(&cg, &["--bus", sys.address()]);
+    let rules = || -> Vec<Value> {
+        netev_on(sys.address(), &["rules", "list", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = desk.path("gtk.json");
+    let _gtk = desk.netev_gtk(
+        Command::new(workspace_bin("netev-gtk")),
+        sys.address(),
+        &state,
+    );
+    wait_shown(&state, "netevd running", |s| s["running"] == true);
+    assert_eq!(attempt(&cg, port), "ECONNREFUSED", "nothing denies it yet");
+
+    // import
+    let file = desk.path("rules.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[rule]]\naction = \"deny\"\nops = [\"connect\"]\nports = {port}\ncomment = \"from the console\"\n"
+        ),
+    )
+    .unwrap();
+    desk.activate("import-rules", file.to_str().unwrap().into());
+    wait_until("the imported rule in netevd", || rules().len() == 1);
+    let rule = rules().remove(0);
+    assert_eq!(rule["action"], "deny");
+    assert_eq!(rule["comment"], "from the console");
+    let id = rule["id"].as_u64().unwrap() as u32;
+    assert_eq!(attempt(&cg, port), "EPERM", "the imported rule is enforced");
+    let in_console = |s: &Value, id: u32, enabled: bool| {
+        s["rules"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["id"] == id && r["action"] == "deny" && r["enabled"] == enabled)
+        })
+    };
+    wait_shown(&state, "the imported rule and the count", |s| {
+        in_console(s, id, true) && s["message"] == "1 rule(s) imported"
+    });
+
+    // disable
+    desk.activate("set-rule-enabled", (id, false).into());
+    wait_until("the rule disabled in netevd", || {
+        rules()[0]["enabled"] == false
+    });
+    assert_eq!(
+        attempt(&cg, port),
+        "ECONNREFUSED",
+        "a disabled rule denies nothing"
+    );
+    wait_shown(&state, "the rule disabled", |s| in_console(s, id, false));
+
+    // export
+    let exported = desk.path("exported.toml");
+    desk.activate("export-rules", exported.to_str().unwrap().into());
+    wait_shown(&state, "the export done", |s| {
+        s["message"] == format!("rules exported to {}", exported.display())
+    });
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.contains("from the console") && text.contains(&port.to_string()),
+        "{text}"
+    );
+    // what was exported imports again as the same rule (a new id)
+    netev_on(
+        sys.address(),
+        &["rules", "import", "--replace", exported.to_str().unwrap()],
+    );
+    let again = rules();
+    assert_eq!(again.len(), 1, "{again:?}");
+    for field in ["action", "ops", "ports", "comment", "enabled"] {
+        assert_eq!(again[0][field], rule_after_toggle(&rule)[field], "{field}");
+    }
+    let id = again[0]["id"].as_u64().unwrap() as u32;
+    wait_shown(&state, "the re-imported rule", |s| in_console(s, id, false));
+
+    // delete
+    desk.activate("delete-rules", vec![id].into());
+    wait_until("the rule gone from netevd", || rules().is_empty());
+    wait_shown(&state, "the rule gone", |s| {
+        s["rules"].as_array().is_some_and(|r| r.is_empty()) && s["message"] == "1 rule(s) deleted"
+    });
+    assert_eq!(attempt(&cg, port), "ECONNREFUSED");
+
+    // a file that is not there: said in the console, nothing changes
+    desk.activate(
+        "import-rules",
+        desk.path("missing.toml").to_str().unwrap().into(),
+    );
+    wait_shown(&state, "the error", |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("cannot read") && m.contains("missing.toml"))
+    });
+    assert!(rules().is_empty());
+
+    // Pause prompts, as the tray's menu item does
+    desk.activate("pause-prompts", true.into());
+    wait_shown(&state, "prompts paused", |s| s["prompts_paused"] == true);
+    daemon.stop();
+}
+
+/// A rule as `netev rules list --json` shows it once disabled.
+fn rule_after_toggle(rule: &Value) -> Value {
+    let mut r = rule.clone();
+    r["enabled"] = Value::Bool(false);
+    r
 }

@@ -126,6 +126,7 @@ impl App {
             }
         });
         gtk_app.add_action(&console);
+        app.add_console_actions(gtk_app);
 
         // netevd
         let a = app.clone();
@@ -480,6 +481,47 @@ impl App {
         self.write_state();
     }
 
+    /// The console's operations as application actions too, so that a
+    /// script (or a test) can run them over the session bus through
+    /// `org.gtk.Actions` on `/org/netev/Gtk`, the way the console's buttons
+    /// do — without the confirmation and file dialogs, which are for people.
+    fn add_console_actions(self: &Rc<Self>, gtk_app: &gtk::Application) {
+        type Make = fn(&glib::Variant) -> Option<ConsoleAction>;
+        let actions: [(&str, &str, Make); 5] = [
+            ("import-rules", "s", |v| {
+                v.get::<String>()
+                    .map(|p| ConsoleAction::Import(PathBuf::from(p)))
+            }),
+            ("export-rules", "s", |v| {
+                v.get::<String>()
+                    .map(|p| ConsoleAction::Export(PathBuf::from(p)))
+            }),
+            ("delete-rules", "au", |v| {
+                v.get::<Vec<u32>>().map(ConsoleAction::Delete)
+            }),
+            ("set-rule-enabled", "(ub)", |v| {
+                v.get::<(u32, bool)>()
+                    .map(|(id, on)| ConsoleAction::SetEnabled(id, on))
+            }),
+            ("pause-prompts", "b", |v| {
+                v.get::<bool>().map(ConsoleAction::PausePrompts)
+            }),
+        ];
+        for (name, ty, make) in actions {
+            let ty = glib::VariantTy::new(ty).expect("a valid variant type");
+            let action = gio::SimpleAction::new(name, Some(ty));
+            let a = Rc::downgrade(self);
+            action.connect_activate(move |_, param| {
+                // GIO checks the parameter's type before calling us
+                let (Some(a), Some(act)) = (a.upgrade(), param.and_then(make)) else {
+                    return;
+                };
+                a.on_console(act);
+            });
+            gtk_app.add_action(&action);
+        }
+    }
+
     fn on_console(self: &Rc<Self>, act: ConsoleAction) {
         let done = |what: String| {
             let a = self.clone();
@@ -607,12 +649,14 @@ impl App {
         if let Some(c) = self.console.borrow().as_ref() {
             c.show_message(msg, true);
         }
+        self.write_state();
     }
 
     fn report_ok(&self, msg: &str) {
         if let Some(c) = self.console.borrow().as_ref() {
             c.show_message(msg, false);
         }
+        self.write_state();
     }
 
     /// Writes what the app shows (for tests and scripts): the state, the
@@ -640,6 +684,7 @@ impl App {
             "icon": look.icon,
             "tray_registered": self.tray_registered.get(),
             "console_open": console.is_some(),
+            "message": console.as_ref().map(|c| c.message()),
             "prompts_paused": q.paused(),
             "prompts": q.iter().map(|p| serde_json::json!({
                 "id": p.id,

@@ -11,8 +11,9 @@
 //!
 //! Each batch writes blocks of its own; once a minute is two minutes old,
 //! the store that wrote it merges that host's blocks of the minute into one
-//! ([`Compactor`]). A block holds at most [`MAX_KEYS`] keys, so that a very
-//! busy minute becomes several blocks rather than one huge value.
+//! ([`Compactor`]). A block holds at most [`MAX_KEYS`] keys and about
+//! [`MAX_KEY_BYTES`] of keys, so that a very busy minute (or one with very
+//! long program paths) becomes several blocks rather than one huge value.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -23,6 +24,8 @@ use crate::{Error, Result, TopBy};
 
 /// Keys per block at most.
 pub const MAX_KEYS: usize = 65_536;
+/// Bytes of keys per block at most (a block goes over by one key at most).
+pub const MAX_KEY_BYTES: usize = 4 << 20;
 
 /// One encoded block of counts.
 pub struct Block {
@@ -60,12 +63,25 @@ pub fn of_events(events: &[Event]) -> Vec<Block> {
 }
 
 /// Encodes entries (key, operations, events) into blocks of at most
-/// [`MAX_KEYS`] keys.
+/// [`MAX_KEYS`] keys and about [`MAX_KEY_BYTES`] of keys.
 pub fn encode(entries: &[(&str, u64, u64)]) -> Vec<Vec<u8>> {
-    entries
-        .chunks(MAX_KEYS)
-        .map(|chunk| postcard::to_stdvec(chunk).expect("encoding into a Vec cannot fail"))
-        .collect()
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (key, _, _)) in entries.iter().enumerate() {
+        if i - start == MAX_KEYS || bytes >= MAX_KEY_BYTES {
+            out.push(encode_one(&entries[start..i]));
+            (start, bytes) = (i, 0);
+        }
+        bytes += key.len();
+    }
+    if start < entries.len() {
+        out.push(encode_one(&entries[start..]));
+    }
+    out
+}
+
+fn encode_one(entries: &[(&str, u64, u64)]) -> Vec<u8> {
+    postcard::to_stdvec(entries).expect("encoding into a Vec cannot fail")
 }
 
 /// Adds the counts of a stored block (row `id`) to `sums`.
@@ -213,6 +229,24 @@ mod tests {
             add(&mut s, *id, c).unwrap();
         }
         assert_eq!(s.entries().count(), MAX_KEYS + 5);
+    }
+
+    #[test]
+    fn long_keys_split_blocks_by_bytes_too() {
+        let keys: Vec<String> = (0..10)
+            .map(|i| format!("/{i}{}", "x".repeat(1 << 20)))
+            .collect();
+        let entries: Vec<(&str, u64, u64)> = keys.iter().map(|k| (k.as_str(), 1, 1)).collect();
+        let blocks = encode(&entries);
+        // 4 keys of just over 1 MiB reach 4 MiB: blocks of 4, 4 and 2
+        assert_eq!(blocks.len(), 3);
+        assert!(blocks.iter().all(|b| b.len() < 5 << 20));
+        let mut s = TopSums::default();
+        for (id, c) in blocks.iter().enumerate() {
+            add(&mut s, id as i64, c).unwrap();
+        }
+        assert_eq!(s.entries().count(), 10);
+        assert!(encode(&[]).is_empty());
     }
 
     #[test]

@@ -360,15 +360,30 @@ impl Daemon {
             .expect("starting netevd");
         let out = child.stdout.take().expect("piped");
         let stdout = std::thread::spawn(move || {
-            BufReader::new(out)
-                .lines()
-                .map_while(Result::ok)
-                .map(|l| {
-                    serde_json::from_str(&l).unwrap_or_else(|e| {
-                        panic!("netevd printed a line that is not JSON ({e}): {l:?}")
-                    })
-                })
-                .collect()
+            let mut events = Vec::new();
+            let mut out = BufReader::new(out);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match out.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                // A last line cut short (no newline) is what a kill -9 in
+                // the middle of a write leaves: not netevd's output to judge.
+                if line.last() != Some(&b'\n') {
+                    eprintln!(
+                        "[netevd stdout] ignoring an unfinished last line ({} bytes)",
+                        line.len()
+                    );
+                    break;
+                }
+                let l = String::from_utf8_lossy(&line[..line.len() - 1]);
+                events.push(serde_json::from_str(&l).unwrap_or_else(|e| {
+                    panic!("netevd printed a line that is not JSON ({e}): {l:?}")
+                }));
+            }
+            events
         });
         let err = child.stderr.take().expect("piped");
         let stderr = Arc::new(Mutex::new(String::new()));

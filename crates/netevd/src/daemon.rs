@@ -281,16 +281,9 @@ impl Setup {
             },
             None => None,
         };
-        if let Err(e) = crate::set_log_level(&next.log_level) {
-            warn!("configuration not reloaded, the running one stays: log_level: {e}");
-            return;
-        }
-        for key in crate::config::restart_only_changes(&self.started_with, &next) {
-            warn!(
-                "{key} changed in {}: it takes effect when netevd restarts",
-                file.display()
-            );
-        }
+        // The rules first: the one step that can still fail (the rules
+        // database); nothing else has changed if it does. The log level was
+        // checked when the file was read.
         {
             let mut engine = self.rules.engine.lock().expect("engine lock");
             let reread = if file_rules.is_none() {
@@ -303,8 +296,18 @@ impl Setup {
                     .apply_config(&next.file, file_rules)
                     .map_err(|e| e.to_string())
             }) {
-                warn!("rules not reloaded, the installed ones stay in force: {e}");
+                warn!("configuration not reloaded, the running one stays: rules: {e}");
+                return;
             }
+        }
+        if let Err(e) = crate::set_log_level(&next.log_level) {
+            warn!("log_level not changed: {e}");
+        }
+        for key in crate::config::restart_only_changes(&self.started_with, &next) {
+            warn!(
+                "{key} changed in {}: it takes effect when netevd restarts",
+                file.display()
+            );
         }
         self.prompt_timeout = Duration::from_secs(next.prompt_timeout);
         sink.prompt_timeout = self.prompt_timeout;

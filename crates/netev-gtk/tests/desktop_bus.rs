@@ -111,25 +111,18 @@ async fn the_tray_item_registers_shows_the_state_and_its_menu_acts() {
         .build()
         .await
         .unwrap();
-    let item = Proxy::new(
-        &host,
-        name.as_str(),
-        ITEM_PATH,
-        "org.kde.StatusNotifierItem",
-    )
-    .await
-    .unwrap();
+    // A tray host reads properties again on NewIcon: no cached values.
+    let item: Proxy = zbus::proxy::Builder::new(&host)
+        .destination(name.as_str())
+        .path(ITEM_PATH)
+        .interface("org.kde.StatusNotifierItem")
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
     let icon: String = item.get_property("IconName").await.unwrap();
     assert_eq!(icon, "security-high");
     tray.set_look(look("network-error", true)).await.unwrap();
-    let item = Proxy::new(
-        &host,
-        name.as_str(),
-        ITEM_PATH,
-        "org.kde.StatusNotifierItem",
-    )
-    .await
-    .unwrap();
     let icon: String = item.get_property("IconName").await.unwrap();
     assert_eq!(icon, "network-error");
 

@@ -1,7 +1,7 @@
 //! The kernel decides like the matcher: random rule sets compiled into the BPF tables and random operations run in the test cgroup; EPERM exactly when `netev_rules` says deny, and each event names the rule the matcher picked.
 //!
 //! One capture (BPF loaded and attached once) serves every case;
-//! `install_rules` replaces the tables each time. A case runs four
+//! `RuleTables::install` replaces the tables each time. A case runs four
 //! workloads, `netev-load probe` as each of two copies of the binary (A and
 //! B, so that rules can tell programs apart by inode) and each of two uids,
 //! one after another. Each probe op opens a fresh socket, so the reference
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use netev_bpf::{abi, Capture, CaptureConfig, CgroupCapture, Record};
+use netev_bpf::{abi, Capture, CaptureConfig, CgroupCapture, Record, RuleTables};
 use netev_event::{Family, Op, Proto};
 use netev_rules::compile::{compile, ExeId};
 use netev_rules::fields::rule_from_fields;
@@ -278,6 +278,8 @@ fn arb_case() -> impl Strategy<Value = Case> {
 struct Env {
     cg: TestCgroup,
     capture: CgroupCapture,
+    /// The capture's rule tables (written as netevd's rules owner does).
+    tables: Box<dyn RuleTables>,
     /// Canonical paths of copies A and B.
     exes: [PathBuf; 2],
     /// Kernel identities of copies A and B.
@@ -398,8 +400,8 @@ impl Env {
         let set = RuleSet::new(rules, policy);
         let tables =
             compile(set.rules(), set.policy(), &mut |m| self.resolve(m)).expect("compiling rules");
-        self.capture
-            .install_rules(&tables)
+        self.tables
+            .install(&tables)
             .expect("installing rules into the kernel");
 
         let once: HashSet<u32> = set
@@ -548,7 +550,7 @@ impl Env {
         }
 
         let kernel_consumed: BTreeSet<u32> = self
-            .capture
+            .tables
             .consumed_once()
             .expect("reading once state")
             .into_iter()
@@ -593,11 +595,13 @@ fn kernel_verdicts_equal_the_matcher() {
     let (a, id_a) = copy_probe(dir.path(), "probe-a");
     let (b, id_b) = copy_probe(dir.path(), "probe-b");
     let cg = TestCgroup::new("kernel-rules");
-    let capture =
+    let mut capture =
         CgroupCapture::open(&CaptureConfig::new(cg.path().to_path_buf())).expect("loading BPF");
+    let tables = capture.rule_tables().expect("the rule tables");
     let env = RefCell::new(Env {
         cg,
         capture,
+        tables,
         exes: [a, b],
         ids: [id_a, id_b],
         next_id: 0,

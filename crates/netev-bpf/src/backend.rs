@@ -118,11 +118,12 @@ pub trait Capture {
     /// Waits up to `timeout` for records and hands each to `sink`.
     /// Returns the number of records handled.
     fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Record)) -> Result<usize, Error>;
-    /// Makes `tables` the rules every hook decides with, atomically: each
-    /// operation is decided by the old rules or the new ones, never a mix.
-    fn install_rules(&mut self, tables: &KernelTables) -> Result<(), Error>;
-    /// Ids of `once` rules the kernel has used up (to remove them).
-    fn consumed_once(&self) -> Result<Vec<u32>, Error>;
+    /// The kernel's rule tables, to be written by whoever owns the rules
+    /// (a thread of its own in netevd): the capture itself only drains.
+    /// There is one set of tables per object, so this works once; later
+    /// calls fail. Until the first install, a previous netevd's pinned
+    /// programs (if this capture took them over) keep enforcing.
+    fn rule_tables(&mut self) -> Result<Box<dyn RuleTables>, Error>;
     /// Detaches every hook but keeps the ring buffer readable, then waits (at
     /// most `grace`) for records still in flight (coalesced counts flushed
     /// by the kernel's per-flow timers), handing them to `sink`.
@@ -131,4 +132,15 @@ pub trait Capture {
         grace: Duration,
         sink: &mut dyn FnMut(Record),
     ) -> Result<usize, Error>;
+}
+
+/// The rules every hook decides with, as the kernel holds them.
+///
+/// `Send`: it holds map handles of its own, not a borrow of the capture.
+pub trait RuleTables: Send {
+    /// Makes `tables` the rules every hook decides with, atomically: each
+    /// operation is decided by the old rules or the new ones, never a mix.
+    fn install(&mut self, tables: &KernelTables) -> Result<(), Error>;
+    /// Ids of `once` rules the kernel has used up (to remove them).
+    fn consumed_once(&self) -> Result<Vec<u32>, Error>;
 }

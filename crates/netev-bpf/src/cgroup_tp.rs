@@ -9,13 +9,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, RingBuffer, RingBufferBuilder};
 use tracing::{debug, warn};
 
 use crate::abi::{self, counter, Record};
 use crate::backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
 use crate::cgroup::check_cgroup2_dir;
-use crate::rules::{consumed_once, Installed, RuleMaps};
+use crate::rules::{MapRuleTables, RuleMaps};
 use crate::skel::{NetevSkel, NetevSkelBuilder};
 use crate::Error;
 
@@ -36,7 +36,8 @@ pub struct CgroupCapture {
     inbox: Inbox,
     hooks: Vec<HookInfo>,
     notes: Vec<String>,
-    rules: Installed,
+    /// Whether [`Capture::rule_tables`] was handed out (there is one set).
+    tables_taken: bool,
     _cgroup: File,
     /// Where our links are pinned, if they are.
     pins: Option<PathBuf>,
@@ -128,7 +129,7 @@ impl CgroupCapture {
             inbox,
             hooks: Vec::new(),
             notes: Vec::new(),
-            rules: Installed::default(),
+            tables_taken: false,
             _cgroup: cgroup,
             pins: None,
             stale: Vec::new(),
@@ -336,35 +337,36 @@ impl Capture for CgroupCapture {
         })
     }
 
-    fn install_rules(&mut self, tables: &netev_rules::compile::KernelTables) -> Result<(), Error> {
-        let maps = &self.skel.maps;
-        let m = RuleMaps {
-            active: &maps.rule_active,
-            sets: &maps.rule_sets,
-            bits: &maps.rule_bits,
-            live: &maps.rule_live,
-            meta: &maps.rule_meta,
-            exe: &maps.rule_exe,
-            uid: &maps.rule_uid,
-            addr: &maps.rule_addr,
-            port: &maps.rule_port,
-            addr4: &maps.rule_addr4,
-            once: &maps.once_state,
-        };
-        self.rules.install(&m, tables)?;
-        if !self.stale.is_empty() {
-            // ours decide now: the dead daemon's programs can go
-            tracing::info!(
-                programs = self.stale.len(),
-                "detached the programs a previous netevd left pinned"
-            );
-            self.stale.clear();
+    fn rule_tables(&mut self) -> Result<Box<dyn crate::RuleTables>, Error> {
+        if self.tables_taken {
+            return Err(Error::Rules(
+                "the rule tables of this capture are already in use".into(),
+            ));
         }
-        Ok(())
-    }
-
-    fn consumed_once(&self) -> Result<Vec<u32>, Error> {
-        consumed_once(&self.skel.maps.once_state)
+        macro_rules! handle {
+            ($map:ident) => {
+                MapHandle::try_from(&self.skel.maps.$map)
+                    .map_err(|e| Error::bpf(concat!("duplicating ", stringify!($map)), e))?
+            };
+        }
+        let m = RuleMaps {
+            active: handle!(rule_active),
+            sets: handle!(rule_sets),
+            bits: handle!(rule_bits),
+            live: handle!(rule_live),
+            meta: handle!(rule_meta),
+            exe: handle!(rule_exe),
+            uid: handle!(rule_uid),
+            addr: handle!(rule_addr),
+            port: handle!(rule_port),
+            addr4: handle!(rule_addr4),
+            once: handle!(once_state),
+        };
+        self.tables_taken = true;
+        Ok(Box::new(MapRuleTables::new(
+            m,
+            std::mem::take(&mut self.stale),
+        )))
     }
 
     fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Record)) -> Result<usize, Error> {

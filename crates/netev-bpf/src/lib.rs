@@ -34,7 +34,9 @@ pub mod lsm;
 pub mod rules;
 
 pub use abi::Record;
-pub use backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
+pub use backend::{
+    BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters, RuleTables,
+};
 pub use cgroup_tp::CgroupCapture;
 
 #[allow(missing_docs, clippy::all, unused_imports)]

@@ -9,7 +9,7 @@
 //! period (it calls synchronize_rcu() in the kernel).
 
 use bytemuck::{Pod, Zeroable};
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use netev_rules::compile::{KernelTables, MAX_CLASSES, MAX_RULES, RULE_WORDS};
 
 use crate::Error;
@@ -91,24 +91,64 @@ pub struct RawAddrKey {
 const _: () = assert!(std::mem::size_of::<RawRuleset>() == 24 + 2 * 256);
 const _: () = assert!(netev_rules::compile::KINDS <= 256);
 
-/// The maps that hold rules.
-pub(crate) struct RuleMaps<'a> {
-    pub active: &'a dyn MapCore,
-    pub sets: &'a dyn MapCore,
-    pub bits: &'a dyn MapCore,
-    pub live: &'a dyn MapCore,
-    pub meta: &'a dyn MapCore,
-    pub exe: &'a dyn MapCore,
-    pub uid: &'a dyn MapCore,
-    pub addr: &'a dyn MapCore,
-    pub port: &'a dyn MapCore,
-    pub addr4: &'a dyn MapCore,
-    pub once: &'a dyn MapCore,
+/// The maps that hold rules: handles of their own (duplicated descriptors),
+/// so that the thread that owns the rules writes them while another drains
+/// events from the same object.
+pub(crate) struct RuleMaps {
+    pub active: MapHandle,
+    pub sets: MapHandle,
+    pub bits: MapHandle,
+    pub live: MapHandle,
+    pub meta: MapHandle,
+    pub exe: MapHandle,
+    pub uid: MapHandle,
+    pub addr: MapHandle,
+    pub port: MapHandle,
+    pub addr4: MapHandle,
+    pub once: MapHandle,
+}
+
+/// The rule tables of one loaded object ([`crate::RuleTables`]).
+pub(crate) struct MapRuleTables {
+    maps: RuleMaps,
+    installed: Installed,
+    /// Links a previous netevd left pinned: they keep enforcing its rules
+    /// until ours are in, then they go.
+    stale: Vec<libbpf_rs::Link>,
+}
+
+impl MapRuleTables {
+    pub(crate) fn new(maps: RuleMaps, stale: Vec<libbpf_rs::Link>) -> MapRuleTables {
+        MapRuleTables {
+            maps,
+            installed: Installed::default(),
+            stale,
+        }
+    }
+}
+
+impl crate::RuleTables for MapRuleTables {
+    fn install(&mut self, tables: &KernelTables) -> Result<(), Error> {
+        self.installed.install(&self.maps, tables)?;
+        if !self.stale.is_empty() {
+            // ours decide now: the dead daemon's programs can go
+            tracing::info!(
+                programs = self.stale.len(),
+                "detached the programs a previous netevd left pinned"
+            );
+            self.stale.clear();
+        }
+        Ok(())
+    }
+
+    fn consumed_once(&self) -> Result<Vec<u32>, Error> {
+        consumed_once(&self.maps.once)
+    }
 }
 
 /// Keys written into each slot's hash and trie maps, to clear them later.
 #[derive(Default)]
-pub(crate) struct Installed {
+struct Installed {
     slots: [SlotKeys; 2],
     classes: [usize; 2],
     active: u32,
@@ -141,7 +181,7 @@ fn wait_for_readers() -> Result<(), Error> {
 
 impl Installed {
     /// Writes `t` into the free slot and makes it the active one.
-    pub(crate) fn install(&mut self, m: &RuleMaps<'_>, t: &KernelTables) -> Result<(), Error> {
+    fn install(&mut self, m: &RuleMaps, t: &KernelTables) -> Result<(), Error> {
         if t.rules.len() > MAX_RULES || t.classes.len() > MAX_CLASSES {
             return Err(Error::Rules(format!(
                 "{} rules in {} classes exceed the kernel tables ({MAX_RULES} rules, {MAX_CLASSES} classes)",
@@ -319,7 +359,7 @@ impl Installed {
 }
 
 /// Ids of `once` rules the kernel has used up.
-pub(crate) fn consumed_once(once: &dyn MapCore) -> Result<Vec<u32>, Error> {
+fn consumed_once(once: &dyn MapCore) -> Result<Vec<u32>, Error> {
     let mut out = Vec::new();
     for k in once.keys() {
         if let Some(v) = once

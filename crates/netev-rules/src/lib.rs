@@ -27,6 +27,7 @@
 pub mod compile;
 pub mod fields;
 pub mod file;
+pub mod lifecycle;
 mod matcher;
 mod model;
 

@@ -99,7 +99,7 @@ impl Rules {
         let all = set.rules().to_vec();
         let special = all
             .iter()
-            .filter(|r| matches!(r.duration, RuleDuration::Once | RuleDuration::Until(_)))
+            .filter(|r| netev_rules::lifecycle::is_transient(&r.duration))
             .map(|r| (r.id, r.duration))
             .collect();
         let next_id = all.iter().map(|r| r.id).max().unwrap_or(0) + 1;
@@ -146,12 +146,11 @@ impl Rules {
     /// Adds `rule` ahead of the rule that asked (as netevd does with
     /// answers); returns it with its id.
     fn add(&mut self, mut rule: Rule, asking: Option<u32>) -> Rule {
-        if let Some(r) = asking.and_then(|id| self.all.iter().find(|r| r.id == id)) {
-            rule.priority = r.priority.saturating_add(1);
-        }
+        let asking = asking.and_then(|id| self.all.iter().find(|r| r.id == id));
+        netev_rules::lifecycle::rank_answer(&mut rule, asking);
         rule.id = self.next_id;
         self.next_id += 1;
-        if matches!(rule.duration, RuleDuration::Once | RuleDuration::Until(_)) {
+        if netev_rules::lifecycle::is_transient(&rule.duration) {
             self.special.insert(rule.id, rule.duration);
         }
         self.all.push(rule.clone());

@@ -15,9 +15,9 @@ use netev_bpf::{open_capture, Capture, CaptureConfig, Record};
 use netev_event::status::{Counters, Hook, Status};
 use tracing::{info, warn};
 
-use crate::bus::{Bus, Control, RulesHandle, Shared};
+use crate::bus::{Bus, BusConfig};
 use crate::enrich::{is_well_formed, Enricher};
-use crate::rules::Engine;
+use crate::rules::{ChangeError, Engine, RulesHandle, RulesOwner};
 use crate::store::{self, EventStore};
 use crate::{Args, PrintFormat};
 
@@ -72,17 +72,21 @@ struct Setup {
     _lock: File,
     stop: Arc<AtomicBool>,
     report: Arc<AtomicBool>,
-    bus: Option<(Bus, Arc<Shared>)>,
+    bus: Option<Bus>,
     store: Option<Arc<EventStore>>,
     /// The store's (written, lost) when it stopped.
     store_final: std::cell::Cell<(u64, u64)>,
     started: chrono::DateTime<Utc>,
     t0: Instant,
+    /// The rules owner's thread; `rules` is the handle on it.
+    rules_owner: Option<RulesOwner>,
     rules: RulesHandle,
-    installed: tokio::sync::watch::Sender<(u64, Option<String>)>,
     prompt_timeout: Duration,
     /// SIGHUP: read the configuration file and the rules again.
     reload: Arc<AtomicBool>,
+    /// A reload whose rules the owner is applying: the settings to take
+    /// once it says they are in.
+    pending_reload: Option<(Args, ReloadReply)>,
     /// The settings netevd started with, and the last ones read.
     started_with: Args,
     args: Args,
@@ -114,24 +118,12 @@ impl Setup {
             .apply_config(&args.file, file_rules)
             .context("applying the configuration's policy and rules file")?;
         info!(rules = engine.rules().len(), db = %db.display(), "rules loaded");
-        let (installed, installed_rx) = tokio::sync::watch::channel((0, None));
-        let rules = RulesHandle {
-            engine: Arc::new(std::sync::Mutex::new(engine)),
-            installed: installed_rx,
-        };
         let mut capture = open_capture(&config)
             .with_context(|| format!("cannot capture in cgroup {}", cgroup.display()))?;
-        // Rules are in force before anyone is told the daemon is up.
-        {
-            let engine = rules.engine.lock().expect("engine lock");
-            let tables = engine
-                .tables(Utc::now())
-                .context("compiling the stored rules")?;
-            capture
-                .install_rules(&tables)
-                .context("installing the rules in the kernel")?;
-            installed.send_replace((engine.generation, None));
-        }
+        // Rules are in force before anyone is told the daemon is up: the
+        // owner installs them before it starts.
+        let tables = capture.rule_tables()?;
+        let (rules_owner, rules) = RulesOwner::start(engine, tables)?;
         info!(
             backend = capture.kind().name(),
             cgroup = %cgroup.display(),
@@ -155,10 +147,11 @@ impl Setup {
             store_final: std::cell::Cell::new((0, 0)),
             started: Utc::now(),
             t0: Instant::now(),
+            rules_owner: Some(rules_owner),
             rules,
-            installed,
             prompt_timeout: Duration::from_secs(args.prompt_timeout),
             reload,
+            pending_reload: None,
             started_with: args.clone(),
             args: args.clone(),
         };
@@ -174,14 +167,16 @@ impl Setup {
         });
         setup.store = store::start(&args.store, &args.state_dir, host, retention);
         if let Some(target) = &args.bus.0 {
-            let shared = Shared::new(
-                setup.status(&Counters::default()),
-                args.access_group.clone(),
-                setup.rules.clone(),
-                setup.store.as_ref().map(|s| s.target.clone()),
-            );
-            let bus = Bus::start(target.clone(), shared.clone())?;
-            setup.bus = Some((bus, shared));
+            let bus = Bus::start(
+                target.clone(),
+                BusConfig {
+                    access_group: args.access_group.clone(),
+                    rules: setup.rules.clone(),
+                    store: setup.store.as_ref().map(|s| s.target.clone()),
+                    status: setup.status(&Counters::default()),
+                },
+            )?;
+            setup.bus = Some(bus);
         }
         Ok(setup)
     }
@@ -201,22 +196,22 @@ impl Setup {
                 .poll(POLL_INTERVAL, &mut |rec| sink.handle(rec))?;
             sink.flush();
             if self.reload.swap(false, Ordering::Relaxed) {
-                self.reload_config(&mut sink);
+                self.reload_config();
             }
-            self.install_if_changed(&sink);
+            self.finish_reload(&mut sink);
             if self.report.swap(false, Ordering::Relaxed) {
                 self.log_counters(&sink, "counters");
             }
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
-                self.rules_tick(&mut sink);
+                self.rules.hits(std::mem::take(&mut sink.hits));
                 let status = self.status(&self.counters(&sink));
                 let dropped = status.counters.dropped;
                 if let Err(e) = self.write_status(&status) {
                     warn!("cannot write status file: {e:#}");
                 }
-                if let Some((_, shared)) = &sink.bus {
-                    shared.set_status(status);
+                if let Some(bus) = &sink.bus {
+                    bus.set_status(status);
                 }
                 if dropped > last_dropped {
                     warn!(
@@ -233,10 +228,15 @@ impl Setup {
         self.capture
             .detach_and_drain(DRAIN_GRACE, &mut |rec| sink.handle(rec))?;
         sink.flush();
-        if let Some((bus, shared)) = sink.bus.take() {
-            shared.set_status(self.status(&self.counters(&sink)));
+        if let Some(bus) = sink.bus.take() {
+            bus.set_status(self.status(&self.counters(&sink)));
+            sink.bus_dropped = bus.dropped();
             bus.shutdown();
-            sink.bus_dropped = shared.bus_dropped();
+        }
+        // the last hit counts are written before we go
+        self.rules.hits(std::mem::take(&mut sink.hits));
+        if let Some(owner) = self.rules_owner.take() {
+            owner.stop();
         }
         // what is queued for the store is written before we go
         sink.store = None;
@@ -258,12 +258,13 @@ impl Setup {
         Ok(())
     }
 
-    /// SIGHUP: the configuration file and the rules, read again. Everything
-    /// is checked before anything changes; a bad file leaves the running
-    /// configuration as it is and says why. Rules change through the usual
-    /// atomic install, so enforcement has no gap.
-    fn reload_config(&mut self, sink: &mut Sink) {
-        let file = self.args.config_path();
+    /// SIGHUP: the configuration file and the rules, read again.
+    /// Everything is checked before anything changes; a bad file leaves the
+    /// running configuration as it is and says why. The rules go first, to
+    /// the rules owner (the one step that can still fail: the rules
+    /// database); the rest is taken once it says they are in
+    /// ([`Setup::finish_reload`]), so capture never waits for the reload.
+    fn reload_config(&mut self) {
         let next = match self.args.reloaded() {
             Ok(n) => n,
             Err(e) => {
@@ -281,25 +282,29 @@ impl Setup {
             },
             None => None,
         };
-        // The rules first: the one step that can still fail (the rules
-        // database); nothing else has changed if it does. The log level was
-        // checked when the file was read.
-        {
-            let mut engine = self.rules.engine.lock().expect("engine lock");
-            let reread = if file_rules.is_none() {
-                engine.reread()
-            } else {
-                Ok(())
-            };
-            if let Err(e) = reread.map_err(|e| format!("{e:#}")).and_then(|()| {
-                engine
-                    .apply_config(&next.file, file_rules)
-                    .map_err(|e| e.to_string())
-            }) {
-                warn!("configuration not reloaded, the running one stays: rules: {e}");
-                return;
-            }
+        let reply = self.rules.reload(next.file.clone(), file_rules);
+        // A SIGHUP during a reload: the newer file wins, the older reload's
+        // rules are still applied in order by the owner.
+        self.pending_reload = Some((next, reply));
+    }
+
+    /// Takes the rest of a reloaded configuration once its rules are in.
+    fn finish_reload(&mut self, sink: &mut Sink) {
+        let Some((_, reply)) = &mut self.pending_reload else {
+            return;
+        };
+        let outcome = match reply.try_recv() {
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return,
+            Ok(r) => r,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Err(ChangeError::Stopped),
+        };
+        let (next, _) = self.pending_reload.take().expect("checked above");
+        if let Err(e) = outcome {
+            warn!("configuration not reloaded, the running one stays: rules: {e}");
+            return;
         }
+        let file = next.config_path();
+        // The log level was checked when the file was read.
         if let Err(e) = crate::set_log_level(&next.log_level) {
             warn!("log_level not changed: {e}");
         }
@@ -313,68 +318,6 @@ impl Setup {
         sink.prompt_timeout = self.prompt_timeout;
         info!(file = %file.display(), "configuration and rules reloaded");
         self.args = next;
-    }
-
-    /// Installs the rules if they changed since the last install.
-    fn install_if_changed(&mut self, sink: &Sink) {
-        let engine = self.rules.engine.lock().expect("engine lock");
-        if self.installed.borrow().0 == engine.generation {
-            return;
-        }
-        let result = engine
-            .tables(Utc::now())
-            .map_err(|e| e.to_string())
-            .and_then(|t| self.capture.install_rules(&t).map_err(|e| e.to_string()));
-        let generation = engine.generation;
-        drop(engine);
-        match &result {
-            Ok(()) => info!(generation, "rules installed"),
-            Err(e) => warn!("cannot install the new rules (the previous ones stay in force): {e}"),
-        }
-        self.installed.send_replace((generation, result.err()));
-        // Every change, from the bus or from here (expiry, once rules), ends
-        // in this install: the one place that announces it.
-        if let Some((_, shared)) = &sink.bus {
-            shared.control(Control::RulesChanged);
-        }
-    }
-
-    /// Once rules the kernel used up are removed from the database.
-    fn consume_once(&mut self) {
-        match self.capture.consumed_once() {
-            Ok(ids) if !ids.is_empty() => {
-                let mut engine = self.rules.engine.lock().expect("engine lock");
-                if engine.consume(&ids) {
-                    info!(?ids, "once rules used up and removed");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => warn!("cannot read once-rule state: {e}"),
-        }
-    }
-
-    /// Once a second: expire timed rules, store hit counts, expire prompts.
-    fn rules_tick(&mut self, sink: &mut Sink) {
-        self.consume_once();
-        let mut engine = self.rules.engine.lock().expect("engine lock");
-        if engine.expire(Utc::now()) {
-            info!("timed rules expired and were removed");
-        }
-        for (id, n) in sink.hits.drain() {
-            engine.count_hit(id, n);
-        }
-        engine.flush_hits();
-        drop(engine);
-        if let Some((_, shared)) = &sink.bus {
-            let gone = shared
-                .prompts
-                .lock()
-                .expect("prompts lock")
-                .expire(Instant::now());
-            for id in gone {
-                shared.control(Control::PromptClosed(id, "expired"));
-            }
-        }
     }
 
     fn counters(&self, sink: &Sink) -> Counters {
@@ -479,7 +422,7 @@ struct Sink {
     enricher: Enricher,
     store: Option<Arc<EventStore>>,
     out: Option<(PrintFormat, BufWriter<std::io::Stdout>)>,
-    bus: Option<(Bus, Arc<Shared>)>,
+    bus: Option<Bus>,
     /// Operations per rule id since the last tick.
     hits: std::collections::HashMap<u32, u64>,
     prompt_timeout: Duration,
@@ -492,7 +435,7 @@ struct Sink {
 impl Sink {
     fn new(
         print: Option<PrintFormat>,
-        bus: Option<(Bus, Arc<Shared>)>,
+        bus: Option<Bus>,
         store: Option<Arc<EventStore>>,
         prompt_timeout: Duration,
     ) -> Sink {
@@ -511,7 +454,7 @@ impl Sink {
 
     fn bus_dropped(&self) -> u64 {
         match &self.bus {
-            Some((_, shared)) => shared.bus_dropped(),
+            Some(bus) => bus.dropped(),
             None => self.bus_dropped,
         }
     }
@@ -536,7 +479,7 @@ impl Sink {
                 if asked {
                     self.raise_prompt(&raw);
                 }
-                let subscribed = self.bus.as_ref().is_some_and(|(bus, _)| bus.wants_events());
+                let subscribed = self.bus.as_ref().is_some_and(Bus::wants_events);
                 if self.out.is_none() && !subscribed && self.store.is_none() {
                     // Nobody reads events right now: don't look up names
                     // and /proc for them. (Exec records still feed the
@@ -566,7 +509,7 @@ impl Sink {
                     (None, _) => {}
                 }
                 if subscribed {
-                    if let Some((bus, _)) = &self.bus {
+                    if let Some(bus) = &self.bus {
                         bus.publish(ev);
                     }
                 }
@@ -576,21 +519,14 @@ impl Sink {
         }
     }
 
-    /// One prompt per pending question (same program, user, op, destination).
+    /// Hands an asked-about operation to the bus, which raises one prompt
+    /// per pending question (same program, user, op, destination).
     fn raise_prompt(&mut self, raw: &netev_bpf::abi::RawEvent) {
-        let Some((_, shared)) = &self.bus else { return };
+        let Some(bus) = &self.bus else { return };
         let Some(ev) = self.enricher.event(raw) else {
             return;
         };
-        let id = shared
-            .prompts
-            .lock()
-            .expect("prompts lock")
-            .raise(&ev, Instant::now() + self.prompt_timeout);
-        if let Some(id) = id {
-            info!(prompt = id, exe = ?ev.exe, op = ev.op.name(), "asking");
-            shared.control(Control::Prompt(id, ev));
-        }
+        bus.raise_prompt(ev, Instant::now() + self.prompt_timeout);
     }
 
     fn flush(&mut self) {
@@ -693,3 +629,6 @@ fn daemonize(keep_stdout: bool) -> Result<Ready> {
         }
     }
 }
+
+/// The rules owner's answer to a reload's rules.
+type ReloadReply = tokio::sync::oneshot::Receiver<Result<(), ChangeError>>;

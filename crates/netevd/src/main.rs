@@ -7,7 +7,6 @@ mod config;
 mod daemon;
 mod enrich;
 mod rules;
-mod rulestore;
 mod store;
 
 use std::collections::BTreeSet;

@@ -1,10 +1,11 @@
-//! The daemon's rules: the database, the set in force, and turning changes
-//! into kernel tables.
+//! The rule engine: the database, the set in force, and each change turned
+//! into kernel tables once.
 //!
-//! Every change is checked against the kernel's capacity before it is
-//! stored, stored before it is installed, and installed atomically (see
-//! netev_bpf::rules). Callers that change rules wait until the kernel has the
-//! new tables, so "AddRule returned" means "the next syscall is decided by it".
+//! Every change is compiled (which checks it against the kernel's capacity)
+//! before it is stored; the tables of the last change wait in
+//! [`Engine::take_tables`] for the owner (`super::owner`) to install them.
+//! The engine does no I/O but the rules database, and it is owned by one
+//! thread: nothing else holds it or waits on a lock of it.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -14,9 +15,9 @@ use chrono::{DateTime, Utc};
 use netev_event::{Event, Op};
 use netev_rules::compile::{compile, ExeId, KernelTables};
 use netev_rules::fields::apply_field;
-use netev_rules::{Action, Duration, ExeMatch, Policy, Rule, RuleError, RuleSet};
+use netev_rules::{lifecycle, Action, ExeMatch, Policy, Rule, RuleError, RuleSet};
 
-use crate::rulestore::RuleStore;
+use super::store::RuleStore;
 
 /// Why a rule change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +31,23 @@ pub enum ChangeError {
     /// The database refused.
     #[error("the rules database: {0:#}")]
     Store(anyhow::Error),
+    /// Stored, but the kernel refused the tables (the previous ones stay in force).
+    #[error("the rules were stored but the kernel refused them: {0}")]
+    Kernel(String),
+    /// The rules owner is not running (netevd is stopping).
+    #[error("netevd is stopping; the rules cannot change now")]
+    Stopped,
 }
 
 pub struct Engine {
     store: RuleStore,
     rules: Vec<Rule>,
     policy: Policy,
-    /// Bumped on every change; the capture loop installs when it moves.
-    pub generation: u64,
+    /// The kernel tables of the last change, compiled when it was checked,
+    /// not yet installed.
+    tables: Option<KernelTables>,
+    /// Bumped on every change of the rules or the policy (not on hits).
+    generation: u64,
     hits: HashMap<u32, u64>,
 }
 
@@ -107,12 +117,8 @@ impl Engine {
         let mut store = RuleStore::open(path)?;
         let now = Utc::now();
         let rules = store.load()?;
-        let gone: Vec<u32> = rules
-            .iter()
-            .filter(|r| r.duration == Duration::UntilRestart || r.duration.expired(now))
-            .map(|r| r.id)
-            .collect();
-        store.change(&mut [], &[], &gone)?;
+        let gone = lifecycle::gone_at_start(&rules, now);
+        store.change(&mut [], &[], &gone, |_| Ok::<(), RuleError>(()))??;
         let policy = store.policy()?;
         let rules = rules
             .into_iter()
@@ -122,9 +128,43 @@ impl Engine {
             store,
             rules,
             policy,
+            tables: None,
             generation: 1,
             hits: HashMap::new(),
         })
+    }
+
+    /// The tables the kernel must have now: those of the last change if
+    /// they were not taken, else compiled afresh (at start).
+    pub fn tables_now(&mut self) -> Result<KernelTables, RuleError> {
+        match self.tables.take() {
+            Some(t) => Ok(t),
+            None => Self::tables_of(&self.rules, &self.policy, Utc::now()),
+        }
+    }
+
+    /// Compiles the rules in force for the kernel (after a change that did
+    /// not compile them itself: the policy, a reread).
+    fn recompile(&mut self) -> Result<(), RuleError> {
+        self.tables = Some(Self::tables_of(&self.rules, &self.policy, Utc::now())?);
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// The tables of the last change, if not yet taken: what the kernel
+    /// must install next.
+    pub fn take_tables(&mut self) -> Option<KernelTables> {
+        self.tables.take()
+    }
+
+    /// Whether a change's tables wait to be installed.
+    pub fn has_tables(&self) -> bool {
+        self.tables.is_some()
+    }
+
+    /// Bumped by every change of the rules or the policy.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Reads the rules and the policy again from the database (SIGHUP:
@@ -134,7 +174,7 @@ impl Engine {
         self.flush_hits();
         self.rules = self.store.load()?;
         self.policy = self.store.policy()?;
-        self.generation += 1;
+        self.recompile()?;
         Ok(())
     }
 
@@ -159,7 +199,7 @@ impl Engine {
         if p != self.policy {
             self.store.set_policy(&p).map_err(ChangeError::Store)?;
             self.policy = p;
-            self.generation += 1;
+            self.recompile()?;
         }
         if let Some(rules) = file_rules {
             self.add_many(rules, true)?;
@@ -175,11 +215,6 @@ impl Engine {
         &self.policy
     }
 
-    /// The kernel tables for the rules in force now.
-    pub fn tables(&self, now: DateTime<Utc>) -> Result<KernelTables, RuleError> {
-        Self::tables_of(&self.rules, &self.policy, now)
-    }
-
     fn tables_of(
         rules: &[Rule],
         policy: &Policy,
@@ -190,35 +225,53 @@ impl Engine {
     }
 
     /// Applies a change if the result still fits the kernel; stores it.
+    /// The rules are compiled once, inside the database transaction (the
+    /// new rules' ids decide their order, and the database assigns them):
+    /// those tables are what the owner installs.
     fn commit(
         &mut self,
         mut insert: Vec<Rule>,
         update: Vec<Rule>,
         remove: Vec<u32>,
     ) -> Result<Vec<u32>, ChangeError> {
-        let mut next: Vec<Rule> = self
-            .rules
-            .iter()
-            .filter(|r| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id))
-            .cloned()
-            .collect();
-        next.extend(update.iter().cloned());
-        next.extend(insert.iter().cloned());
-        Self::tables_of(&next, &self.policy, Utc::now())?;
+        let kept = |r: &&Rule| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id);
+        let (rules, policy) = (&self.rules, &self.policy);
+        let mut tables = None;
         self.store
-            .change(&mut insert, &update, &remove)
-            .map_err(ChangeError::Store)?;
+            .change(&mut insert, &update, &remove, |inserted| {
+                let next: Vec<Rule> = rules
+                    .iter()
+                    .filter(kept)
+                    .chain(&update)
+                    .chain(inserted)
+                    .cloned()
+                    .collect();
+                tables = Some(Self::tables_of(&next, policy, Utc::now())?);
+                Ok::<(), RuleError>(())
+            })
+            .map_err(ChangeError::Store)??;
         let ids = insert.iter().map(|r| r.id).collect();
         self.rules
             .retain(|r| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id));
         self.rules.extend(update);
         self.rules.extend(insert);
         self.rules.sort_by_key(|r| r.id);
+        self.tables = tables;
         self.generation += 1;
         Ok(ids)
     }
 
     pub fn add(&mut self, mut rule: Rule) -> Result<u32, ChangeError> {
+        canonical_exe(&mut rule);
+        rule.created = Utc::now();
+        Ok(self.commit(vec![rule], vec![], vec![])?[0])
+    }
+
+    /// Adds the rule an answer to a prompt made, ranked just ahead of the
+    /// rule that asked (`asking`), as netev run does.
+    pub fn add_answer(&mut self, mut rule: Rule, asking: Option<u32>) -> Result<u32, ChangeError> {
+        let asking = asking.and_then(|id| self.rules.iter().find(|r| r.id == id));
+        lifecycle::rank_answer(&mut rule, asking);
         canonical_exe(&mut rule);
         rule.created = Utc::now();
         Ok(self.commit(vec![rule], vec![], vec![])?[0])
@@ -295,32 +348,19 @@ impl Engine {
         }
         self.store.set_policy(&p).map_err(ChangeError::Store)?;
         self.policy = p;
-        self.generation += 1;
+        self.recompile()?;
         Ok(())
     }
 
     /// Removes rules whose time is up; true if any was.
     pub fn expire(&mut self, now: DateTime<Utc>) -> bool {
-        let gone: Vec<u32> = self
-            .rules
-            .iter()
-            .filter(|r| r.duration.expired(now))
-            .map(|r| r.id)
-            .collect();
+        let gone = lifecycle::expired(&self.rules, now);
         !gone.is_empty() && self.commit(vec![], vec![], gone).is_ok()
     }
 
     /// Removes `once` rules the kernel used up; true if any was.
     pub fn consume(&mut self, ids: &[u32]) -> bool {
-        let gone: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.rules
-                    .iter()
-                    .any(|r| r.id == *id && r.duration == Duration::Once)
-            })
-            .collect();
+        let gone = lifecycle::used_up(&self.rules, ids);
         !gone.is_empty() && self.commit(vec![], vec![], gone).is_ok()
     }
 
@@ -328,10 +368,10 @@ impl Engine {
         *self.hits.entry(id).or_default() += n;
     }
 
-    /// Writes hit counts gathered since the last call.
-    pub fn flush_hits(&mut self) {
+    /// Writes hit counts gathered since the last call; true if there were any.
+    pub fn flush_hits(&mut self) -> bool {
         if self.hits.is_empty() {
-            return;
+            return false;
         }
         let hits: Vec<(u32, u64)> = self.hits.drain().collect();
         let now = Utc::now();
@@ -344,6 +384,7 @@ impl Engine {
         if let Err(e) = self.store.add_hits(&hits) {
             tracing::warn!("cannot record rule hits: {e:#}");
         }
+        true
     }
 }
 

@@ -90,8 +90,17 @@ impl RuleStore {
         Ok(rules)
     }
 
-    /// Inserts rules (ids assigned here) and deletes `remove`, in one transaction.
-    pub fn change(&mut self, insert: &mut [Rule], update: &[Rule], remove: &[u32]) -> Result<()> {
+    /// Inserts rules (ids assigned here), updates and deletes `remove`, in
+    /// one transaction that `check` sees before it commits: it is given the
+    /// inserted rules with their ids, and if it refuses, nothing is stored
+    /// (the outer error is the database's, the inner one `check`'s).
+    pub fn change<E>(
+        &mut self,
+        insert: &mut [Rule],
+        update: &[Rule],
+        remove: &[u32],
+        check: impl FnOnce(&[Rule]) -> Result<(), E>,
+    ) -> Result<Result<(), E>> {
         let tx = self.db.transaction()?;
         for id in remove {
             tx.execute("DELETE FROM rules WHERE id = ?1", params![id])?;
@@ -104,8 +113,12 @@ impl RuleStore {
             let id = write_row(&tx, r, None)?;
             r.id = u32::try_from(id).context("rule ids exhausted")?;
         }
+        if let Err(e) = check(insert) {
+            // dropped without a commit: rolled back
+            return Ok(Err(e));
+        }
         tx.commit()?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Adds hit counts (rule id → operations) with the time of the last.

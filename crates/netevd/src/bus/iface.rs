@@ -1,0 +1,576 @@
+//! `org.netev.Daemon1` as the bus sees it: each method checks who calls,
+//! then hands the work to whoever owns it (the rules owner, the prompts,
+//! the subscribers, the event store).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use netev_dbus::{Filter, WireEvent, WireHook, WireStatus};
+use netev_event::Event;
+use tokio::sync::oneshot;
+use tracing::info;
+use zbus::message::Header;
+use zbus::names::{BusName, OwnedUniqueName};
+use zbus::object_server::SignalEmitter;
+use zbus::{fdo, Connection, OwnedVariant};
+
+use super::access::{authorize, own_process};
+use super::prompts::{Waiter, MAX_ASKS_PER_USER, MAX_ASK_WAIT};
+use super::subscribers::{forget, Subscriber};
+use super::{Control, State, MAX_SUBSCRIBERS};
+use crate::rules::{lookup_user, rule_for_answer, user_name, ChangeError};
+
+pub(crate) struct DaemonIface {
+    pub(crate) state: Arc<State>,
+}
+
+impl DaemonIface {
+    /// Runs a query on a read connection of its own, off the bus thread.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        q: impl FnOnce(&mut dyn netev_store::Store) -> netev_store::Result<T> + Send + 'static,
+    ) -> fdo::Result<T> {
+        let Some(target) = self.state.store.clone() else {
+            return Err(fdo::Error::NotSupported(
+                "netevd stores no events (started with --store none)".into(),
+            ));
+        };
+        // A thread of its own, outside any runtime: the PostgreSQL engine
+        // blocks on a runtime of its own.
+        let (tx, rx) = oneshot::channel();
+        std::thread::spawn(move || {
+            let res = netev_store::open_for_queries(&target).and_then(|mut s| q(s.as_mut()));
+            let _ = tx.send(res);
+        });
+        rx.await
+            .map_err(|_| fdo::Error::Failed("the query thread died".into()))?
+            .map_err(|e| fdo::Error::Failed(format!("the event store: {e}")))
+    }
+}
+
+#[zbus::interface(name = "org.netev.Daemon1")]
+impl DaemonIface {
+    /// Backend, hooks, counters, uptime, version. Allowed to everyone.
+    async fn get_status(&self) -> WireStatus {
+        WireStatus::from(&*self.state.status.borrow())
+    }
+
+    /// Starts or replaces the caller's subscription.
+    async fn subscribe(
+        &self,
+        filter: HashMap<String, OwnedVariant>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(
+            &self.state.access_group,
+            conn,
+            &hdr,
+            "subscribing to events",
+        )
+        .await?;
+        let filter =
+            Filter::from_dict(filter).map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let sender = hdr.sender().expect("authorized callers have a sender");
+        let mut subs = self.state.subs.lock().expect("subscribers lock");
+        let key = OwnedUniqueName::from(sender.to_owned());
+        if !subs.contains_key(&key) && subs.len() >= MAX_SUBSCRIBERS {
+            return Err(fdo::Error::LimitsExceeded(format!(
+                "netevd serves at most {MAX_SUBSCRIBERS} subscribers"
+            )));
+        }
+        info!(subscriber = %sender, ?filter, "subscribed");
+        subs.insert(key, Subscriber::new(filter, self.state.counters.dropped()));
+        self.state
+            .counters
+            .subscribers
+            .store(subs.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stored events matching `filter` (text pairs: since, until, exe, op,
+    /// verdict, dest, port, host, limit), the newest `limit` (default 100),
+    /// oldest first, each with the host that captured it.
+    async fn query_events(
+        &self,
+        filter: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(String, WireEvent)>> {
+        authorize(
+            &self.state.access_group,
+            conn,
+            &hdr,
+            "querying stored events",
+        )
+        .await?;
+        let filter = netev_store::Filter::from_pairs(
+            filter.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            chrono::Utc::now(),
+        )
+        .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let rows = self.with_store(move |s| s.query(&filter)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.host, WireEvent::from(r.event)))
+            .collect())
+    }
+
+    /// The busiest exes, destinations, ports or users (`by`) since `since`
+    /// (an age such as 1h, or a time; empty: all stored), as (key,
+    /// operations, events), busiest first, at most `limit` (0: 10).
+    async fn top_events(
+        &self,
+        by: String,
+        since: String,
+        limit: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(String, u64, u64)>> {
+        authorize(
+            &self.state.access_group,
+            conn,
+            &hdr,
+            "querying stored events",
+        )
+        .await?;
+        let invalid = |e: netev_store::Error| fdo::Error::InvalidArgs(e.to_string());
+        let by: netev_store::TopBy = by.parse().map_err(invalid)?;
+        let since = if since.is_empty() {
+            None
+        } else {
+            Some(netev_store::query::parse_time(&since, chrono::Utc::now()).map_err(invalid)?)
+        };
+        let limit = if limit == 0 { 10 } else { limit.min(10_000) };
+        let rows = self.with_store(move |s| s.top(by, since, limit)).await?;
+        Ok(rows.into_iter().map(|r| (r.key, r.ops, r.events)).collect())
+    }
+
+    /// Ends the caller's subscription.
+    async fn unsubscribe(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.state.access_group, conn, &hdr, "unsubscribing").await?;
+        if let Some(sender) = hdr.sender() {
+            forget(&self.state, sender);
+        }
+        Ok(())
+    }
+
+    /// Acknowledges `batches` Events signals as handled. A subscriber may
+    /// have at most MAX_IN_FLIGHT (8) batches unacknowledged; beyond that its
+    /// events are counted in the next batch's `lost` instead of queued.
+    /// Only a current subscriber may call it (it was checked at Subscribe).
+    async fn ack(&self, batches: u32, #[zbus(header)] hdr: Header<'_>) -> fdo::Result<()> {
+        let sender = hdr.sender().ok_or_else(|| {
+            fdo::Error::AccessDenied("a call without a sender is not accepted".into())
+        })?;
+        let mut subs = self.state.subs.lock().expect("subscribers lock");
+        match subs.get_mut(&OwnedUniqueName::from(sender.to_owned())) {
+            Some(sub) => {
+                sub.in_flight = sub.in_flight.saturating_sub(batches);
+                Ok(())
+            }
+            None => Err(fdo::Error::AccessDenied(
+                "Ack is for subscribers: call Subscribe first".into(),
+            )),
+        }
+    }
+
+    /// Every rule, in id order, as text fields (docs/rules.md).
+    async fn list_rules(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<HashMap<String, String>>> {
+        authorize(&self.state.access_group, conn, &hdr, "listing rules").await?;
+        Ok(self
+            .state
+            .rules
+            .snapshot()
+            .rules
+            .iter()
+            .map(listing)
+            .collect())
+    }
+
+    /// Adds a rule given as text fields; returns its id once the kernel
+    /// decides with it.
+    async fn add_rule(
+        &self,
+        fields: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        authorize(&self.state.access_group, conn, &hdr, "adding rules").await?;
+        let rule = netev_rules::fields::rule_from_fields(
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            chrono::Utc::now(),
+            &lookup_user,
+        )
+        .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let id = self.state.rules.add(rule).await.map_err(change_error)?;
+        info!(rule = id, "rule added");
+        Ok(id)
+    }
+
+    /// Changes the named fields of a rule (an empty value unsets a condition).
+    async fn update_rule(
+        &self,
+        id: u32,
+        fields: HashMap<String, String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.state.access_group, conn, &hdr, "changing rules").await?;
+        let fields: Vec<(String, String)> = fields.into_iter().collect();
+        self.state
+            .rules
+            .update(id, fields)
+            .await
+            .map_err(change_error)
+    }
+
+    /// Removes a rule.
+    async fn remove_rule(
+        &self,
+        id: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(&self.state.access_group, conn, &hdr, "removing rules").await?;
+        self.state.rules.remove(id).await.map_err(change_error)
+    }
+
+    /// Enables or disables a rule (disabled rules are kept but never match).
+    async fn set_enabled(
+        &self,
+        id: u32,
+        enabled: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(
+            &self.state.access_group,
+            conn,
+            &hdr,
+            "enabling or disabling rules",
+        )
+        .await?;
+        self.state
+            .rules
+            .set_enabled(id, enabled)
+            .await
+            .map_err(change_error)
+    }
+
+    /// Sets what happens when no rule matches: op is an op name, "all", or
+    /// "ask-fallback" (what the kernel does while a person is asked).
+    async fn set_default_policy(
+        &self,
+        op: String,
+        action: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        authorize(
+            &self.state.access_group,
+            conn,
+            &hdr,
+            "changing the default policy",
+        )
+        .await?;
+        self.state
+            .rules
+            .set_default(op, action)
+            .await
+            .map_err(change_error)
+    }
+
+    /// The default action per op, and "ask-fallback".
+    async fn get_default_policy(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<HashMap<String, String>> {
+        authorize(
+            &self.state.access_group,
+            conn,
+            &hdr,
+            "reading the default policy",
+        )
+        .await?;
+        let p = self.state.rules.snapshot().policy;
+        let mut out: HashMap<String, String> = netev_event::Op::ALL
+            .iter()
+            .map(|op| (op.name().to_string(), p.for_op(*op).name().to_string()))
+            .collect();
+        out.insert("ask-fallback".into(), p.ask_fallback.name().into());
+        Ok(out)
+    }
+
+    /// Adds the rules of a rules file (TOML text; `name` names it in errors),
+    /// replacing all rules if `replace`. All or nothing; returns how many.
+    async fn import_rules(
+        &self,
+        name: String,
+        text: String,
+        replace: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        authorize(&self.state.access_group, conn, &hdr, "importing rules").await?;
+        let rules = netev_rules::file::parse(&name, &text, chrono::Utc::now(), &lookup_user)
+            .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        let n = self
+            .state
+            .rules
+            .import(rules, replace)
+            .await
+            .map_err(change_error)?;
+        info!(rules = n, replace, "rules imported from {name}");
+        Ok(n as u32)
+    }
+
+    /// Every rule as a rules file (TOML).
+    async fn export_rules(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        authorize(&self.state.access_group, conn, &hdr, "exporting rules").await?;
+        Ok(netev_rules::file::export(
+            &self.state.rules.snapshot().rules,
+            &user_name,
+        ))
+    }
+
+    /// Makes the caller a prompter: it gets Prompt and PromptClosed signals
+    /// (unicast) until it leaves the bus. Returns the prompts now pending.
+    async fn watch_prompts(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(u64, WireEvent)>> {
+        authorize(&self.state.access_group, conn, &hdr, "answering prompts").await?;
+        let sender = hdr.sender().expect("authorized callers have a sender");
+        let mut prompts = self.state.prompts.lock().expect("prompts lock");
+        prompts
+            .watchers
+            .insert(OwnedUniqueName::from(sender.to_owned()));
+        let mut pending: Vec<(u64, WireEvent)> = prompts
+            .pending
+            .iter()
+            .map(|(id, (ev, _))| (*id, WireEvent::from(ev)))
+            .collect();
+        pending.sort_by_key(|(id, _)| *id);
+        Ok(pending)
+    }
+
+    /// Answers a prompt: makes a rule (action allow|deny; duration once, 5m,
+    /// until-restart, always…; scope exe, exe+dest, exe+port, exe+dest+port)
+    /// and returns its id once the kernel decides with it.
+    async fn answer_prompt(
+        &self,
+        id: u64,
+        action: String,
+        duration: String,
+        scope: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u32> {
+        authorize(&self.state.access_group, conn, &hdr, "answering prompts").await?;
+        let action: netev_rules::Action = action
+            .parse()
+            .map_err(|e: netev_rules::RuleError| fdo::Error::InvalidArgs(e.to_string()))?;
+        if action == netev_rules::Action::Ask {
+            return Err(fdo::Error::InvalidArgs("answer allow or deny".into()));
+        }
+        let (ev, asked) = {
+            let prompts = self.state.prompts.lock().expect("prompts lock");
+            let ev = prompts.pending.get(&id).map(|(ev, _)| ev.clone());
+            (ev, prompts.asks.contains_key(&id))
+        };
+        let ev = ev.ok_or_else(|| {
+            fdo::Error::InvalidArgs(format!("no pending prompt {id} (answered or expired)"))
+        })?;
+        if asked {
+            // Checked as a rule would be, so that a wrong answer is refused
+            // here and not in the asker.
+            rule_for_answer(&ev, action, &duration, &scope)
+                .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+            let waiters = {
+                let mut prompts = self.state.prompts.lock().expect("prompts lock");
+                let waiters = prompts.asks.remove(&id).unwrap_or_default();
+                prompts.asks.insert(id, Vec::new());
+                prompts.take(id);
+                waiters
+            };
+            for w in waiters {
+                let _ = w
+                    .answer
+                    .send((action.name().into(), duration.clone(), scope.clone()));
+            }
+            self.state.control(Control::PromptClosed(id, "answered"));
+            info!(prompt = id, "ask answered");
+            return Ok(0);
+        }
+        let rule = rule_for_answer(&ev, action, &duration, &scope)
+            .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
+        // the answer goes just before the rule that asked
+        let rule_id = self
+            .state
+            .rules
+            .add_answer(rule, ev.rule)
+            .await
+            .map_err(change_error)?;
+        self.state.prompts.lock().expect("prompts lock").take(id);
+        self.state.control(Control::PromptClosed(id, "answered"));
+        info!(prompt = id, rule = rule_id, "prompt answered");
+        Ok(rule_id)
+    }
+
+    /// Raises a prompt about `event` for the prompters (the usual `Prompt`
+    /// signal) and returns the answer (action, duration, scope) when one
+    /// answers it with `AnswerPrompt`, or ("", "", "") when nobody did
+    /// within `timeout_ms`. Used by `netev run`, whose program waits.
+    async fn ask(
+        &self,
+        event: WireEvent,
+        timeout_ms: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(String, String, String)> {
+        let ev = Event::try_from(event)
+            .map_err(|e| fdo::Error::InvalidArgs(format!("the event: {e}")))?;
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| {
+                fdo::Error::AccessDenied("a call without a sender is not accepted".into())
+            })?
+            .to_owned();
+        let uid = fdo::DBusProxy::new(conn)
+            .await?
+            .get_connection_unix_user(BusName::Unique(sender.clone()))
+            .await?;
+        let privileged = authorize(&self.state.access_group, conn, &hdr, "asking")
+            .await
+            .is_ok();
+        if !privileged {
+            own_process(uid, &ev)?;
+        }
+        let wait = Duration::from_millis(timeout_ms.into()).min(MAX_ASK_WAIT);
+        let (tx, rx) = oneshot::channel();
+        let (id, new) = {
+            let mut prompts = self.state.prompts.lock().expect("prompts lock");
+            if !privileged && prompts.asks_of(uid) >= MAX_ASKS_PER_USER {
+                return Err(fdo::Error::LimitsExceeded(format!(
+                    "uid {uid} already has {MAX_ASKS_PER_USER} questions pending"
+                )));
+            }
+            let waiter = Waiter {
+                caller: OwnedUniqueName::from(sender),
+                uid,
+                answer: tx,
+            };
+            prompts.ask(&ev, waiter, std::time::Instant::now() + wait)
+        };
+        if new {
+            info!(prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, "asked");
+            self.state.control(Control::Prompt(id, ev));
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            // expired (by the daemon's clock) or withdrawn
+            Ok(Err(_)) => Ok(Default::default()),
+            Err(_) => {
+                // Our own deadline: stop waiting; if nobody else waits, the
+                // prompt is over.
+                let closed = {
+                    let mut prompts = self.state.prompts.lock().expect("prompts lock");
+                    let mine = prompts.asks.get_mut(&id);
+                    let empty = mine.is_some_and(|w| {
+                        w.retain(|w| !w.answer.is_closed());
+                        w.is_empty()
+                    });
+                    if empty {
+                        prompts.take(id);
+                    }
+                    empty
+                };
+                if closed {
+                    self.state.control(Control::PromptClosed(id, "expired"));
+                }
+                Ok(Default::default())
+            }
+        }
+    }
+
+    /// Rules or the default policy changed: reload them.
+    #[zbus(signal)]
+    async fn rules_changed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    /// A rule or the default said "ask" for this operation (the ask fallback
+    /// was applied). Unicast to prompters (WatchPrompts).
+    #[zbus(signal)]
+    async fn prompt(emitter: &SignalEmitter<'_>, id: u64, event: WireEvent) -> zbus::Result<()>;
+
+    /// A prompt was answered (by anyone) or expired.
+    #[zbus(signal)]
+    async fn prompt_closed(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        reason: String,
+    ) -> zbus::Result<()>;
+
+    /// A batch of events for one subscriber (unicast).
+    #[zbus(signal)]
+    async fn events(
+        emitter: &SignalEmitter<'_>,
+        batch: Vec<WireEvent>,
+        lost: u64,
+    ) -> zbus::Result<()>;
+
+    /// Daemon version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    /// Capture backend.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn backend(&self) -> String {
+        self.state.status.borrow().backend.clone()
+    }
+
+    /// Attached hooks: (op, attach point, enforce|observe).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn hooks(&self) -> Vec<WireHook> {
+        WireStatus::from(&*self.state.status.borrow()).hooks
+    }
+
+    /// Counters by name; read on demand (no change signals: they change all the time).
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn counters(&self) -> HashMap<String, u64> {
+        WireStatus::from(&*self.state.status.borrow()).counters
+    }
+}
+
+fn change_error(e: ChangeError) -> fdo::Error {
+    match e {
+        ChangeError::Store(_) | ChangeError::Kernel(_) | ChangeError::Stopped => {
+            fdo::Error::Failed(e.to_string())
+        }
+        _ => fdo::Error::InvalidArgs(e.to_string()),
+    }
+}
+
+fn listing(rule: &netev_rules::Rule) -> HashMap<String, String> {
+    netev_rules::fields::rule_to_fields(rule, &user_name)
+        .into_iter()
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! The daemon's rules: the engine (the set in force and its database), and
+//! the owner thread that alone changes them and the kernel's tables.
+
+mod engine;
+mod owner;
+mod store;
+
+pub use engine::{lookup_user, read_rules_file, rule_for_answer, user_name, ChangeError, Engine};
+pub use owner::{RulesHandle, RulesOwner};

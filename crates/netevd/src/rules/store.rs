@@ -229,8 +229,17 @@ mod tests {
             )
             .unwrap(),
         ];
-        store.change(&mut rules, &[], &[]).unwrap();
+        let ok = |_: &[Rule]| Ok::<(), ()>(());
+        let mut seen = Vec::new();
+        store
+            .change(&mut rules, &[], &[], |inserted| {
+                seen = inserted.iter().map(|r| r.id).collect();
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
         assert_eq!((rules[0].id, rules[1].id), (1, 2));
+        assert_eq!(seen, [1, 2], "the check sees the ids the rows got");
         store.add_hits(&[(2, 5)]).unwrap();
         let mut p = Policy::default();
         p.set(Op::Connect, Action::Ask);
@@ -245,10 +254,18 @@ mod tests {
         assert_eq!(loaded[1].hits, 5);
         assert!(loaded[1].last_hit.is_some());
         assert_eq!(store.policy().unwrap(), p);
-        store.change(&mut [], &[], &[1]).unwrap();
+        store.change(&mut [], &[], &[1], ok).unwrap().unwrap();
         let mut again = vec![rules[0].clone()];
-        store.change(&mut again, &[], &[]).unwrap();
+        store.change(&mut again, &[], &[], ok).unwrap().unwrap();
         assert_eq!(again[0].id, 3, "ids are never reused");
+        // a refused check stores nothing, removes nothing
+        let mut refused = vec![rules[0].clone()];
+        let got = store
+            .change(&mut refused, &[], &[2], |_| Err("too many"))
+            .unwrap();
+        assert_eq!(got, Err("too many"));
+        let ids: Vec<u32> = store.load().unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [2, 3]);
     }
 
     #[test]

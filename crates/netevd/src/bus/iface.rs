@@ -81,7 +81,7 @@ impl DaemonIface {
                 "netevd serves at most {MAX_SUBSCRIBERS} subscribers"
             )));
         }
-        info!(subscriber = %sender, ?filter, "subscribed");
+        info!(target: "netevd::bus", subscriber = %sender, ?filter, "subscribed");
         subs.insert(key, Subscriber::new(filter, self.state.counters.dropped()));
         self.state
             .counters
@@ -214,7 +214,7 @@ impl DaemonIface {
         )
         .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let id = self.state.rules.add(rule).await.map_err(change_error)?;
-        info!(rule = id, "rule added");
+        info!(target: "netevd::bus", rule = id, "rule added");
         Ok(id)
     }
 
@@ -332,7 +332,7 @@ impl DaemonIface {
             .import(rules, replace)
             .await
             .map_err(change_error)?;
-        info!(rules = n, replace, "rules imported from {name}");
+        info!(target: "netevd::bus", rules = n, replace, "rules imported from {name}");
         Ok(n as u32)
     }
 
@@ -416,7 +416,7 @@ impl DaemonIface {
                     .send((action.name().into(), duration.clone(), scope.clone()));
             }
             self.state.control(Control::PromptClosed(id, "answered"));
-            info!(prompt = id, "ask answered");
+            info!(target: "netevd::bus", prompt = id, "ask answered");
             return Ok(0);
         }
         let rule = rule_for_answer(&ev, action, &duration, &scope)
@@ -430,7 +430,7 @@ impl DaemonIface {
             .map_err(change_error)?;
         self.state.prompts.lock().expect("prompts lock").take(id);
         self.state.control(Control::PromptClosed(id, "answered"));
-        info!(prompt = id, rule = rule_id, "prompt answered");
+        info!(target: "netevd::bus", prompt = id, rule = rule_id, "prompt answered");
         Ok(rule_id)
     }
 
@@ -480,7 +480,7 @@ impl DaemonIface {
             prompts.ask(&ev, waiter, std::time::Instant::now() + wait)
         };
         if new {
-            info!(prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, "asked");
+            info!(target: "netevd::bus", prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, "asked");
             self.state.control(Control::Prompt(id, ev));
         }
         match tokio::time::timeout(wait, rx).await {

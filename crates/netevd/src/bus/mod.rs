@@ -16,6 +16,8 @@
 //! it asked for, and a client that was refused gets nothing at all, whatever
 //! match rules it adds.
 
+// The submodules log under the target `netevd::bus`, as this module did
+// before it was split: operators' filters and the tests match on it.
 mod access;
 mod iface;
 mod prompts;

@@ -66,7 +66,7 @@ pub(crate) fn distribute(state: &State, ev: Event) {
     let encoded = match EncodedEvent::new(&WireEvent::from(ev)) {
         Ok(e) => e,
         Err(e) => {
-            warn!("cannot serialize an event for D-Bus: {e}");
+            warn!(target: "netevd::bus", "cannot serialize an event for D-Bus: {e}");
             return;
         }
     };
@@ -126,7 +126,7 @@ pub(crate) async fn flush(conn: &Connection, state: &State, full_only: bool) {
                 Err(e) => Err(e),
             };
             if let Err(e) = sent {
-                debug!(subscriber = %name, "Events not sent: {e}");
+                debug!(target: "netevd::bus", subscriber = %name, "Events not sent: {e}");
             }
         }
     }
@@ -171,7 +171,7 @@ pub(crate) fn forget(state: &State, name: &UniqueName<'_>) {
             .counters
             .subscribers
             .store(subs.len(), Ordering::Relaxed);
-        info!(subscriber = %name, "subscriber left");
+        info!(target: "netevd::bus", subscriber = %name, "subscriber left");
     }
 }
 

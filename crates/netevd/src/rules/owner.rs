@@ -112,8 +112,13 @@ impl RulesOwner {
         ))
     }
 
-    /// Writes the last hit counts and stops the thread.
-    pub fn stop(mut self) {
+    /// Writes the last hit counts and stops the thread (also on drop, so
+    /// that every way out of the daemon, an error included, writes them).
+    pub fn stop(self) {}
+}
+
+impl Drop for RulesOwner {
+    fn drop(&mut self) {
         let _ = self.tx.send(Command::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Capture overhead, side by side in one run: bare, netevd, kernel audit (last).
 #
-#   sudo bench/capture.sh [ROUNDS]
+#   sudo [BASE_NETEVD=/path/to/previous/netevd] [NO_AUDIT=1] bench/capture.sh [ROUNDS]
+#
+# BASE_NETEVD: a previous build's netevd, run in the same paired rounds (bare,
+# previous, this build), so a change is measured against what it replaces in
+# one run. NO_AUDIT=1 leaves the audit comparison out.
 #
 # For each load loop (tcp connect+accept+close, bind+listen+close, UDP sendto)
 # it alternates bare and netevd runs ROUNDS times (paired, so drift on a
@@ -58,9 +62,13 @@ run_load() { # mode config [iterations] -> appends a JSON line
     echo "{\"mode\":\"$mode\",\"config\":\"$config\",\"result\":$res}" >> "$OUT"
 }
 
-start_daemon() { # extra flags...
+start_daemon() { # [--base] extra flags...
+    local bin=$NETEVD
+    if [ "${1:-}" = --base ]; then bin=$BASE_NETEVD; shift; fi
     rm -f "$RUN/status.json"
-    "$NETEVD" --foreground --print json --cgroup "$CG" --run-dir "$RUN" "$@" \
+    # no bus, the store and pins in the run's own directory: the same
+    # settings for both builds, nothing of the machine's touched
+    "$bin" --foreground --bus none --state-dir "$RUN/state" --pin-dir none --print json --cgroup "$CG" --run-dir "$RUN" "$@" \
         > /dev/null 2> "$RUN/netevd.log" &
     DAEMON_PID=$!
     for _ in $(seq 600); do [ -f "$RUN/status.json" ] && return; sleep 0.05; done
@@ -81,10 +89,20 @@ for mode in tcp bind udp; do
     for r in $(seq "$ROUNDS"); do
         echo "[$mode] round $r/$ROUNDS" >&2
         run_load "$mode" bare
+        if [ -n "${BASE_NETEVD:-}" ]; then
+            start_daemon --base
+            run_load "$mode" netevd-base
+            stop_daemon
+        fi
         start_daemon
         run_load "$mode" netevd
         stop_daemon
         if [ "$mode" = udp ]; then
+            if [ -n "${BASE_NETEVD:-}" ]; then
+                start_daemon --base --no-coalesce
+                run_load "$mode" netevd-base-no-coalesce
+                stop_daemon
+            fi
             start_daemon --no-coalesce
             run_load "$mode" netevd-no-coalesce
             stop_daemon
@@ -111,7 +129,9 @@ hz=$(getconf CLK_TCK)
 echo "{\"drain\":{\"flood\":$flood,\"wall_secs\":$(awk "BEGIN { print $t1 - $t0 }"),\"daemon_cpu_secs\":$(awk "BEGIN { print ($t1_ticks - $t0_ticks) / $hz }"),\"daemon_rss_kb\":$rss_kb,\"seen\":$(field seen),\"delivered\":$(field delivered),\"dropped\":$(field dropped),\"events\":$(field events)}}" >> "$OUT"
 
 # --- kernel audit, last: once enabled, every new process pays for it --------
-if command -v auditctl >/dev/null && command -v auditd >/dev/null; then
+if [ "${NO_AUDIT:-0}" = 1 ]; then
+    echo "NO_AUDIT=1: skipping the audit comparison" >&2
+elif command -v auditctl >/dev/null && command -v auditd >/dev/null; then
     AUDIT_USED=1
     pgrep -x auditd >/dev/null || auditd
     auditctl -e 1 >/dev/null

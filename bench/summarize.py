@@ -44,6 +44,24 @@ def main(path):
             cells += ["-", "-"]
         print("| " + " | ".join(cells) + " |")
 
+    if any(config == "netevd-base" for _, config in runs):
+        print("\nAgainst the previous build (BASE_NETEVD), same rounds: each ratio is paired "
+              "with the bare run of its round.\n")
+        print("| loop | bare ns/op | previous ns/op | / bare | this build ns/op | / bare | this / previous |")
+        print("|---|---|---|---|---|---|---|")
+        for mode, label, suffix in [("tcp", "TCP connect+accept+close", ""), ("bind", "bind+listen+close", ""),
+                                    ("udp", "UDP sendto", ""), ("udp", "UDP sendto --no-coalesce", "-no-coalesce")]:
+            bare = runs.get((mode, "bare"), [])
+            base = runs.get((mode, "netevd-base" + suffix), [])
+            new = runs.get((mode, "netevd" + suffix), [])
+            if not (bare and base and new):
+                continue
+            rb = statistics.median([v / b for v, b in zip(base, bare)])
+            rn = statistics.median([v / b for v, b in zip(new, bare)])
+            rr = statistics.median([n / o for n, o in zip(new, base)])
+            print(f"| {label} | {statistics.median(bare):.0f} | {statistics.median(base):.0f} | {rb:.2f}x "
+                  f"| {statistics.median(new):.0f} | {rn:.2f}x | {rr:.3f} |")
+
     if drain:
         rate = drain["events"] / drain["wall_secs"] if drain["wall_secs"] else 0
         exact = drain["seen"] == drain["delivered"] + drain["dropped"]

@@ -11,6 +11,9 @@ fn main() {
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("target arch is set by cargo");
     SkeletonBuilder::new()
         .source(SRC)
+        // Kept in OUT_DIR (not a temporary directory) so that the ABI test
+        // can read the BTF clang emitted (src/abi_btf.rs).
+        .obj(out.join("netev.o"))
         .clang_args([
             // asm/types.h lives under the multiarch include dir on Debian.
             format!("-I/usr/include/{arch}-linux-gnu"),

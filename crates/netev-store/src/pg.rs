@@ -720,8 +720,7 @@ fn targets(config: &Config) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| match h {
-            Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port(i)),
-            Host::Tcp(name) => format!("{name}:{}", port(i)),
+            Host::Tcp(name) => netev_event::endpoint(name, port(i)),
             Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), port(i)),
         })
         .collect();
@@ -730,7 +729,7 @@ fn targets(config: &Config) -> String {
             .get_hostaddrs()
             .iter()
             .enumerate()
-            .map(|(i, a)| std::net::SocketAddr::new(*a, port(i)).to_string())
+            .map(|(i, a)| netev_event::endpoint(a, port(i)))
             .collect();
     }
     hosts.join(", ")

@@ -154,21 +154,30 @@ fn constants_match_btf_by_name() {
             (name(e.name()), values)
         })
         .collect();
-    let rust = rust_enums();
+    same("enum", &c_enums, &rust_enums());
+}
+
+/// The C side (from the BTF) and the Rust side name the same things, and
+/// each is the same on both.
+fn same<T: std::fmt::Debug + PartialEq>(
+    what: &str,
+    c: &BTreeMap<String, T>,
+    rust: &BTreeMap<&'static str, T>,
+) {
     assert_eq!(
-        c_enums.keys().collect::<Vec<_>>(),
-        rust.keys().collect::<Vec<_>>(),
-        "the enums of netev.h in the BTF (left) and those netev-abi mirrors (right)"
+        c.keys().map(String::as_str).collect::<Vec<_>>(),
+        rust.keys().copied().collect::<Vec<_>>(),
+        "{what}s of netev.h in the BTF (left) and those netev-abi mirrors (right)"
     );
-    for (e, want) in &rust {
+    for (name, want) in rust {
         assert_eq!(
-            &c_enums[*e], want,
-            "enum {e}: netev.h (left) and netev-abi (right) disagree"
+            &c[*name], want,
+            "{what} {name}: netev.h (left) and netev-abi (right) disagree"
         );
     }
 }
 
-/// A struct's size and its fields' (name, offset, size).
+/// A struct's size and its fields' (name, offset, size), in order.
 #[derive(Debug, PartialEq, Eq)]
 struct Layout {
     size: usize,
@@ -299,18 +308,7 @@ fn layouts_match_btf_by_name() {
             (name(s.name()), layout)
         })
         .collect();
-    let rust = rust_layouts();
-    assert_eq!(
-        c_layouts.keys().collect::<Vec<_>>(),
-        rust.keys().collect::<Vec<_>>(),
-        "the structs of netev.h in the BTF (left) and those netev-abi mirrors (right)"
-    );
-    for (s, want) in &rust {
-        assert_eq!(
-            &c_layouts[*s], want,
-            "struct {s}: netev.h (left) and netev-abi (right) disagree (size; name, offset, size of each field)"
-        );
-    }
+    same("struct", &c_layouts, &rust_layouts());
 }
 
 /// The first alignchecker, from the skeleton's generated types.

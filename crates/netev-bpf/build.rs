@@ -9,8 +9,20 @@ const SRC: &str = "src/bpf/netev.bpf.c";
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("target arch is set by cargo");
+    // The syscall tracepoints read socket()'s and listen()'s arguments back
+    // from the saved user registers by their x86-64 names; on another
+    // architecture they would read the wrong registers and report garbage.
+    assert!(
+        arch == "x86_64",
+        "netev-bpf is x86_64 only, not {arch}: porting it means giving struct pt_regs___netev \
+         (src/bpf/kernel_types.h) the target's argument registers and reading them in \
+         syscall_regs()'s callers (src/bpf/netev.bpf.c)"
+    );
     SkeletonBuilder::new()
         .source(SRC)
+        // Kept in OUT_DIR (not a temporary directory) so that the ABI test
+        // can read the BTF clang emitted (src/abi_btf.rs).
+        .obj(out.join("netev.o"))
         .clang_args([
             // asm/types.h lives under the multiarch include dir on Debian.
             format!("-I/usr/include/{arch}-linux-gnu"),

@@ -12,12 +12,12 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, RingBuffer, RingBufferBuilder};
 use tracing::{debug, warn};
 
-use crate::abi::{self, counter, Record};
 use crate::backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters};
 use crate::cgroup::check_cgroup2_dir;
 use crate::rules::{MapRuleTables, RuleMaps};
 use crate::skel::{NetevSkel, NetevSkelBuilder};
 use crate::Error;
+use netev_abi::{counter, Record};
 
 /// Records decoded by the ring-buffer callback, waiting for `poll`'s sink.
 type Inbox = Rc<RefCell<Vec<Record>>>;
@@ -99,7 +99,7 @@ impl CgroupCapture {
         let mut builder = RingBufferBuilder::new();
         let ringbuf = builder
             .add(&skel_ref.maps.events, move |data: &[u8]| {
-                match abi::decode(data) {
+                match netev_abi::decode(data) {
                     Ok(rec) => sink.borrow_mut().push(rec),
                     // an ABI mismatch: a bug, said loudly
                     Err(e) => warn!("undecodable record: {e}"),

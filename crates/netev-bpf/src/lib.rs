@@ -1,7 +1,8 @@
-//! netev's kernel side: BPF programs written in C (`src/bpf/`), the event ABI
-//! they share with userspace (`src/bpf/netev.h`, mirrored in [`abi`]), and
-//! the loader that picks a capture backend, attaches it and drains its ring
-//! buffer.
+//! netev's kernel side: BPF programs written in C (`src/bpf/`), the ABI
+//! they share with userspace (`src/bpf/netev.h`, mirrored by the netev-abi
+//! crate, re-exported here as [`abi`] and checked against the programs' BTF
+//! in this crate's tests), and the loader that picks a capture backend,
+//! attaches it and drains its ring buffer.
 //!
 //! Backends sit behind the [`Capture`] trait so that nothing above this crate
 //! knows which one runs:
@@ -26,18 +27,22 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod abi;
+/// The kernel ABI (the netev-abi crate), where callers of this crate have
+/// always found it.
+pub use netev_abi as abi;
+#[cfg(test)]
+mod abi_btf;
 mod backend;
 pub mod cgroup;
 mod cgroup_tp;
 pub mod lsm;
 pub mod rules;
 
-pub use abi::Record;
 pub use backend::{
     BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters, RuleTables,
 };
 pub use cgroup_tp::CgroupCapture;
+pub use netev_abi::Record;
 
 #[allow(missing_docs, clippy::all, unused_imports)]
 mod skel {
@@ -81,7 +86,7 @@ pub enum Error {
     Permission(String),
     /// A record that does not match the ABI.
     #[error(transparent)]
-    Abi(#[from] abi::AbiError),
+    Abi(#[from] netev_abi::AbiError),
     /// Rules that do not fit the kernel's tables.
     #[error("{0}")]
     Rules(String),

@@ -8,88 +8,18 @@
 //! sections, and `membarrier(MEMBARRIER_CMD_GLOBAL)` waits for an RCU grace
 //! period (it calls synchronize_rcu() in the kernel).
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Zeroable;
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
-use netev_rules::compile::{KernelTables, MAX_CLASSES, MAX_RULES, RULE_WORDS};
+use netev_abi::{MAX_CLASSES, MAX_RULES, RULE_WORDS, SLOTS};
+use netev_rules::compile::KernelTables;
 
 use crate::Error;
 
-/// `struct netev_ruleset`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawRuleset {
-    /// Bitmap words in use.
-    pub words: u32,
-    /// Class of a program no rule names.
-    pub exe_other: u16,
-    /// Class of a uid no rule names.
-    pub uid_other: u16,
-    /// Class of an op without an address.
-    pub addr_none: u16,
-    /// Class of an op without a port.
-    pub port_none: u16,
-    /// `enum netev_action` by op - 1.
-    pub default_action: [u8; 8],
-    /// Applied when the decision is ask.
-    pub ask_fallback: u8,
-    /// Padding.
-    pub _pad: [u8; 3],
-    /// Class by kind.
-    pub kind: [u16; 256],
-}
+// The records of the rule tables are the ABI's; re-exported where they were.
+pub use netev_abi::{RawAddrKey, RawExeKey, RawRuleMeta, RawRuleset, RawUidKey};
 
-/// `struct netev_rule_meta`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawRuleMeta {
-    /// Rule id.
-    pub id: u32,
-    /// `enum netev_action`.
-    pub action: u8,
-    /// Consumed by its first match.
-    pub once: u8,
-    /// Padding.
-    pub _pad: u16,
-}
-
-/// `struct netev_exe_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawExeKey {
-    /// Inode.
-    pub ino: u64,
-    /// Kernel dev_t.
-    pub dev: u32,
-    /// Slot.
-    pub slot: u32,
-}
-
-/// `struct netev_uid_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawUidKey {
-    /// uid.
-    pub uid: u32,
-    /// Slot.
-    pub slot: u32,
-}
-
-/// `struct netev_addr_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawAddrKey {
-    /// 8 + prefix length.
-    pub prefixlen: u32,
-    /// Slot.
-    pub slot: u8,
-    /// IPv6 (IPv4 mapped).
-    pub addr: [u8; 16],
-    /// Padding.
-    pub _pad: [u8; 3],
-}
-
-const _: () = assert!(std::mem::size_of::<RawRuleset>() == 24 + 2 * 256);
-const _: () = assert!(netev_rules::compile::KINDS <= 256);
+// install() flips between the two slots with `1 - active`.
+const _: () = assert!(SLOTS == 2);
 
 /// The maps that hold rules: handles of their own (duplicated descriptors),
 /// so that the thread that owns the rules writes them while another drains
@@ -149,8 +79,8 @@ impl crate::RuleTables for MapRuleTables {
 /// Keys written into each slot's hash and trie maps, to clear them later.
 #[derive(Default)]
 struct Installed {
-    slots: [SlotKeys; 2],
-    classes: [usize; 2],
+    slots: [SlotKeys; SLOTS],
+    classes: [usize; SLOTS],
     active: u32,
 }
 

@@ -24,6 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
 pub use names::{Family, Proto, SockType};
+pub use text::endpoint;
 
 /// The network operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -47,7 +48,7 @@ pub enum Op {
 
 impl Op {
     /// Every op, in ABI order.
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; netev_abi::OPS] = [
         Op::Socket,
         Op::Bind,
         Op::Listen,
@@ -59,7 +60,31 @@ impl Op {
 
     /// From the ABI's `enum netev_op`.
     pub fn from_abi(v: u8) -> Option<Op> {
-        Op::ALL.get(usize::from(v).checked_sub(1)?).copied()
+        use netev_abi::*;
+        match v {
+            OP_SOCKET => Some(Op::Socket),
+            OP_BIND => Some(Op::Bind),
+            OP_LISTEN => Some(Op::Listen),
+            OP_CONNECT => Some(Op::Connect),
+            OP_ACCEPT => Some(Op::Accept),
+            OP_SENDMSG => Some(Op::Sendmsg),
+            OP_RECVMSG => Some(Op::Recvmsg),
+            _ => None,
+        }
+    }
+
+    /// The ABI's `enum netev_op` number.
+    pub fn abi(self) -> u8 {
+        use netev_abi::*;
+        match self {
+            Op::Socket => OP_SOCKET,
+            Op::Bind => OP_BIND,
+            Op::Listen => OP_LISTEN,
+            Op::Connect => OP_CONNECT,
+            Op::Accept => OP_ACCEPT,
+            Op::Sendmsg => OP_SENDMSG,
+            Op::Recvmsg => OP_RECVMSG,
+        }
     }
 
     /// The name used in JSON, text and on the command line.
@@ -107,9 +132,9 @@ impl Verdict {
     /// From the ABI's `enum netev_verdict`.
     pub fn from_abi(v: u8) -> Option<Verdict> {
         match v {
-            0 => Some(Verdict::Allow),
-            1 => Some(Verdict::Deny),
-            2 => Some(Verdict::Observe),
+            netev_abi::VERDICT_ALLOW => Some(Verdict::Allow),
+            netev_abi::VERDICT_DENY => Some(Verdict::Deny),
+            netev_abi::VERDICT_OBSERVE => Some(Verdict::Observe),
             _ => None,
         }
     }
@@ -244,3 +269,21 @@ impl Event {
 }
 
 pub mod status;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_and_verdicts_have_the_abi_numbers() {
+        for op in Op::ALL {
+            assert_eq!(Op::from_abi(op.abi()), Some(op));
+        }
+        assert_eq!(Op::Socket.abi(), 1);
+        assert_eq!(Op::Recvmsg.abi(), 7);
+        assert_eq!(Verdict::from_abi(0), Some(Verdict::Allow));
+        assert_eq!(Verdict::from_abi(1), Some(Verdict::Deny));
+        assert_eq!(Verdict::from_abi(2), Some(Verdict::Observe));
+        assert_eq!(Verdict::from_abi(3), None);
+    }
+}

@@ -116,3 +116,21 @@ impl Family {
         self == Family::INET || self == Family::INET6
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names the kernel ABI sorts by (netev-abi, checked there against
+    /// the BPF C) are the same numbers as the model's.
+    #[test]
+    fn families_and_protocols_match_the_abi() {
+        assert_eq!(Family::UNIX.0, netev_abi::AF_UNIX);
+        assert_eq!(Family::INET.0, netev_abi::AF_INET);
+        assert_eq!(Family::INET6.0, netev_abi::AF_INET6);
+        assert_eq!(Proto::ICMP.0, netev_abi::IPPROTO_ICMP);
+        assert_eq!(Proto::TCP.0, netev_abi::IPPROTO_TCP);
+        assert_eq!(Proto::UDP.0, netev_abi::IPPROTO_UDP);
+        assert_eq!(Proto::ICMPV6.0, netev_abi::IPPROTO_ICMPV6);
+    }
+}

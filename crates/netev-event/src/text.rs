@@ -2,7 +2,7 @@
 //!
 //! `TIME OP VERDICT exe[pid] user FAMILY/TYPE/PROTO LOCAL -> REMOTE ret=R xN`
 
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 use std::net::IpAddr;
 
 use chrono::SecondsFormat;
@@ -32,8 +32,8 @@ pub(crate) fn format(ev: &Event) -> String {
     if let Some(proto) = ev.proto {
         let _ = write!(s, "/{proto}");
     }
-    let local = endpoint(ev.laddr, ev.lport);
-    let remote = endpoint(ev.raddr, ev.rport);
+    let local = side(ev.laddr, ev.lport);
+    let remote = side(ev.raddr, ev.rport);
     match (local, remote) {
         (Some(l), Some(r)) => {
             let _ = write!(s, " {l} -> {r}");
@@ -58,11 +58,25 @@ pub(crate) fn format(ev: &Event) -> String {
     s
 }
 
-fn endpoint(addr: Option<IpAddr>, port: Option<u16>) -> Option<String> {
-    match (addr?, port.unwrap_or(0)) {
-        (IpAddr::V6(a), p) => Some(format!("[{a}]:{p}")),
-        (IpAddr::V4(a), p) => Some(format!("{a}:{p}")),
+/// An address and a port as one piece of text: `1.2.3.4:80`, `[::1]:80`.
+///
+/// Every front-end shows places this way. The address may be anything
+/// printed: an [`IpAddr`], an address a wire event carries as text, a rule's
+/// network (`10.0.0.0/8`), a host name; it is bracketed when it holds a
+/// colon (IPv6), as in URLs and [`std::net::SocketAddr`], so that the port
+/// stays apart from it. The port may be a rule's range (`80-90`) too.
+pub fn endpoint(addr: impl Display, port: impl Display) -> String {
+    let addr = addr.to_string();
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
     }
+}
+
+/// An event's side of the line: no address, no endpoint; no port, port 0.
+fn side(addr: Option<IpAddr>, port: Option<u16>) -> Option<String> {
+    Some(endpoint(addr?, port.unwrap_or(0)))
 }
 
 /// Process names and paths are chosen by whoever runs the process: never
@@ -120,6 +134,20 @@ mod tests {
         ev.count = 17;
         let line = format(&ev);
         assert!(line.ends_with("-> [::1]:8080 ret=-13 x17"), "{line}");
+    }
+
+    #[test]
+    fn endpoints_bracket_ipv6_only() {
+        let v4: IpAddr = "1.2.3.4".parse().unwrap();
+        let v6: IpAddr = "::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:1.2.3.4".parse().unwrap();
+        assert_eq!(endpoint(v4, 80), "1.2.3.4:80");
+        assert_eq!(endpoint(v6, 80), "[::1]:80");
+        assert_eq!(endpoint(mapped, 80), "[::ffff:1.2.3.4]:80");
+        assert_eq!(endpoint("fe80::/10", "80-90"), "[fe80::/10]:80-90");
+        assert_eq!(endpoint("db.example", 5432), "db.example:5432");
+        assert_eq!(side(None, Some(1)), None);
+        assert_eq!(side(Some(v4), None).as_deref(), Some("1.2.3.4:0"));
     }
 
     #[test]

@@ -148,8 +148,7 @@ impl PromptQueue {
 /// `[IPv6]:port` or `a.b.c.d:port`.
 pub fn place(addr: &str, port: Option<u16>) -> String {
     match port {
-        Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
-        Some(p) => format!("{addr}:{p}"),
+        Some(p) => netev_event::endpoint(addr, p),
         None => addr.to_string(),
     }
 }

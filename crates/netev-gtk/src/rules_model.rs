@@ -50,8 +50,7 @@ impl RuleRow {
         let addr = get("addr");
         let ports = get("ports");
         match (addr.is_empty(), ports.is_empty()) {
-            (false, false) if addr.contains(':') => dest.push(format!("[{addr}]:{ports}")),
-            (false, false) => dest.push(format!("{addr}:{ports}")),
+            (false, false) => dest.push(netev_event::endpoint(&addr, &ports)),
             (false, true) => dest.push(addr),
             (true, false) => dest.push(format!("port {ports}")),
             (true, true) => {}

@@ -26,21 +26,10 @@ use crate::matcher::op_index;
 use crate::model::{mapped_prefix, prefix_contains};
 use crate::{Action, Decision, ExeMatch, Policy, Rule, RuleError};
 
-/// In `addr4_class`: look the address up in the trie (`NETEV_ADDR4_TRIE`).
-pub const ADDR4_TRIE: u16 = 0x8000;
-
-/// 64-bit words per bitmap (`NETEV_RULE_WORDS`).
-pub const RULE_WORDS: usize = 32;
-/// Rules one table set holds.
-pub const MAX_RULES: usize = RULE_WORDS * 64;
-/// Distinct bitmaps one table set holds (`NETEV_MAX_CLASSES`).
-pub const MAX_CLASSES: usize = 8192;
-/// Families the kind dimension tells apart: inet, inet6, unix, other.
-pub const KIND_FAMILIES: usize = 4;
-/// Protocols the kind dimension tells apart: tcp, udp, icmp, icmpv6, other.
-pub const KIND_PROTOS: usize = 5;
-/// Entries of the kind table (`NETEV_KINDS`).
-pub const KINDS: usize = 7 * KIND_FAMILIES * KIND_PROTOS;
+// The kernel tables' limits are the ABI's (netev-abi mirrors netev.h).
+pub use netev_abi::{
+    ADDR4_TRIE, KINDS, KIND_FAMILIES, KIND_PROTOS, MAX_CLASSES, MAX_RULES, RULE_WORDS,
+};
 
 /// The kernel's identity of a program: (kernel dev_t, inode) of its executable.
 pub type ExeId = (u32, u64);
@@ -48,30 +37,21 @@ pub type ExeId = (u32, u64);
 /// One bitmap of rules.
 pub type Bitmap = [u64; RULE_WORDS];
 
-/// Index of a family in the kind table (as `netev_family_index` in netev.h).
+/// Index of a family in the kind table ([`netev_abi::family_index`], as
+/// `family_index()` in netev.bpf.c).
 pub fn family_index(f: Family) -> usize {
-    match f {
-        Family::INET => 0,
-        Family::INET6 => 1,
-        Family::UNIX => 2,
-        _ => 3,
-    }
+    netev_abi::family_index(f.0)
 }
 
-/// Index of a protocol in the kind table (as `netev_proto_index` in netev.h).
+/// Index of a protocol in the kind table ([`netev_abi::proto_index`], as
+/// `proto_index()` in netev.bpf.c).
 pub fn proto_index(p: Proto) -> usize {
-    match p {
-        Proto::TCP => 0,
-        Proto::UDP => 1,
-        Proto::ICMP => 2,
-        Proto::ICMPV6 => 3,
-        _ => 4,
-    }
+    netev_abi::proto_index(p.0)
 }
 
-/// Index in the kind table.
+/// Index in the kind table ([`netev_abi::kind_index`]).
 pub fn kind_index(op: Op, family: Family, proto: Proto) -> usize {
-    (op_index(op) * KIND_FAMILIES + family_index(family)) * KIND_PROTOS + proto_index(proto)
+    netev_abi::kind_index(op.abi(), family.0, proto.0).expect("every Op has an ABI number")
 }
 
 /// What the kernel keeps per rule, by bit.
@@ -114,7 +94,7 @@ pub struct KernelTables {
     /// Class of an operation without a port.
     pub port_none: u16,
     /// Default action per op.
-    pub default: [Action; 7],
+    pub default: [Action; netev_abi::OPS],
     /// Action applied when the decision is `ask`.
     pub ask_fallback: Action,
 }
@@ -299,7 +279,7 @@ pub fn compile(
     let mapped_v4 = |len: u8, net: Ipv6Addr| {
         len >= 96 && prefix_contains(Ipv6Addr::from(0xffff_0000_0000u128), 96, net)
     };
-    let mut addr4_class = vec![0u16; 1 << 16];
+    let mut addr4_class = vec![0u16; netev_abi::ADDR4_BLOCKS];
     let mut fills: Vec<&(Ipv6Addr, u8, u16)> = addr
         .iter()
         .filter(|(net, len, _)| {
@@ -334,7 +314,7 @@ pub fn compile(
     pprefixes.insert((0, 0));
     // Shortest prefixes first, so that each port ends with the class of the
     // longest prefix containing it.
-    let mut port_class = vec![0u16; 1 << 16];
+    let mut port_class = vec![0u16; netev_abi::PORTS];
     let mut pprefixes: Vec<(u16, u8)> = pprefixes.into_iter().collect();
     pprefixes.sort_by_key(|(_, len)| *len);
     for (value, len) in pprefixes {

@@ -37,18 +37,18 @@ impl Action {
     /// The ABI value (`enum netev_action` in netev.h).
     pub fn abi(self) -> u8 {
         match self {
-            Action::Allow => 0,
-            Action::Deny => 1,
-            Action::Ask => 2,
+            Action::Allow => netev_abi::ACTION_ALLOW,
+            Action::Deny => netev_abi::ACTION_DENY,
+            Action::Ask => netev_abi::ACTION_ASK,
         }
     }
 
     /// From the ABI value.
     pub fn from_abi(v: u8) -> Option<Action> {
         match v {
-            0 => Some(Action::Allow),
-            1 => Some(Action::Deny),
-            2 => Some(Action::Ask),
+            netev_abi::ACTION_ALLOW => Some(Action::Allow),
+            netev_abi::ACTION_DENY => Some(Action::Deny),
+            netev_abi::ACTION_ASK => Some(Action::Ask),
             _ => None,
         }
     }

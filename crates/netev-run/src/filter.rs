@@ -8,6 +8,15 @@
 
 use libc::{sock_filter, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
 
+// The filter admits x86-64 syscalls only and refuses x32's: elsewhere it
+// would refuse every call (the architecture check) or need another one.
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "netev-run is x86_64 only: porting it means the target's AUDIT_ARCH_* and its \
+     compat entry points in program() (src/filter.rs), and the layout of struct mmsghdr \
+     (MMSGHDR_SIZE in src/supervise.rs)"
+);
+
 /// `AUDIT_ARCH_X86_64` (EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE),
 /// from linux/audit.h: the libc crate does not define it.
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;

@@ -829,6 +829,7 @@ fn local(sock: &OwnedFd, family: u16) -> Option<(std::net::IpAddr, u16)> {
 }
 
 /// sizeof(struct mmsghdr) on x86_64: msghdr (56) + msg_len + padding.
+/// (src/filter.rs stops a build for another architecture.)
 const MMSGHDR_SIZE: usize = 64;
 const MSG_LEN_OFFSET: u64 = 56;
 

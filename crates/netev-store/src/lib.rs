@@ -17,6 +17,7 @@
 //!   was away too long), so that a hole in the log is never silent.
 
 pub(crate) mod blocks;
+mod filter_sql;
 pub mod model;
 pub mod pg;
 pub mod query;

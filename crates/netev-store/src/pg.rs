@@ -35,7 +35,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use crate::blocks::{self, Compactor};
-use crate::model::{minute, net_range, Columns, Stored, TopSums};
+use crate::filter_sql::{where_clause, Value};
+use crate::model::{minute, Columns, Stored, TopSums};
 use crate::schema::{EVENT_COLUMNS, POSTGRES, VERSION_TABLE};
 use crate::{Error, Filter, Gap, Result, Retention, Row, TopBy, TopRow};
 
@@ -373,7 +374,8 @@ impl PgStore {
 
     /// The newest `filter.limit` matching events, oldest first.
     pub fn query(&self, filter: &Filter) -> Result<Vec<Row>> {
-        let (clause, args) = where_clause(filter);
+        let (clause, values) = where_clause(filter, '$');
+        let args = params(&values);
         let sql = format!(
             "SELECT id, {} FROM events {clause} ORDER BY ts_ns DESC, id DESC LIMIT {}",
             EVENT_COLUMNS
@@ -718,8 +720,7 @@ fn targets(config: &Config) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| match h {
-            Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port(i)),
-            Host::Tcp(name) => format!("{name}:{}", port(i)),
+            Host::Tcp(name) => netev_event::endpoint(name, port(i)),
             Host::Unix(dir) => format!("{}/.s.PGSQL.{}", dir.display(), port(i)),
         })
         .collect();
@@ -728,7 +729,7 @@ fn targets(config: &Config) -> String {
             .get_hostaddrs()
             .iter()
             .enumerate()
-            .map(|(i, a)| std::net::SocketAddr::new(*a, port(i)).to_string())
+            .map(|(i, a)| netev_event::endpoint(a, port(i)))
             .collect();
     }
     hosts.join(", ")
@@ -901,51 +902,19 @@ fn stored(r: &tokio_postgres::Row) -> Result<Stored, tokio_postgres::Error> {
 
 type Arg = Box<dyn ToSql + Sync + Send>;
 
-/// `WHERE …` and its arguments for a filter (PostgreSQL placeholders).
-fn where_clause(f: &Filter) -> (String, Vec<Arg>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut args: Vec<Arg> = Vec::new();
-    let mut push = |cond: &str, arg: Arg| {
-        args.push(arg);
-        conds.push(cond.replace('?', &format!("${}", args.len())));
-    };
-    if let Some(t) = f.since {
-        push(
-            "ts_ns >= ?",
-            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MIN)),
-        );
-    }
-    if let Some(t) = f.until {
-        push(
-            "ts_ns < ?",
-            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MAX)),
-        );
-    }
-    if let Some(exe) = &f.exe {
-        push("exe = ?", Box::new(encode_text(exe).into_owned()));
-    }
-    if let Some(op) = f.op {
-        push("op = ?", Box::new(op.name()));
-    }
-    if let Some(v) = f.verdict {
-        push("verdict = ?", Box::new(v.name()));
-    }
-    if let Some(net) = &f.dest {
-        let (lo, hi) = net_range(net);
-        push("raddr_key >= ?", Box::new(lo.to_vec()));
-        push("raddr_key <= ?", Box::new(hi.to_vec()));
-    }
-    if let Some(p) = f.port {
-        push("rport = ?", Box::new(i32::from(p)));
-    }
-    if let Some(h) = &f.host {
-        push("host = ?", Box::new(encode_text(h).into_owned()));
-    }
-    if conds.is_empty() {
-        (String::new(), args)
-    } else {
-        (format!("WHERE {}", conds.join(" AND ")), args)
-    }
+/// A filter's parameters as the driver takes them; text encoded as stored.
+fn params(values: &[Value<'_>]) -> Vec<Arg> {
+    values
+        .iter()
+        .map(|v| -> Arg {
+            match *v {
+                Value::BigInt(v) => Box::new(v),
+                Value::Int(v) => Box::new(v),
+                Value::Text(s) => Box::new(encode_text(s).into_owned()),
+                Value::Bytes(b) => Box::new(b.to_vec()),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

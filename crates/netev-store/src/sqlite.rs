@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use netev_event::Event;
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, ToSql};
 
 use crate::blocks::{self, Compactor};
-use crate::model::{minute, net_range, Columns, Stored, TopSums};
+use crate::filter_sql::{where_clause, Value};
+use crate::model::{minute, Columns, Stored, TopSums};
 use crate::schema::{EVENT_COLUMNS, SQLITE, VERSION_TABLE};
 use crate::{sqlite_err, Error, Filter, Gap, Result, Retention, Row, TopBy, TopRow};
 
@@ -297,7 +299,7 @@ impl SqliteStore {
 
     /// The newest `filter.limit` matching events, oldest first.
     pub fn query(&self, filter: &Filter) -> Result<Vec<Row>> {
-        let (clause, args) = where_clause(filter);
+        let (clause, args) = where_clause(filter, '?');
         let sql = format!(
             "SELECT id, {} FROM events {clause} ORDER BY ts_ns DESC, id DESC LIMIT {}",
             EVENT_COLUMNS
@@ -313,7 +315,7 @@ impl SqliteStore {
             .prepare(&sql)
             .map_err(sqlite_err("preparing the query"))?;
         let rows = stmt
-            .query_map(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+            .query_map(params_from_iter(&args), |r| {
                 Ok(Stored {
                     id: r.get(0)?,
                     host: r.get(1)?,
@@ -486,49 +488,13 @@ impl crate::Store for SqliteStore {
     }
 }
 
-/// `WHERE …` and its arguments for a filter (SQLite placeholders).
-fn where_clause(f: &Filter) -> (String, Vec<Box<dyn ToSql>>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-    let mut push = |cond: &str, arg: Box<dyn ToSql>| {
-        args.push(arg);
-        conds.push(cond.replace('?', &format!("?{}", args.len())));
-    };
-    if let Some(t) = f.since {
-        push(
-            "ts_ns >= ?",
-            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MIN)),
-        );
-    }
-    if let Some(t) = f.until {
-        push(
-            "ts_ns < ?",
-            Box::new(t.timestamp_nanos_opt().unwrap_or(i64::MAX)),
-        );
-    }
-    if let Some(exe) = &f.exe {
-        push("exe = ?", Box::new(exe.clone()));
-    }
-    if let Some(op) = f.op {
-        push("op = ?", Box::new(op.name()));
-    }
-    if let Some(v) = f.verdict {
-        push("verdict = ?", Box::new(v.name()));
-    }
-    if let Some(net) = &f.dest {
-        let (lo, hi) = net_range(net);
-        push("raddr_key >= ?", Box::new(lo.to_vec()));
-        push("raddr_key <= ?", Box::new(hi.to_vec()));
-    }
-    if let Some(p) = f.port {
-        push("rport = ?", Box::new(i32::from(p)));
-    }
-    if let Some(h) = &f.host {
-        push("host = ?", Box::new(h.clone()));
-    }
-    if conds.is_empty() {
-        (String::new(), args)
-    } else {
-        (format!("WHERE {}", conds.join(" AND ")), args)
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::BigInt(v) => ToSqlOutput::from(*v),
+            Value::Int(v) => ToSqlOutput::from(*v),
+            Value::Text(s) => ToSqlOutput::from(*s),
+            Value::Bytes(b) => ToSqlOutput::from(&b[..]),
+        })
     }
 }

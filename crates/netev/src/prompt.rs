@@ -91,8 +91,7 @@ fn describe(id: u64, ev: &Event) -> String {
         (ev.laddr, ev.lport)
     };
     let place = match (addr, port) {
-        (Some(a), Some(p)) if a.is_ipv6() => format!(" [{a}]:{p}"),
-        (Some(a), Some(p)) => format!(" {a}:{p}"),
+        (Some(a), Some(p)) => format!(" {}", netev_event::endpoint(a, p)),
         _ => String::new(),
     };
     let proto = ev.proto.map(|p| format!(" {p}")).unwrap_or_default();

@@ -64,7 +64,13 @@ struct mm_struct {
 };
 
 /* The kernel's saved user registers (x86-64 names); the ___netev suffix
- * keeps it apart from the UAPI struct of the same name. */
+ * keeps it apart from the UAPI struct of the same name. syscall_regs()'s
+ * callers in netev.bpf.c read the first syscall arguments from di, si, dx:
+ * another architecture needs its own argument registers here (build.rs
+ * stops a build for one; libbpf-cargo defines __TARGET_ARCH_*). */
+#ifndef __TARGET_ARCH_x86
+#error "pt_regs___netev has x86-64 register names: port it (and syscall_regs()'s callers) first"
+#endif
 struct pt_regs___netev {
 	unsigned long di;
 	unsigned long si;

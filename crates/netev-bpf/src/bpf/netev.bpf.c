@@ -23,9 +23,6 @@
 #include "netev.h"
 #include "kernel_types.h"
 
-#define AF_UNIX 1
-#define AF_INET 2
-#define AF_INET6 10
 #define SOCK_TYPE_MASK 0xf
 #define EAGAIN 11
 #define EBADF 9
@@ -41,7 +38,7 @@ const volatile __u8 coalesce = 1;         /* fold repeated send/recv per flow */
 const volatile __u64 wakeup_bytes = 16384; /* wake the reader past this backlog */
 
 /* Referenced so that their BTF is emitted: the ABI test compares the Rust
- * mirror with these. */
+ * mirror (crates/netev-abi) with these. No program reads them. */
 struct netev_event abi_netev_event;
 struct netev_exec abi_netev_exec;
 struct netev_ruleset abi_netev_ruleset;
@@ -49,6 +46,17 @@ struct netev_rule_meta abi_netev_rule_meta;
 struct netev_exe_key abi_netev_exe_key;
 struct netev_uid_key abi_netev_uid_key;
 struct netev_addr_key abi_netev_addr_key;
+enum netev_len abi_netev_len;
+enum netev_kind abi_netev_kind;
+enum netev_op abi_netev_op;
+enum netev_verdict abi_netev_verdict;
+enum netev_action abi_netev_action;
+enum netev_flag abi_netev_flag;
+enum netev_linux abi_netev_linux;
+enum netev_kind_family abi_netev_kind_family;
+enum netev_kind_proto abi_netev_kind_proto;
+enum netev_table abi_netev_table;
+enum netev_counter abi_netev_counter;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -124,7 +132,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, NETEV_SLOTS);
 	__type(key, __u32);
 	__type(value, struct netev_ruleset);
 } rule_sets SEC(".maps");
@@ -132,7 +140,7 @@ struct {
 /* slot * NETEV_MAX_CLASSES + class */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * NETEV_MAX_CLASSES);
+	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_CLASSES);
 	__type(key, __u32);
 	__type(value, struct netev_rule_bits);
 } rule_bits SEC(".maps");
@@ -140,7 +148,7 @@ struct {
 /* Per slot: the rules not yet used up (once rules leave it when consumed). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, NETEV_SLOTS);
 	__type(key, __u32);
 	__type(value, struct netev_rule_bits);
 } rule_live SEC(".maps");
@@ -148,28 +156,28 @@ struct {
 /* slot * NETEV_MAX_RULES + bit */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * NETEV_MAX_RULES);
+	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_RULES);
 	__type(key, __u32);
 	__type(value, struct netev_rule_meta);
 } rule_meta SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2 * 16384);
+	__uint(max_entries, NETEV_SLOTS * 16384);
 	__type(key, struct netev_exe_key);
 	__type(value, __u16);
 } rule_exe SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2 * 4096);
+	__uint(max_entries, NETEV_SLOTS * 4096);
 	__type(key, struct netev_uid_key);
 	__type(value, __u16);
 } rule_uid SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 2 * 16384);
+	__uint(max_entries, NETEV_SLOTS * 16384);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(key_size, sizeof(struct netev_addr_key));
 	__uint(value_size, sizeof(__u16));
@@ -177,14 +185,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, NETEV_SLOTS);
 	__type(key, __u32);
 	__type(value, struct netev_port_classes);
 } rule_port SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, NETEV_SLOTS);
 	__type(key, __u32);
 	__type(value, struct netev_addr4_classes);
 } rule_addr4 SEC(".maps");
@@ -301,19 +309,24 @@ struct query {
 	__u8 addr[16]; /* IPv4 as ::ffff:a.b.c.d */
 };
 
+/* The kind table's indexes; netev-abi's family_index() and proto_index()
+ * compute the same for the rule compiler. */
 static __always_inline __u32 family_index(__u16 family)
 {
-	return family == AF_INET ? 0 : family == AF_INET6 ? 1 : family == AF_UNIX ? 2 : 3;
+	return family == AF_INET    ? NETEV_KIND_FAMILY_INET
+	       : family == AF_INET6 ? NETEV_KIND_FAMILY_INET6
+	       : family == AF_UNIX  ? NETEV_KIND_FAMILY_UNIX
+				    : NETEV_KIND_FAMILY_OTHER;
 }
 
 static __always_inline __u32 proto_index(__u16 proto)
 {
 	switch (proto) {
-	case 6: return 0;  /* tcp */
-	case 17: return 1; /* udp */
-	case 1: return 2;  /* icmp */
-	case 58: return 3; /* icmpv6 */
-	default: return 4;
+	case IPPROTO_TCP: return NETEV_KIND_PROTO_TCP;
+	case IPPROTO_UDP: return NETEV_KIND_PROTO_UDP;
+	case IPPROTO_ICMP: return NETEV_KIND_PROTO_ICMP;
+	case IPPROTO_ICMPV6: return NETEV_KIND_PROTO_ICMPV6;
+	default: return NETEV_KIND_PROTO_OTHER;
 	}
 }
 
@@ -386,7 +399,7 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 	if (!rs)
 		return 0;
 	idx = (__u32)q->op - 1;
-	if (idx >= 7)
+	if (idx >= NETEV_OPS)
 		goto done;
 	out->action = rs->default_action[idx & 7];
 
@@ -434,7 +447,7 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 		if (pc)
 			c4 = pc->class[q->port & (NETEV_PORTS - 1)];
 	}
-	sc.b[0] = class_bits(slot, rs->kind[kind & 0xff]);
+	sc.b[0] = class_bits(slot, rs->kind[kind & (NETEV_KIND_TABLE - 1)]);
 	sc.b[1] = class_bits(slot, c1);
 	sc.b[2] = class_bits(slot, c2);
 	sc.b[3] = class_bits(slot, c3);

@@ -2,16 +2,25 @@
 /*
  * netev.h — the event ABI shared by the BPF programs and userspace.
  *
- * This is the one definition of every record that crosses the ring buffer.
- * The Rust mirror (crates/netev-bpf/src/abi.rs) is checked against the BTF
- * that clang emits for these structs, so a change here that is not made
- * there fails the build's tests instead of silently garbling events.
+ * This is the one definition of every record that crosses the ring buffer
+ * or sits in a rule table, and of every number userspace shares with the
+ * programs. The Rust mirror (crates/netev-abi) is checked against the BTF
+ * that clang emits for this file (crates/netev-bpf/src/abi_btf.rs): every
+ * struct's size and field offsets, and every enumerator, by name. So a
+ * change here that is not made there fails the tests instead of silently
+ * garbling events or rules.
+ *
+ * Numbers are enumerators, not #defines: a #define never reaches the BTF.
+ * Each enum is referenced by an abi_* global in netev.bpf.c, because clang
+ * only emits BTF for types the object uses.
  */
 #ifndef NETEV_H
 #define NETEV_H
 
-#define NETEV_COMM_LEN 16
-#define NETEV_PATH_LEN 256
+enum netev_len {
+	NETEV_COMM_LEN = 16,  /* task comm, with its NUL */
+	NETEV_PATH_LEN = 256, /* execve() path kept, with its NUL */
+};
 
 /* Record kinds: the first byte of every ring-buffer record. */
 enum netev_kind {
@@ -28,6 +37,7 @@ enum netev_op {
 	NETEV_OP_ACCEPT = 5,
 	NETEV_OP_SENDMSG = 6,
 	NETEV_OP_RECVMSG = 7,
+	NETEV_OPS = 7, /* ops are 1..NETEV_OPS */
 };
 
 enum netev_verdict {
@@ -44,8 +54,22 @@ enum netev_action {
 };
 
 /* netev_hdr.flags */
-#define NETEV_F_HAS_RET 0x01 /* ret holds the syscall's return value */
-#define NETEV_F_ASKED 0x02   /* the decision was "ask": verdict is the ask fallback */
+enum netev_flag {
+	NETEV_F_HAS_RET = 0x01, /* ret holds the syscall's return value */
+	NETEV_F_ASKED = 0x02,   /* the decision was "ask": verdict is the ask fallback */
+};
+
+/* Linux's own numbers that records carry and the kind table sorts by: a BPF
+ * program has no libc headers to take them from. */
+enum netev_linux {
+	AF_UNIX = 1,
+	AF_INET = 2,
+	AF_INET6 = 10,
+	IPPROTO_ICMP = 1,
+	IPPROTO_TCP = 6,
+	IPPROTO_UDP = 17,
+	IPPROTO_ICMPV6 = 58,
+};
 
 /*
  * Rule tables (written by userspace, read by every hook; see
@@ -55,12 +79,37 @@ enum netev_action {
  * Userspace fills the other slot, then flips rule_active with one 4-byte
  * write, so a hook sees either the old rules or the new ones, never a mix.
  */
-#define NETEV_RULE_WORDS 32 /* bitmap words: 2048 rules per slot */
-#define NETEV_MAX_RULES (NETEV_RULE_WORDS * 64)
-#define NETEV_MAX_CLASSES 8192 /* distinct bitmaps per slot */
-#define NETEV_KIND_FAMILIES 4 /* inet, inet6, unix, other */
-#define NETEV_KIND_PROTOS 5   /* tcp, udp, icmp, icmpv6, other */
-#define NETEV_KINDS (7 * NETEV_KIND_FAMILIES * NETEV_KIND_PROTOS)
+
+/* The kind table's index of a family (family_index() in netev.bpf.c). */
+enum netev_kind_family {
+	NETEV_KIND_FAMILY_INET = 0,
+	NETEV_KIND_FAMILY_INET6 = 1,
+	NETEV_KIND_FAMILY_UNIX = 2,
+	NETEV_KIND_FAMILY_OTHER = 3,
+	NETEV_KIND_FAMILIES = 4,
+};
+
+/* The kind table's index of a protocol (proto_index() in netev.bpf.c). */
+enum netev_kind_proto {
+	NETEV_KIND_PROTO_TCP = 0,
+	NETEV_KIND_PROTO_UDP = 1,
+	NETEV_KIND_PROTO_ICMP = 2,
+	NETEV_KIND_PROTO_ICMPV6 = 3,
+	NETEV_KIND_PROTO_OTHER = 4,
+	NETEV_KIND_PROTOS = 5,
+};
+
+enum netev_table {
+	NETEV_SLOTS = 2,            /* table sets: the active one and the one being filled */
+	NETEV_RULE_WORDS = 32,      /* bitmap words: 2048 rules per slot */
+	NETEV_MAX_RULES = NETEV_RULE_WORDS * 64,
+	NETEV_MAX_CLASSES = 8192,   /* distinct bitmaps per slot */
+	NETEV_KINDS = NETEV_OPS * NETEV_KIND_FAMILIES * NETEV_KIND_PROTOS,
+	NETEV_KIND_TABLE = 256,     /* entries of netev_ruleset.kind (see there) */
+	NETEV_PORTS = 65536,        /* entries of netev_port_classes */
+	NETEV_ADDR4_BLOCKS = 65536, /* entries of netev_addr4_classes: IPv4 /16s */
+	NETEV_ADDR4_TRIE = 0x8000,  /* in netev_addr4_classes: the trie decides */
+};
 
 struct netev_ruleset {
 	__u32 words; /* bitmap words in use */
@@ -74,7 +123,7 @@ struct netev_ruleset {
 	/* class by kind = ((op - 1) * NETEV_KIND_FAMILIES + family index) *
 	 * NETEV_KIND_PROTOS + protocol index; 256 entries so that a masked
 	 * index needs no further proof for the verifier */
-	__u16 kind[256];
+	__u16 kind[NETEV_KIND_TABLE];
 };
 
 struct netev_rule_bits {
@@ -109,7 +158,6 @@ struct netev_addr_key {
 
 /* The class of every port (array map "rule_port", one element per slot):
  * one indexed load where a trie walk cost ~100 ns per decision. */
-#define NETEV_PORTS 65536
 struct netev_port_classes {
 	__u16 class[NETEV_PORTS];
 };
@@ -117,9 +165,8 @@ struct netev_port_classes {
 /* The class of every IPv4 address by /16 (array map "rule_addr4", one
  * element per slot), or NETEV_ADDR4_TRIE where a longer prefix splits the
  * /16 and the trie decides: most addresses skip the trie walk. */
-#define NETEV_ADDR4_TRIE 0x8000
 struct netev_addr4_classes {
-	__u16 class[65536];
+	__u16 class[NETEV_ADDR4_BLOCKS];
 };
 
 /* Per-CPU counters (array map "counters"), see docs/events.md. */

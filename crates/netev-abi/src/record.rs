@@ -1,36 +1,12 @@
-//! The Rust mirror of `src/bpf/netev.h`, and decoding of ring-buffer records.
+//! Ring-buffer records (`struct netev_hdr`, `netev_event`, `netev_exec`)
+//! and their decoding.
 //!
-//! Layouts are asserted at compile time here and compared field by field with
-//! the BTF clang emitted for the C structs in this crate's tests
-//! (`abi_matches_btf`), so the two definitions cannot drift apart unnoticed.
+//! Layouts are asserted at compile time here, and compared field by field
+//! with the BTF clang emitted for the C structs in netev-bpf's tests.
 
 use bytemuck::{Pod, Zeroable};
 
-/// Record kinds (first byte of every record).
-pub const KIND_NET: u8 = 1;
-/// A process exec'ed.
-pub const KIND_EXEC: u8 = 2;
-/// A process (thread group) exited.
-pub const KIND_EXIT: u8 = 3;
-
-/// `netev_hdr.flags`: `ret` is valid.
-pub const F_HAS_RET: u8 = 0x01;
-/// `netev_hdr.flags`: the decision was "ask"; the verdict is the ask fallback.
-pub const F_ASKED: u8 = 0x02;
-
-/// Index of each per-CPU counter in the `counters` map.
-pub mod counter {
-    /// Records the kernel tried to emit.
-    pub const SEEN: u32 = 0;
-    /// Records lost because the ring buffer was full.
-    pub const DROPPED: u32 = 1;
-    /// Hooked calls in scope, before coalescing.
-    pub const CALLS: u32 = 2;
-    /// Calls folded into a later record's `count`.
-    pub const COALESCED: u32 = 3;
-    /// Number of counters.
-    pub const MAX: u32 = 4;
-}
+use crate::{COMM_LEN, KIND_EXEC, KIND_EXIT, KIND_NET, PATH_LEN};
 
 /// `struct netev_hdr`.
 #[repr(C)]
@@ -91,7 +67,7 @@ pub struct RawEvent {
     /// Remote address.
     pub raddr: [u8; 16],
     /// Task command name, NUL padded.
-    pub comm: [u8; 16],
+    pub comm: [u8; COMM_LEN],
     /// Padding.
     pub _pad1: u32,
 }
@@ -113,9 +89,9 @@ pub struct RawExec {
     /// Bytes of `filename` used, including the NUL.
     pub filename_len: u32,
     /// Task command name.
-    pub comm: [u8; 16],
+    pub comm: [u8; COMM_LEN],
     /// The path passed to execve(), possibly relative.
-    pub filename: [u8; 256],
+    pub filename: [u8; PATH_LEN],
 }
 
 const _: () = {
@@ -259,44 +235,5 @@ mod tests {
             Record::Exec(e) => assert_eq!(e.filename(), "/bin/true"),
             other => panic!("expected Exec, got {other:?}"),
         }
-    }
-
-    /// The alignchecker: the mirror must match the BTF clang emitted for netev.h.
-    #[test]
-    fn abi_matches_btf() {
-        use crate::skel::types;
-        use std::mem::{offset_of, size_of};
-        assert_eq!(size_of::<types::netev_event>(), size_of::<RawEvent>());
-        assert_eq!(size_of::<types::netev_exec>(), size_of::<RawExec>());
-        assert_eq!(size_of::<types::netev_hdr>(), size_of::<RawHdr>());
-        macro_rules! same {
-            ($c:ty, $r:ty, $($cf:ident => $rf:ident),+) => {
-                $(assert_eq!(offset_of!($c, $cf), offset_of!($r, $rf), stringify!($cf));)+
-            };
-        }
-        same!(types::netev_hdr, RawHdr, kind => kind, op => op, verdict => verdict,
-              flags => flags, pid => pid, ts_ns => ts_ns);
-        same!(types::netev_event, RawEvent, tid => tid, ppid => ppid, uid => uid, gid => gid,
-              app_ino => app_ino, app_dev => app_dev, count => count, ret => ret,
-              rule_id => rule_id, family => family, r#type => sock_type, protocol => protocol,
-              lport => lport, rport => rport, laddr => laddr, raddr => raddr, comm => comm);
-        use crate::rules::*;
-        assert_eq!(size_of::<types::netev_ruleset>(), size_of::<RawRuleset>());
-        assert_eq!(
-            size_of::<types::netev_rule_meta>(),
-            size_of::<RawRuleMeta>()
-        );
-        assert_eq!(size_of::<types::netev_exe_key>(), size_of::<RawExeKey>());
-        assert_eq!(size_of::<types::netev_uid_key>(), size_of::<RawUidKey>());
-        assert_eq!(size_of::<types::netev_addr_key>(), size_of::<RawAddrKey>());
-        same!(types::netev_ruleset, RawRuleset, words => words, exe_other => exe_other,
-              uid_other => uid_other, addr_none => addr_none, port_none => port_none,
-              default_action => default_action, ask_fallback => ask_fallback, kind => kind);
-        same!(types::netev_rule_meta, RawRuleMeta, id => id, action => action, once => once);
-        same!(types::netev_exe_key, RawExeKey, ino => ino, dev => dev, slot => slot);
-        same!(types::netev_addr_key, RawAddrKey, prefixlen => prefixlen, slot => slot, addr => addr);
-        same!(types::netev_exec, RawExec, ppid => ppid, uid => uid, app_ino => app_ino,
-              app_dev => app_dev, filename_len => filename_len, comm => comm,
-              filename => filename);
     }
 }

@@ -51,82 +51,9 @@ const BACKLOG: usize = 8 * MAX_BATCH;
 /// 127 MiB default, and two stay under the tests' 2 MB quota).
 pub const MAX_IN_FLIGHT: u32 = netev_dbus::MAX_IN_FLIGHT;
 
-/// Which bus to serve on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BusTarget {
-    /// The system bus.
-    System,
-    /// The session bus of the calling user.
-    Session,
-    /// A bus address (`unix:path=...`).
-    Address(String),
-}
-
-/// `--bus`: a bus, or none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusSpec(pub Option<BusTarget>);
-
-impl std::fmt::Display for BusSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            None => f.write_str("none"),
-            Some(BusTarget::System) => f.write_str("system"),
-            Some(BusTarget::Session) => f.write_str("session"),
-            Some(BusTarget::Address(a)) => f.write_str(a),
-        }
-    }
-}
-
-impl std::str::FromStr for BusSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "none" {
-            Ok(BusSpec(None))
-        } else {
-            s.parse().map(|t| BusSpec(Some(t)))
-        }
-    }
-}
-
-impl std::str::FromStr for BusTarget {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "system" => BusTarget::System,
-            "session" => BusTarget::Session,
-            a if a.contains(':') => {
-                a.parse::<zbus::Address>()
-                    .map_err(|e| format!("{a:?} is not a D-Bus address: {e}"))?;
-                BusTarget::Address(a.to_string())
-            }
-            other => {
-                return Err(format!(
-                    "{other:?} is not a bus: use system, session, none, or an address such as unix:path=/run/netev/bus"
-                ))
-            }
-        })
-    }
-}
-
-impl BusTarget {
-    fn describe(&self) -> String {
-        match self {
-            BusTarget::System => "the system bus".into(),
-            BusTarget::Session => "the session bus".into(),
-            BusTarget::Address(a) => format!("the bus at {a}"),
-        }
-    }
-
-    fn builder(&self) -> zbus::connection::Builder<'static> {
-        match self {
-            BusTarget::System => zbus::connection::Builder::system(),
-            BusTarget::Session => zbus::connection::Builder::session(),
-            BusTarget::Address(a) => zbus::connection::Builder::address(
-                a.parse::<zbus::Address>().expect("checked when parsed"),
-            ),
-        }
-    }
-}
+// `--bus` is parsed with the rest of the configuration; the names stay
+// here for the code that has always found them here.
+pub use crate::settings::BusTarget;
 
 /// State shared by the capture loop, the bus thread and the interface.
 pub struct Shared {

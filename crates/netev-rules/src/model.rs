@@ -117,19 +117,15 @@ impl Duration {
             }
             Ok(l) => l,
             Err(LengthError::NoUnit(_)) => {
-                return Err(invalid(
-                    "a length needs a unit: s, m, h, d or w (e.g. 5m)",
-                ))
+                return Err(invalid("a length needs a unit: s, m, h, d or w (e.g. 5m)"))
             }
             Err(LengthError::UnknownUnit(_)) => {
                 return Err(invalid("unknown unit: use s, m, h, d or w"))
             }
             Err(LengthError::TooLong) => return Err(invalid("too long")),
-            Err(LengthError::NotANumber) => {
-                return Err(invalid(
-                    "expected once, always, until-restart, a length such as 5m, or an RFC 3339 time",
-                ))
-            }
+            Err(LengthError::NotANumber) => return Err(invalid(
+                "expected once, always, until-restart, a length such as 5m, or an RFC 3339 time",
+            )),
         };
         let secs = length
             .duration()

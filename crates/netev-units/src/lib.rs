@@ -207,7 +207,10 @@ mod tests {
         for bad in ["", "K", "lots", "-1", "+1K", "1.5M", "1G", " 1K"] {
             assert_eq!(parse_size(bad), Err(SizeError::NotASize), "{bad:?}");
         }
-        assert_eq!(parse_size("18446744073709551615M"), Err(SizeError::TooLarge));
+        assert_eq!(
+            parse_size("18446744073709551615M"),
+            Err(SizeError::TooLarge)
+        );
         assert_eq!(parse_size("99999999999999999999"), Err(SizeError::TooLarge));
     }
 }

@@ -586,10 +586,9 @@ fn misplaced(place: &Place) -> Option<String> {
     };
     match (place.depth, place.kind) {
         (0, Kind::ArrayOfTables) => Some("arrays of tables are not used here".into()),
-        (0, Kind::Table) if !is_table_name => Some(format!(
-            "unknown table; the tables are {}",
-            table_names()
-        )),
+        (0, Kind::Table) if !is_table_name => {
+            Some(format!("unknown table; the tables are {}", table_names()))
+        }
         (0, Kind::Table) => None,
         // a table's name given a value (a table in braces is read as the
         // table it is, where its name is a table's)

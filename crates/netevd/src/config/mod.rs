@@ -93,25 +93,42 @@ pub struct Args {
 
     /// Seconds an unanswered prompt waits before it expires (the ask
     /// fallback has already been applied; a later attempt asks again).
-    #[arg(id = "policy.prompt_timeout", long = "prompt-timeout", value_name = "SECONDS",
-          default_value = "60")]
+    #[arg(
+        id = "policy.prompt_timeout",
+        long = "prompt-timeout",
+        value_name = "SECONDS",
+        default_value = "60"
+    )]
     pub prompt_timeout: u64,
 
     /// Where events are stored: sqlite (netev.db in the state dir),
     /// sqlite:/path/to/file.db, a PostgreSQL URL (postgres://user@host/db),
     /// or none.
-    #[arg(id = "store.url", long = "store", value_name = "STORE", default_value = "sqlite")]
+    #[arg(
+        id = "store.url",
+        long = "store",
+        value_name = "STORE",
+        default_value = "sqlite"
+    )]
     pub store: StoreSpec,
 
     /// Stored events older than this are deleted (30d, 12h, 90m; 0 keeps
     /// them).
-    #[arg(id = "store.max_age", long = "store-max-age", value_name = "AGE",
-          default_value = "30d")]
+    #[arg(
+        id = "store.max_age",
+        long = "store-max-age",
+        value_name = "AGE",
+        default_value = "30d"
+    )]
     pub store_max_age: MaxAge,
 
     /// At most this many stored events; the oldest go first (0: no limit).
-    #[arg(id = "store.max_rows", long = "store-max-rows", value_name = "N",
-          default_value = "10000000")]
+    #[arg(
+        id = "store.max_rows",
+        long = "store-max-rows",
+        value_name = "N",
+        default_value = "10000000"
+    )]
     pub store_max_rows: u64,
 
     /// The host name stored with every event [default: this machine's].
@@ -218,11 +235,7 @@ impl Args {
             ),
             Setting::at_start("store.url", &self.store, &self.store),
             Setting::at_start("store.max_age", &self.store_max_age, self.store_max_age),
-            Setting::at_start(
-                "store.max_rows",
-                &self.store_max_rows,
-                self.store_max_rows,
-            ),
+            Setting::at_start("store.max_rows", &self.store_max_rows, self.store_max_rows),
             Setting::at_start(
                 "store.host_name",
                 &self.host_name,

@@ -19,11 +19,17 @@ use toml::Spanned;
 use crate::fields::{apply_field, FIELDS};
 use crate::{Action, Conditions, Rule, RuleError};
 
+/// A rule as read: every key and value with where it stands in the text,
+/// so that a problem found after reading (by [`apply_field`]) is reported
+/// at the line of its key, wherever that is: a `[[rule]]` table, an inline
+/// table `rule = [{ ... }]`, or after a multi-line string.
+type RawRule = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    rule: Vec<Spanned<toml::Table>>,
+    rule: Vec<Spanned<RawRule>>,
 }
 
 /// Parses a rules file. `path` names it in errors.
@@ -43,36 +49,20 @@ pub fn parse(
         let offset = e.span().map_or(0, |s| s.start);
         at(offset, e.message().to_string())
     })?;
-    // toml::Table keeps no spans for its values: a key's line is found in
-    // the rule's own text (keys of a [[rule]] are bare words, one per line).
     let mut rules = Vec::with_capacity(raw.rule.len());
     for entry in raw.rule {
         let start = entry.span().start;
-        let table_text = &text[entry.span()];
-        let key_offset = |key: &str| {
-            table_text
-                .lines()
-                .scan(0usize, |pos, l| {
-                    let here = *pos;
-                    *pos += l.len() + 1;
-                    Some((here, l))
-                })
-                .find(|(_, l)| {
-                    l.trim_start().starts_with(key)
-                        && l.trim_start()[key.len()..].trim_start().starts_with('=')
-                })
-                .map_or(start, |(off, _)| start + off)
-        };
         let mut rule = Rule::new(Action::Deny, Conditions::default());
         let mut action = None;
+        // in key order, as a toml::Table would give them (Spanned orders by
+        // its value alone)
         for (key, value) in entry.get_ref() {
+            let key_at = key.span().start;
+            let key = key.get_ref();
             if !FIELDS.contains(&key.as_str()) {
-                return Err(at(
-                    key_offset(key),
-                    RuleError::UnknownField(key.clone()).to_string(),
-                ));
+                return Err(at(key_at, RuleError::UnknownField(key.clone()).to_string()));
             }
-            let text_value = match (key.as_str(), value) {
+            let text_value = match (key.as_str(), value.get_ref()) {
                 (_, toml::Value::String(s)) => s.clone(),
                 ("ops", toml::Value::Array(ops)) => {
                     let mut names = Vec::new();
@@ -80,10 +70,7 @@ pub fn parse(
                         match op.as_str() {
                             Some(s) => names.push(s.to_string()),
                             None => {
-                                return Err(at(
-                                    key_offset(key),
-                                    "ops: expected a list of op names".into(),
-                                ))
+                                return Err(at(key_at, "ops: expected a list of op names".into()))
                             }
                         }
                     }
@@ -93,13 +80,13 @@ pub fn parse(
                 ("enabled", toml::Value::Boolean(b)) => b.to_string(),
                 _ => {
                     return Err(at(
-                        key_offset(key),
+                        key_at,
                         format!("{key}: expected {}", expected_type(key)),
                     ))
                 }
             };
             apply_field(&mut rule, &mut action, key, &text_value, now, lookup_user)
-                .map_err(|e| at(key_offset(key), e.to_string()))?;
+                .map_err(|e| at(key_at, e.to_string()))?;
         }
         rule.action = action.ok_or_else(|| at(start, RuleError::Missing("action").to_string()))?;
         rule.validate().map_err(|e| at(start, e.to_string()))?;
@@ -259,6 +246,35 @@ duration = "2027-01-01T00:00:00Z"
                 3,
                 "no such user",
             ),
+            // an inline table: every key on the line of its own, wherever
+            // the scan for `key =` would have looked
+            (
+                "rule = [\n  { action = \"deny\" },\n  { action = \"deny\", ports = \"99999\" },\n]\n",
+                3,
+                "0-65535",
+            ),
+            (
+                "rule = [{ action = \"deny\", colour = \"red\" }]\n",
+                1,
+                "unknown field \"colour\"",
+            ),
+            // a quoted key
+            (
+                "[[rule]]\naction = \"deny\"\n\"ports\" = \"99999\"\n",
+                3,
+                "0-65535",
+            ),
+            // a multi-line string whose text has a line that looks like a key
+            (
+                "[[rule]]\naction = \"deny\"\ncomment = \"\"\"\nports = 1\n\"\"\"\nports = \"99999\"\n",
+                6,
+                "0-65535",
+            ),
+            (
+                "[[rule]]\ncomment = '''\naddr = 1\n'''\naction = \"deny\"\naddr = 10\n",
+                6,
+                "addr: expected a string",
+            ),
         ];
         for (text, line, want) in cases {
             match load(text) {
@@ -271,5 +287,16 @@ duration = "2027-01-01T00:00:00Z"
                 other => panic!("{text:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_rule_may_last_weeks() {
+        let rules = load("[[rule]]\naction = \"deny\"\nduration = \"1w\"\n").unwrap();
+        assert_eq!(
+            rules[0].duration,
+            crate::Duration::Until(now() + chrono::Duration::days(7))
+        );
+        let e = load("[[rule]]\naction = \"deny\"\nduration = \"500ms\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown unit"), "{e}");
     }
 }

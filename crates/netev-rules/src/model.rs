@@ -91,8 +91,10 @@ pub enum Duration {
 
 impl Duration {
     /// Parses `once`, `always`, `until-restart`, a length from now (`30s`,
-    /// `5m`, `1h`, `2d`) or an RFC 3339 time (`2026-12-01T00:00:00Z`).
+    /// `5m`, `1h`, `2d`, `1w`: netev-units' grammar, in whole seconds) or an
+    /// RFC 3339 time (`2026-12-01T00:00:00Z`).
     pub fn parse(s: &str, now: DateTime<Utc>) -> Result<Duration, RuleError> {
+        use netev_units::{LengthError, TimeUnit};
         let invalid = |reason: &str| RuleError::Invalid {
             field: "duration",
             value: s.to_string(),
@@ -107,23 +109,29 @@ impl Duration {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
             return Ok(Duration::Until(t.with_timezone(&Utc)));
         }
-        let unit_at = s
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| invalid("a length needs a unit: s, m, h or d (e.g. 5m)"))?;
-        let (n, unit) = s.split_at(unit_at);
-        let n: i64 = n.parse().map_err(|_| {
-            invalid(
+        let length = match netev_units::parse_length(s) {
+            // rules live in whole seconds (the database and the export
+            // keep an RFC 3339 time to the second)
+            Ok(l) if l.unit == TimeUnit::Millisecond => {
+                return Err(invalid("unknown unit: use s, m, h, d or w"))
+            }
+            Ok(l) => l,
+            Err(LengthError::NoUnit(_)) => {
+                return Err(invalid("a length needs a unit: s, m, h, d or w (e.g. 5m)"))
+            }
+            Err(LengthError::UnknownUnit(_)) => {
+                return Err(invalid("unknown unit: use s, m, h, d or w"))
+            }
+            Err(LengthError::TooLong) => return Err(invalid("too long")),
+            Err(LengthError::NotANumber) => return Err(invalid(
                 "expected once, always, until-restart, a length such as 5m, or an RFC 3339 time",
-            )
-        })?;
-        let secs = match unit {
-            "s" => n,
-            "m" => n.saturating_mul(60),
-            "h" => n.saturating_mul(3600),
-            "d" => n.saturating_mul(86400),
-            _ => return Err(invalid("unknown unit: use s, m, h or d")),
+            )),
         };
-        if secs <= 0 {
+        let secs = length
+            .duration()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .ok_or_else(|| invalid("too long"))?;
+        if secs == 0 {
             return Err(invalid("a length must be more than zero"));
         }
         let len = chrono::Duration::try_seconds(secs).ok_or_else(|| invalid("too long"))?;

@@ -12,19 +12,13 @@ pub const FILTER_KEYS: [&str; 9] = [
 ];
 
 /// An age as people write it: a number and a unit, `s`, `m`, `h`, `d` or
-/// `w` (`90s`, `15m`, `2d`); `None` when `s` is not one.
+/// `w` (`90s`, `15m`, `2d`; netev-units' grammar, without milliseconds);
+/// `None` when `s` is not one.
 pub fn parse_age(s: &str) -> Option<std::time::Duration> {
-    let unit = s.chars().last().filter(|c| c.is_ascii_alphabetic())?;
-    let n: u64 = s[..s.len() - 1].parse().ok()?;
-    let secs = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_secs(n.checked_mul(secs)?))
+    netev_units::parse_length(s)
+        .ok()
+        .filter(|l| l.unit != netev_units::TimeUnit::Millisecond)?
+        .duration()
 }
 
 /// A time as people write it: an age (`90s`, `15m`, `1h`, `2d`, `1w`: that
@@ -188,6 +182,16 @@ mod tests {
         for bad in ["yesterday", "5y", "", "99999999999999999d"] {
             let e = parse_time(bad, now).unwrap_err().to_string();
             assert!(e.contains("is not a time"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn ages_count_seconds_to_weeks() {
+        let secs = |n| Some(std::time::Duration::from_secs(n));
+        assert_eq!(parse_age("90s"), secs(90));
+        assert_eq!(parse_age("1w"), secs(7 * 86_400));
+        for bad in ["500ms", "5", "5y", "", "soon"] {
+            assert_eq!(parse_age(bad), None, "{bad:?}");
         }
     }
 

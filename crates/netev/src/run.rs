@@ -30,21 +30,15 @@ pub struct Options {
     pub cmd: Vec<String>,
 }
 
-/// `--timeout`: `30s`, `5m`, `500ms`, or seconds.
+/// `--timeout`: `30s`, `5m`, `500ms` (netev-units' grammar), or seconds.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let (num, mult_ms) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000)
-    } else {
-        (s, 1000)
+    let length = match netev_units::parse_length(s) {
+        Ok(l) => l.duration(),
+        Err(netev_units::LengthError::NoUnit(n)) => Some(Duration::from_secs(n)),
+        Err(_) => None,
     };
-    num.parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(|n| Duration::from_millis(n.saturating_mul(mult_ms)))
+    length
+        .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{s:?}: expected a length such as 30s, 5m or 500ms"))
 }
 

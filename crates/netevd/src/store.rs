@@ -1,56 +1,17 @@
-//! The event store as netevd uses it: `--store` parsed, the writer thread
-//! started, and a way to open the store for the queries served over D-Bus.
+//! The event store as netevd uses it: the writer thread started for
+//! `--store` (parsed in `settings`), and a way to open the store for the
+//! queries served over D-Bus.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use netev_store::writer::{Writer, WriterConfig};
 use netev_store::Retention;
 use tracing::{info, warn};
 
-/// `--store`: where events go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSpec {
-    /// Not stored.
-    None,
-    /// SQLite: `netev.db` in the state dir, or a given file.
-    Sqlite(Option<PathBuf>),
-    /// A PostgreSQL URL or connection string.
-    Postgres(String),
-}
-
-impl std::str::FromStr for StoreSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<StoreSpec, String> {
-        Ok(match s {
-            "none" => StoreSpec::None,
-            "sqlite" => StoreSpec::Sqlite(None),
-            _ if netev_store::is_postgres(s) => StoreSpec::Postgres(s.to_string()),
-            _ => match s.strip_prefix("sqlite:") {
-                Some(p) if p.starts_with('/') => StoreSpec::Sqlite(Some(p.into())),
-                _ => {
-                    return Err(format!(
-                        "{s:?} is not a store: use sqlite (netev.db in the state dir), \
-                         sqlite:/absolute/path.db, postgres://user@host/db, or none"
-                    ))
-                }
-            },
-        })
-    }
-}
-
-impl std::fmt::Display for StoreSpec {
-    /// As written in the configuration, without a password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreSpec::None => f.write_str("none"),
-            StoreSpec::Sqlite(None) => f.write_str("sqlite"),
-            StoreSpec::Sqlite(Some(p)) => write!(f, "sqlite:{}", p.display()),
-            StoreSpec::Postgres(url) => f.write_str(&netev_store::redact(url)),
-        }
-    }
-}
+// The flag values live with the rest of the configuration; these names
+// stay here for the code that has always found them here.
+pub use crate::settings::StoreSpec;
 
 /// The running store: the writer and how to open it for a query.
 pub struct EventStore {
@@ -96,52 +57,4 @@ pub fn start(
     let reopen = target.clone();
     let writer = Writer::spawn(first, Box::new(move || netev_store::open(&reopen)), cfg);
     Some(Arc::new(EventStore { writer, target }))
-}
-
-/// `--store-max-age`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaxAge(pub Option<Duration>);
-
-impl std::str::FromStr for MaxAge {
-    type Err = String;
-    fn from_str(s: &str) -> Result<MaxAge, String> {
-        parse_age(s).map(MaxAge)
-    }
-}
-
-/// `--store-max-age`: `30d`, `12h`, `90m`; `0` keeps everything.
-pub fn parse_age(s: &str) -> Result<Option<Duration>, String> {
-    if s == "0" {
-        return Ok(None);
-    }
-    netev_store::query::parse_age(s).map(Some).ok_or_else(|| {
-        format!("{s:?} is not an age: write e.g. 30d, 12h, 90m, or 0 to keep everything")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_specs_and_ages_parse() {
-        assert_eq!("none".parse(), Ok(StoreSpec::None));
-        assert_eq!("sqlite".parse(), Ok(StoreSpec::Sqlite(None)));
-        assert_eq!(
-            "sqlite:/srv/ev.db".parse(),
-            Ok(StoreSpec::Sqlite(Some("/srv/ev.db".into())))
-        );
-        assert_eq!(
-            "postgres://netev@db/netev".parse(),
-            Ok(StoreSpec::Postgres("postgres://netev@db/netev".into()))
-        );
-        assert!("mysql://x"
-            .parse::<StoreSpec>()
-            .unwrap_err()
-            .contains("is not a store"));
-        assert!("sqlite:rel.db".parse::<StoreSpec>().is_err());
-        assert_eq!(parse_age("30d"), Ok(Some(Duration::from_secs(30 * 86_400))));
-        assert_eq!(parse_age("0"), Ok(None));
-        assert!(parse_age("soon").unwrap_err().contains("is not an age"));
-    }
 }

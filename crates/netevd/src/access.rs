@@ -1,22 +1,13 @@
 //! Who may see events: root, and members of the access group.
 
-use nix::unistd::{Group, User};
+use nix::unistd::User;
 
 /// Whether `user` belongs to `group` (primary or supplementary), per the
 /// group database: the same source dbus-daemon uses for `<policy group=…>`.
+/// The check is netev-host's ([`netev_host::users::User::is_member`]); this
+/// takes the nix user the bus code has.
 pub fn is_member(user: &User, group: &str) -> bool {
-    let Ok(Some(g)) = Group::from_name(group) else {
-        return false;
-    };
-    if user.gid == g.gid || g.mem.iter().any(|m| m == &user.name) {
-        return true;
-    }
-    let Ok(name) = std::ffi::CString::new(user.name.as_bytes()) else {
-        return false;
-    };
-    nix::unistd::getgrouplist(&name, user.gid)
-        .map(|groups| groups.contains(&g.gid))
-        .unwrap_or(false)
+    netev_host::users::User::from(user.clone()).is_member(group)
 }
 
 #[cfg(test)]

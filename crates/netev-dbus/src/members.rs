@@ -20,9 +20,7 @@ macro_rules! proxy_with_members {
 
         #[cfg(test)]
         fn $list() -> Vec<$crate::members::Member> {
-            let mut members = Vec::new();
-            $crate::members::trait_members!(members; $($trait)*);
-            members
+            $crate::members::trait_members!($($trait)*)
         }
     };
 }
@@ -67,33 +65,37 @@ impl<T> ZbusResult for zbus::Result<T> {
     type Ok = T;
 }
 
-/// Pushes a [`Member`] onto `$v` for each item of the trait.
+/// `vec![Member, …]`, one for each item of the trait.
 #[cfg(test)]
 macro_rules! trait_members {
-    ($v:ident; $(#[$($attr:tt)*])* $vis:vis trait $name:ident { $($items:tt)* }) => {
-        $crate::members::proxy_members!($v; $($items)*);
+    ($(#[$($attr:tt)*])* $vis:vis trait $name:ident { $($items:tt)* }) => {
+        $crate::members::proxy_members!([] $($items)*)
     };
 }
 #[cfg(test)]
 pub(crate) use trait_members;
 
-/// Pushes a [`Member`] onto `$v` for each `fn` item.
+/// `vec![Member, …]` for the `fn` items, gathered in `[…]` one by one.
 #[cfg(test)]
 macro_rules! proxy_members {
-    ($v:ident;) => {};
+    ([$($done:expr,)*]) => {
+        vec![$($done),*]
+    };
     (
-        $v:ident;
+        [$($done:expr,)*]
         $(#[$($attr:tt)*])*
         fn $fn:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty;
         $($rest:tt)*
     ) => {
-        $v.push($crate::members::Member {
-            kind: $crate::members::member_kind!($([$($attr)*])*),
-            rust_name: stringify!($fn),
-            args: vec![$(<$ty as zbus::Type>::SIGNATURE.clone()),*],
-            ret: <<$ret as $crate::members::ZbusResult>::Ok as zbus::Type>::SIGNATURE.clone(),
-        });
-        $crate::members::proxy_members!($v; $($rest)*);
+        $crate::members::proxy_members!(
+            [$($done,)* $crate::members::Member {
+                kind: $crate::members::member_kind!($([$($attr)*])*),
+                rust_name: stringify!($fn),
+                args: vec![$(<$ty as zbus::Type>::SIGNATURE.clone()),*],
+                ret: <<$ret as $crate::members::ZbusResult>::Ok as zbus::Type>::SIGNATURE.clone(),
+            },]
+            $($rest)*
+        )
     };
 }
 #[cfg(test)]

@@ -38,7 +38,7 @@
 #   --db … --by exe|dest --since 1h`, timed as whole commands (interleaved)
 #   and as queries alone (netev-storebench query, one open connection).
 #
-# The private PostgreSQL server is set up as crates/netev-store/tests/
+# The private PostgreSQL server is set up as crates/netev-testsupport/src/
 # pgserver.rs does (initdb in a temp dir, run as the postgres user, trust
 # auth, fsync = off, synchronous_commit = on, full_page_writes = off,
 # shared_buffers = 16MB); never the machine's own cluster.

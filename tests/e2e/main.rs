@@ -18,8 +18,7 @@ mod run;
 mod scope;
 mod store;
 
-#[path = "../../crates/netev-store/tests/pgserver.rs"]
-mod pgserver;
+use netev_testsupport::pgserver;
 
 use netev_tests::{workspace_bin, Daemon, Stopped, TestCgroup};
 use serde_json::Value;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use netev_testsupport::dbus::{busconfig, DbusDaemon, LISTEN};
 use serde_json::Value;
 
 /// How long to wait for the daemon to come up (loading BPF takes ~1 s here).
@@ -155,14 +156,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 
 /// The cgroup v2 mount point, read from /proc/mounts.
 pub fn cgroup2_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
-    mounts
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-        })
-        .expect("no cgroup2 mount in /proc/mounts")
+    netev_host::mounts::cgroup2_root().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A child cgroup for one test. Dropping it kills what still runs inside
@@ -267,9 +261,7 @@ fn remove_cgroup(path: &Path) {
     }
     // programs a killed test daemon left pinned (netevd --pin-dir's
     // default): unpinned, they go with the cgroup
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::MetadataExt;
-        let pins = Path::new(DEFAULT_PIN_DIR).join(format!("cgroup-{}", meta.ino()));
+    if let Ok(pins) = netev_host::pins::cgroup_dir_of(Path::new(DEFAULT_PIN_DIR), path) {
         let _ = std::fs::remove_dir_all(pins);
     }
     if let Err(e) = std::fs::remove_dir(path) {
@@ -278,7 +270,7 @@ fn remove_cgroup(path: &Path) {
 }
 
 /// netevd's default `--pin-dir`.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/netev";
+pub use netev_host::pins::DEFAULT_PIN_DIR;
 
 /// Test cgroups (`<name>-<pid>-<n>`) of test processes that no longer run.
 fn remove_stale_cgroups(parent: &Path) {
@@ -552,8 +544,7 @@ pub fn assert_fields(ev: &Value, want: &[(&str, Value)]) {
 /// `permissive`, a bus whose policy lets anyone call anything (to show the
 /// daemon's own check). Killed on drop.
 pub struct PrivateBus {
-    child: Child,
-    address: String,
+    bus: DbusDaemon,
     _dir: tempfile::TempDir,
 }
 
@@ -587,20 +578,15 @@ impl PrivateBus {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("repo root");
-        let socket = dir.path().join("bus");
         let config = if permissive {
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><auth>EXTERNAL</auth><listen>unix:path={}</listen>
+            busconfig(&format!(
+                r#"<type>system</type><auth>EXTERNAL</auth><listen>{LISTEN}</listen>
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
-<allow send_destination="*" eavesdrop="false"/><allow receive_sender="*"/></policy></busconfig>"#,
-                socket.display()
-            )
+<allow send_destination="*" eavesdrop="false"/><allow receive_sender="*"/></policy>"#
+            ))
         } else {
             std::fs::read_to_string(repo.join("dist/dbus/private-system-bus.conf.in"))
                 .expect("dist/dbus/private-system-bus.conf.in")
-                .replace("@LISTEN@", &format!("unix:path={}", socket.display()))
                 .replace(
                     "@POLICY@",
                     &repo
@@ -610,37 +596,15 @@ impl PrivateBus {
                 )
         };
         let config = config.replace("</busconfig>", &format!("{extra}</busconfig>"));
-        let conf = dir.path().join("bus.conf");
-        std::fs::write(&conf, config).expect("write bus config");
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (package dbus) must be installed: run scripts/setup.sh");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("dbus-daemon address");
-        assert!(!line.trim().is_empty(), "dbus-daemon printed no address");
         PrivateBus {
-            child,
-            address: line.trim().to_string(),
+            bus: DbusDaemon::start(dir.path(), &config),
             _dir: dir,
         }
     }
 
     /// The bus address, for `--bus`.
     pub fn address(&self) -> &str {
-        &self.address
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.bus.address()
     }
 }
 

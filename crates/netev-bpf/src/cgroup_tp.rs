@@ -236,7 +236,7 @@ impl CgroupCapture {
     fn pin_links(&mut self, dir: &Path) -> Result<(), Error> {
         let io = |what: String| move |source| Error::Io { what, source };
         for (link, hook) in self.links.iter_mut().zip(&self.hooks) {
-            let path = dir.join(hook.attach.replace('/', ":"));
+            let path = netev_host::pins::link_file(dir, hook.attach);
             if path.exists() {
                 match Link::open(&path) {
                     Ok(old) => self.stale.push(old),
@@ -429,15 +429,12 @@ impl Drop for CgroupCapture {
     }
 }
 
-/// The pin directory of one cgroup: `<pin_dir>/cgroup-<inode>` on bpffs
+/// The pin directory of one cgroup (netev-host names the layout), on bpffs
 /// (mounted at /sys/fs/bpf if the machine did not).
 pub fn pin_dir_for(pin_dir: &Path, cgroup: &Path) -> Result<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata(cgroup)
-        .map_err(|e| format!("{}: {e}", cgroup.display()))?
-        .ino();
+    let dir = netev_host::pins::cgroup_dir_of(pin_dir, cgroup)
+        .map_err(|e| format!("{}: {e}", cgroup.display()))?;
     ensure_bpffs(pin_dir)?;
-    let dir = pin_dir.join(format!("cgroup-{ino}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     Ok(dir)
 }
@@ -445,8 +442,7 @@ pub fn pin_dir_for(pin_dir: &Path, cgroup: &Path) -> Result<PathBuf, String> {
 /// Whether `dir` (or the directory it would be made in) is on bpffs; if
 /// nothing is mounted at /sys/fs/bpf, mounts bpffs there.
 fn ensure_bpffs(dir: &Path) -> Result<(), String> {
-    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-    let on_bpffs = |p: &Path| statfs_type(p).is_some_and(|t| t == BPF_FS_MAGIC);
+    use netev_host::mounts::on_bpffs;
     let base = dir
         .ancestors()
         .find(|p| p.exists())
@@ -454,10 +450,10 @@ fn ensure_bpffs(dir: &Path) -> Result<(), String> {
     if on_bpffs(base) {
         return Ok(());
     }
-    let root = Path::new("/sys/fs/bpf");
+    let root = Path::new(netev_host::mounts::BPFFS);
     if dir.starts_with(root) && root.exists() && !on_bpffs(root) {
         let status = std::process::Command::new("mount")
-            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+            .args(["-t", "bpf", "bpf", netev_host::mounts::BPFFS])
             .status();
         if matches!(status, Ok(s) if s.success()) && on_bpffs(base) {
             return Ok(());
@@ -466,27 +462,13 @@ fn ensure_bpffs(dir: &Path) -> Result<(), String> {
     Err(format!("{} is not on a bpf filesystem", dir.display()))
 }
 
-// f_type is i64 on x86_64 but narrower elsewhere
-#[allow(clippy::unnecessary_cast)]
-fn statfs_type(p: &Path) -> Option<i64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
-    let mut st = MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: a valid C string and a buffer of the right type.
-    let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
-    // SAFETY: filled in when rc == 0.
-    (rc == 0).then(|| unsafe { st.assume_init() }.f_type as i64)
-}
-
 /// Syscall tracepoints need tracefs; mount it if the machine did not.
 fn ensure_tracefs() {
-    if std::path::Path::new("/sys/kernel/tracing/events").exists()
-        || std::path::Path::new("/sys/kernel/debug/tracing/events").exists()
-    {
+    if netev_host::mounts::tracefs_events_visible() {
         return;
     }
     let status = std::process::Command::new("mount")
-        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .args(["-t", "tracefs", "nodev", netev_host::mounts::TRACEFS])
         .status();
     if !matches!(status, Ok(s) if s.success()) {
         warn!("tracefs is not mounted and mounting it failed; tracepoints may not attach");

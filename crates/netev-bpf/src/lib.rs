@@ -92,6 +92,16 @@ pub enum Error {
     Rules(String),
 }
 
+impl From<netev_host::Error> for Error {
+    fn from(e: netev_host::Error) -> Self {
+        match e {
+            netev_host::Error::Io { what, source } => Error::Io { what, source },
+            netev_host::Error::NoCgroup2 => Error::NoCgroup2,
+            netev_host::Error::NotCgroup2(dir) => Error::NotCgroup2(dir),
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn bpf(what: impl Into<String>, source: libbpf_rs::Error) -> Self {
         Error::Bpf {
@@ -107,14 +117,7 @@ impl Error {
 pub fn open_capture(config: &CaptureConfig) -> Result<Box<dyn Capture>, Error> {
     let lsm = lsm::probe();
     let mut capture = CgroupCapture::open(config)?;
-    capture.add_note(match lsm {
-        // Said plainly: an LSM backend is designed (DESIGN.md) but not built.
-        lsm::LsmAvailability::Available => {
-            "bpf-lsm: available on this kernel, but this build has no LSM backend yet; \
-             using cgroup+tracepoints"
-                .to_string()
-        }
-        other => format!("bpf-lsm: {}", other.describe()),
-    });
+    // `netev doctor` reads this note back (LsmAvailability::from_note).
+    capture.add_note(lsm.note());
     Ok(Box::new(capture))
 }

@@ -4,7 +4,7 @@
 //!
 //! The protocol is documented in `docs/dbus.md`; the introspection XML in
 //! `dist/dbus/org.netev.Daemon1.xml` is checked against the running daemon by
-//! the end-to-end tests.
+//! the end-to-end tests, and against [`Daemon1Proxy`] by this crate's tests.
 //!
 //! ```no_run
 //! # async fn demo() -> zbus::Result<()> {
@@ -27,6 +27,9 @@
 mod bus_choice;
 mod encoded;
 mod filter;
+mod members;
+#[cfg(test)]
+mod proxy_check;
 mod wire;
 
 pub use bus_choice::BusChoice;
@@ -57,6 +60,10 @@ pub const BATCH_INTERVAL_MS: u64 = 50;
 /// Batches a subscriber may have unacknowledged (see `Ack`).
 pub const MAX_IN_FLIGHT: u32 = 8;
 
+// The trait as zbus sees it, and (for the test in proxy_check.rs, which
+// compares it with dist/dbus/org.netev.Daemon1.xml) the list of its members.
+members::proxy_with_members! {
+members: daemon1_members;
 /// Client side of `org.netev.Daemon1`.
 #[zbus::proxy(
     interface = "org.netev.Daemon1",
@@ -172,4 +179,9 @@ pub trait Daemon1 {
     /// Counters (seen, delivered, dropped, …).
     #[zbus(property)]
     fn counters(&self) -> zbus::Result<HashMap<String, u64>>;
+
+    /// Attached hooks: (op, attach point, enforce|observe).
+    #[zbus(property)]
+    fn hooks(&self) -> zbus::Result<Vec<WireHook>>;
+}
 }

@@ -3,51 +3,28 @@
 //! and its menu; and the daemon states a real private bus gives — netevd
 //! not running, the bus lost, the bus back.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netev_gtk::bus::{BusChoice, Client, Update};
 use netev_gtk::state::DaemonState;
 use netev_gtk::tray::{Look, Tray, TrayAction, ITEM_PATH, MENU_PATH};
+use netev_testsupport::dbus::{busconfig, DbusDaemon};
 use zbus::Proxy;
 
-/// A private dbus-daemon on a socket path; killed on drop.
-struct Bus(Child);
-
-impl Bus {
-    fn start(dir: &std::path::Path) -> (Bus, String) {
-        let sock = dir.join("bus");
-        let _ = std::fs::remove_file(&sock);
-        let conf = dir.join("bus.conf");
-        std::fs::write(&conf, format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>"#,
-            sock.display())).unwrap();
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (package dbus): run scripts/setup.sh");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        (Bus(child), format!("unix:path={}", sock.display()))
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A private session-style dbus-daemon on a socket in `dir`; killed on
+/// drop. Its address is the socket path, without the guid, so that it
+/// names a bus started again in the same dir too.
+fn start_bus(dir: &std::path::Path) -> (DbusDaemon, String) {
+    let bus = DbusDaemon::start(
+        dir,
+        &busconfig(
+            r#"<type>session</type><listen>@LISTEN@</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>"#,
+        ),
+    );
+    let addr = bus.socket_address();
+    (bus, addr)
 }
 
 /// A dbusmenu node, `(ia{sv}av)`.
@@ -90,7 +67,7 @@ fn look(icon: &str, paused: bool) -> Look {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_item_registers_shows_the_state_and_its_menu_acts() {
     let dir = tempfile::tempdir().unwrap();
-    let (_bus, addr) = Bus::start(dir.path());
+    let (_bus, addr) = start_bus(dir.path());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let _watcher = zbus::connection::Builder::address(addr.as_str())
         .name("org.kde.StatusNotifierWatcher")
@@ -155,7 +132,7 @@ async fn the_tray_item_registers_shows_the_state_and_its_menu_acts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_daemon_then_the_bus_lost_then_back_are_told_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let (bus, addr) = Bus::start(dir.path());
+    let (bus, addr) = start_bus(dir.path());
     let (_client, mut updates) = Client::start(
         tokio::runtime::Handle::current(),
         BusChoice::Address(addr.clone()),
@@ -173,7 +150,7 @@ async fn no_daemon_then_the_bus_lost_then_back_are_told_apart() {
     drop(bus);
     let s = bounded("the bus lost", next_state()).await;
     assert!(matches!(s, DaemonState::BusLost { .. }), "{s:?}");
-    let (_bus, _) = Bus::start(dir.path());
+    let (_bus, _) = start_bus(dir.path());
     let s = loop {
         match bounded("the bus back", next_state()).await {
             DaemonState::BusLost { .. } => continue, // retried before it was up

@@ -23,31 +23,18 @@ const MAX_CMDLINE: usize = 4096;
 impl Caller {
     /// Reads /proc/<tid>; `None` when the thread is gone.
     pub fn read(tid: u32) -> Option<Caller> {
-        let dir = format!("/proc/{tid}");
-        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
-        let mut c = Caller {
+        let status = netev_host::proc_status::ProcStatus::read(tid)?;
+        let tgid = status.tgid.unwrap_or(tid);
+        Some(Caller {
             tid,
-            tgid: tid,
-            ..Caller::default()
-        };
-        for line in status.lines() {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            let first = || value.split_whitespace().next().and_then(|v| v.parse().ok());
-            match key {
-                "Name" => c.comm = value.to_string(),
-                "Tgid" => c.tgid = first().unwrap_or(tid),
-                "PPid" => c.ppid = first().unwrap_or(0),
-                "Uid" => c.uid = first().unwrap_or(u32::MAX),
-                "Gid" => c.gid = first().unwrap_or(u32::MAX),
-                _ => {}
-            }
-        }
-        c.exe = exe(tid);
-        c.cmdline = cmdline(c.tgid);
-        Some(c)
+            tgid,
+            ppid: status.ppid.unwrap_or(0),
+            uid: status.real_uid().unwrap_or(u32::MAX),
+            gid: status.real_gid().unwrap_or(u32::MAX),
+            comm: status.name.unwrap_or_default(),
+            exe: exe(tid),
+            cmdline: cmdline(tgid),
+        })
     }
 }
 
@@ -71,13 +58,8 @@ pub fn cmdline(tgid: u32) -> Option<String> {
 
 /// The effective capabilities of thread `tid` now (`CapEff`), 0 if unknown.
 pub fn cap_eff(tid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
+    netev_host::proc_status::ProcStatus::read(tid)
+        .and_then(|s| s.cap_eff)
         .unwrap_or(0)
 }
 
@@ -89,22 +71,6 @@ pub fn unprivileged_port_start() -> u16 {
         .unwrap_or(1024)
 }
 
-/// The name of user `uid`, from the password database.
-pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: pwd and buf are valid for getpwuid_r to fill; the result
-    // points into them.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        let r = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out);
-        if r != 0 || out.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        Some(
-            std::ffi::CStr::from_ptr(pwd.pw_name)
-                .to_string_lossy()
-                .into_owned(),
-        )
-    }
-}
+/// The name of user `uid`, from the user database (netev-host's lookup,
+/// which a large directory entry does not defeat).
+pub use netev_host::users::user_name;

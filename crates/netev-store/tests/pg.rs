@@ -1,14 +1,13 @@
-//! The PostgreSQL engine against a real private server (see pgserver.rs):
-//! the common suite, then what is PostgreSQL's own (concurrent starts,
-//! transactions, connection strings, servers that are away).
+//! The PostgreSQL engine against a real private server (netev-testsupport's
+//! pgserver): the common suite, then what is PostgreSQL's own (concurrent
+//! starts, transactions, connection strings, servers that are away).
 
 mod common;
-mod pgserver;
 
 use std::sync::{Arc, Barrier};
 
 use netev_store::{pg, schema, Error, Filter, Gap, PgStore, Store, TopBy};
-use pgserver::PgServer;
+use netev_testsupport::pgserver::PgServer;
 
 macro_rules! suite {
     ($($name:ident),+) => {$(

@@ -7,9 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use netev_event::status::Status;
+use netev_host::security::{LsmAvailability, LsmFacts};
 use serde::Serialize;
 
-use crate::bus::{connect, runtime, BusChoice};
+use crate::bus::{connect, runtime, BusChoice, Failure};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,7 +103,7 @@ pub fn btf(present: bool) -> Check {
 
 /// The cgroup v2 mount, from /proc/mounts.
 pub fn cgroup2(mounts: &str) -> Check {
-    match netev_bpf::cgroup::cgroup2_root_in(mounts) {
+    match netev_host::mounts::cgroup2_root_in(mounts) {
         Some(dir) => ok("cgroup2", format!("mounted at {}", dir.display())),
         None => fail(
             "cgroup2",
@@ -112,19 +114,43 @@ pub fn cgroup2(mounts: &str) -> Check {
 }
 
 /// BPF LSM: preferred where the kernel allows it; netev falls back.
-pub fn bpf_lsm(probe: &netev_bpf::lsm::LsmAvailability) -> Check {
+pub fn bpf_lsm(probe: &LsmAvailability) -> Check {
     match probe {
-        netev_bpf::lsm::LsmAvailability::Available => ok(
+        LsmAvailability::Available => ok(
             "bpf-lsm",
             "available (this build enforces through cgroup hooks either way)",
         ),
-        netev_bpf::lsm::LsmAvailability::Unavailable(why) => warn(
+        LsmAvailability::Unavailable(why) => warn(
             "bpf-lsm",
             format!("unavailable: {why}; netev uses cgroup hooks and tracepoints instead"),
             "nothing needed: listen/accept are then observed, not enforced; for BPF LSM boot \
              with bpf in lsm= and without lockdown",
         ),
     }
+}
+
+/// BPF LSM as far as this program can know it: it does not load BPF
+/// programs (the CLI does not build the loader), so the kernel's load probe
+/// is what a running netevd found (`daemon`, from its status notes). The
+/// securityfs facts decide alone when they rule BPF LSM out; when they do
+/// not and no netevd tells, the line says what the facts are.
+pub fn bpf_lsm_known(facts: &LsmFacts, daemon: Option<&LsmAvailability>) -> Check {
+    if let Some(why) = facts.rules_out() {
+        return bpf_lsm(&LsmAvailability::Unavailable(why));
+    }
+    if let Some(probed) = daemon {
+        return bpf_lsm(probed);
+    }
+    let lsms = facts.lsms.as_deref().unwrap_or_default().join(",");
+    let lockdown = facts.lockdown.as_deref().unwrap_or("not in the kernel");
+    ok(
+        "bpf-lsm",
+        format!(
+            "`bpf` is in the active LSM list ({lsms}; lockdown: {lockdown}); whether the kernel \
+             loads LSM programs netevd's probe tells when it runs (netev status); this build \
+             enforces through cgroup hooks either way"
+        ),
+    )
 }
 
 /// Whether tracefs is mounted (syscall tracepoints).
@@ -146,11 +172,8 @@ pub fn tracefs(mounted: bool, root: bool) -> Check {
 
 /// Whether bpffs is mounted at /sys/fs/bpf (pins that survive a crash).
 pub fn bpffs(mounts: &str) -> Check {
-    let mounted = mounts.lines().any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() > 2 && f[1] == "/sys/fs/bpf" && f[2] == "bpf"
-    });
-    if mounted {
+    let root = Path::new(netev_host::mounts::BPFFS);
+    if netev_host::mounts::mounted_at(mounts, root, "bpf") {
         ok("bpffs", "mounted at /sys/fs/bpf")
     } else {
         warn(
@@ -311,26 +334,53 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-fn bus_answer(on: &BusChoice) -> BusAnswer {
-    let got = runtime().block_on(async {
-        let (_conn, daemon) = connect(on).await?;
-        daemon
-            .get_status()
-            .await
-            .map_err(|e| crate::bus::explain(on, e))
-    });
-    match got {
-        Ok(s) => {
-            let s = netev_event::status::Status::from(s);
-            BusAnswer::Running {
-                pid: s.pid,
-                backend: s.backend,
-            }
-        }
+/// netevd's status, asked on the bus.
+fn daemon_status(on: &BusChoice) -> Result<Status, Failure> {
+    runtime()
+        .block_on(async {
+            let (_conn, daemon) = connect(on).await?;
+            daemon
+                .get_status()
+                .await
+                .map_err(|e| crate::bus::explain(on, e))
+        })
+        .map(Status::from)
+}
+
+fn bus_answer(status: &Result<Status, Failure>) -> BusAnswer {
+    match status {
+        Ok(s) => BusAnswer::Running {
+            pid: s.pid,
+            backend: s.backend.clone(),
+        },
         Err(f) if f.code == crate::bus::EXIT_NOT_RUNNING => BusAnswer::NotRunning,
-        Err(f) if f.code == crate::bus::EXIT_ACCESS_DENIED => BusAnswer::AccessDenied(f.message),
-        Err(f) => BusAnswer::NoBus(f.message),
+        Err(f) if f.code == crate::bus::EXIT_ACCESS_DENIED => {
+            BusAnswer::AccessDenied(f.message.clone())
+        }
+        Err(f) => BusAnswer::NoBus(f.message.clone()),
     }
+}
+
+/// netevd's default run directory (netevd --run-dir), where it writes its
+/// status file.
+const DEFAULT_RUN_DIR: &str = "/run/netev";
+
+/// What a running netevd's BPF LSM probe found (its status notes): from the
+/// bus, else from the status file of a netevd that runs on another bus.
+fn daemon_lsm(status: &Result<Status, Failure>) -> Option<LsmAvailability> {
+    let from_file = || {
+        let text = std::fs::read_to_string(Path::new(DEFAULT_RUN_DIR).join("status.json")).ok()?;
+        let s: Status = serde_json::from_str(&text).ok()?;
+        crate::status::alive(s.pid).then_some(s)
+    };
+    let status = match status {
+        Ok(s) => Some(s.clone()),
+        Err(_) => from_file(),
+    }?;
+    status
+        .notes
+        .iter()
+        .find_map(|n| LsmAvailability::from_note(n))
 }
 
 fn store_finding(dir: &Path, root: bool) -> StoreFinding {
@@ -414,35 +464,31 @@ pub struct Options {
 pub fn run(on: &BusChoice, opts: Options) -> ExitCode {
     let root = nix::unistd::geteuid().is_root();
     let mounts = read("/proc/mounts");
-    let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+    let user = netev_host::users::user_name(nix::unistd::geteuid().as_raw())
         .unwrap_or_else(|| nix::unistd::geteuid().to_string());
-    let group = nix::unistd::Group::from_name(&opts.group).ok().flatten();
+    let group = netev_host::users::Group::from_name(&opts.group);
+    // This login's groups (this process's), or the group's member list
+    // (what the next login will have).
     let in_group = group.as_ref().is_some_and(|g| {
         nix::unistd::getgroups()
-            .map(|gs| gs.contains(&g.gid))
+            .map(|gs| gs.contains(&nix::unistd::Gid::from_raw(g.gid)))
             .unwrap_or(false)
-            || g.mem.contains(&user)
+            || g.members.contains(&user)
     });
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let config_path = opts.config.clone();
+    let status = daemon_status(on);
     let checks = vec![
         kernel(&release),
         btf(Path::new("/sys/kernel/btf/vmlinux").exists()),
         cgroup2(&mounts),
-        bpf_lsm(&netev_bpf::lsm::probe()),
-        tracefs(
-            Path::new("/sys/kernel/tracing/events").exists()
-                || Path::new("/sys/kernel/debug/tracing/events").exists(),
-            root,
-        ),
+        bpf_lsm_known(&LsmFacts::read(), daemon_lsm(&status).as_ref()),
+        tracefs(netev_host::mounts::tracefs_events_visible(), root),
         bpffs(&mounts),
         rights(root, &user, in_group, &opts.group, group.is_some()),
-        bus(on, &bus_answer(on)),
+        bus(on, &bus_answer(&status)),
         store(&opts.state_dir, &store_finding(&opts.state_dir, root)),
         clock(
             clock_synchronized(),
@@ -478,7 +524,6 @@ pub fn run(on: &BusChoice, opts: Options) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netev_bpf::lsm::LsmAvailability;
 
     #[test]
     fn kernel_versions() {
@@ -525,6 +570,43 @@ mod tests {
             .fix
             .unwrap()
             .contains("groupadd"));
+    }
+
+    #[test]
+    fn bpf_lsm_from_the_facts_then_from_netevd() {
+        let no_fs = LsmFacts::from_text(None, None);
+        let c = bpf_lsm_known(&no_fs, Some(&LsmAvailability::Available));
+        assert_eq!(c.level, Level::Warn, "the facts rule it out: {c:?}");
+        assert!(c
+            .detail
+            .starts_with("unavailable: securityfs is not mounted (mount -t securityfs"));
+        let no_bpf = LsmFacts::from_text(Some("lockdown,capability"), None);
+        assert!(bpf_lsm_known(&no_bpf, None)
+            .detail
+            .contains("unavailable: `bpf` is not in the active LSM list (lockdown,capability)"));
+
+        let listed = LsmFacts::from_text(
+            Some("lockdown,capability,bpf\n"),
+            Some("none [integrity] confidentiality\n"),
+        );
+        let refused = LsmAvailability::Unavailable(
+            "the kernel refuses to load LSM programs (lockdown: integrity)".into(),
+        );
+        // what netevd's probe found decides, with the words of its answer
+        assert_eq!(bpf_lsm_known(&listed, Some(&refused)), bpf_lsm(&refused));
+        assert_eq!(
+            bpf_lsm_known(&listed, Some(&LsmAvailability::Available)),
+            bpf_lsm(&LsmAvailability::Available)
+        );
+        // nobody probed: the facts, and nothing to fix
+        let c = bpf_lsm_known(&listed, None);
+        assert_eq!(c.level, Level::Ok);
+        assert!(
+            c.detail.starts_with(
+                "`bpf` is in the active LSM list (lockdown,capability,bpf; lockdown: integrity)"
+            ),
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! asks (netevd's prompters over D-Bus when netevd is there, else the
 //! terminal); the supervisor is the library's.
 
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -47,24 +46,6 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(125)
 }
 
-fn lookup_user(name: &str) -> Option<u32> {
-    let name = CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: pwd and buf are valid for getpwnam_r to fill.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        let r = libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut out,
-        );
-        (r == 0 && !out.is_null()).then_some(pwd.pw_uid)
-    }
-}
-
 pub fn run(o: Options) -> ExitCode {
     let rules = match &o.rules {
         None => Vec::new(),
@@ -73,7 +54,12 @@ pub fn run(o: Options) -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return fail(format!("{path}: {e}")),
             };
-            match netev_rules::file::parse(path, &text, chrono::Utc::now(), &lookup_user) {
+            match netev_rules::file::parse(
+                path,
+                &text,
+                chrono::Utc::now(),
+                &netev_host::users::uid_of,
+            ) {
                 // Ids as in the file, from 1, so that events name the rule.
                 Ok(mut rules) => {
                     for (i, r) in rules.iter_mut().enumerate() {
@@ -154,7 +140,7 @@ pub fn run(o: Options) -> ExitCode {
 /// Appends an `always` answer's rule to the rules file (docs/rules.md
 /// format), so that the next run decides with it too.
 fn append_rule(path: &str, rule: &Rule) -> Result<(), String> {
-    let text = netev_rules::file::export(std::slice::from_ref(rule), &netev_run::user_name);
+    let text = netev_rules::file::export(std::slice::from_ref(rule), &netev_host::users::user_name);
     // export() writes a whole file: keep its [[rule]] table only.
     let table = text.find("[[rule]]").map(|i| &text[i..]).unwrap_or(&text);
     let mut f = OpenOptions::new()

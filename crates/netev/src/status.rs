@@ -145,8 +145,8 @@ fn enforcement_while_down(pin_dir: &Path) -> Enforcement {
         pinned: Vec::new(),
         error: None,
     };
-    let entries = match std::fs::read_dir(pin_dir) {
-        Ok(entries) => entries,
+    let sets = match netev_host::pins::pinned_sets(pin_dir) {
+        Ok(sets) => sets,
         Err(err) if err.kind() == ErrorKind::NotFound => return e,
         Err(err) => {
             e.state = "unknown";
@@ -161,28 +161,22 @@ fn enforcement_while_down(pin_dir: &Path) -> Enforcement {
             return e;
         }
     };
-    for dir in entries.flatten() {
-        let name = dir.file_name().to_string_lossy().into_owned();
-        let Some(ino) = name.strip_prefix("cgroup-") else {
-            continue;
-        };
-        let programs = std::fs::read_dir(dir.path())
-            .map(|d| d.flatten().count())
-            .unwrap_or(0);
-        if programs > 0 {
-            e.pinned.push(Pinned {
-                cgroup_inode: ino.to_string(),
-                programs,
-            });
-        }
-    }
+    // a directory left empty enforces nothing
+    e.pinned = sets
+        .into_iter()
+        .filter(|set| set.programs > 0)
+        .map(|set| Pinned {
+            cgroup_inode: set.cgroup_inode.to_string(),
+            programs: set.programs,
+        })
+        .collect();
     if !e.pinned.is_empty() {
         e.state = "active";
     }
     e
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)

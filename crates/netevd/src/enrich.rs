@@ -160,12 +160,7 @@ impl Enricher {
     fn user(&mut self, uid: u32) -> Option<Arc<str>> {
         self.users
             .entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| Arc::from(u.name.as_str()))
-            })
+            .or_insert_with(|| netev_host::users::user_name(uid).map(Arc::from))
             .clone()
     }
 

@@ -1,7 +1,6 @@
 //! netevd: captures every network syscall with eBPF and reports it.
 //! Parse the flags, set up logging, run. The work is in `daemon`.
 
-mod access;
 mod bus;
 mod config;
 mod daemon;

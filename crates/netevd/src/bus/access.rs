@@ -26,12 +26,9 @@ pub(crate) async fn authorize(
         return Ok(());
     }
     let group = access_group;
-    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten();
-    let member = user
-        .as_ref()
-        .is_some_and(|u| crate::access::is_member(u, group));
+    // the group database, as dbus-daemon reads it for `<policy group=…>`
+    let user = netev_host::users::User::from_uid(uid);
+    let member = user.as_ref().is_some_and(|u| u.is_member(group));
     if member {
         return Ok(());
     }
@@ -55,15 +52,10 @@ pub(crate) fn own_process(uid: u32, ev: &Event) -> fdo::Result<()> {
     if ev.uid != uid {
         return refuse(format!("the event names uid {}, you are uid {uid}", ev.uid));
     }
-    let status = match std::fs::read_to_string(format!("/proc/{}/status", ev.pid)) {
-        Ok(s) => s,
-        Err(_) => return refuse("no such process".into()),
+    let Some(status) = netev_host::proc_status::ProcStatus::read(ev.pid) else {
+        return refuse("no such process".into());
     };
-    let real = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u32>().ok());
+    let real = status.real_uid();
     match real {
         Some(r) if r == uid => Ok(()),
         Some(r) => refuse(format!("it runs as uid {r}")),

@@ -20,7 +20,9 @@ use super::access::{authorize, own_process};
 use super::prompts::{Waiter, MAX_ASKS_PER_USER, MAX_ASK_WAIT};
 use super::subscribers::{forget, Subscriber};
 use super::{Control, State, MAX_SUBSCRIBERS};
-use crate::rules::{lookup_user, rule_for_answer, user_name, ChangeError};
+use netev_host::users::{uid_of, user_name};
+
+use crate::rules::{rule_for_answer, ChangeError};
 
 pub(crate) struct DaemonIface {
     pub(crate) state: Arc<State>,
@@ -210,7 +212,7 @@ impl DaemonIface {
         let rule = netev_rules::fields::rule_from_fields(
             fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             chrono::Utc::now(),
-            &lookup_user,
+            &uid_of,
         )
         .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let id = self.state.rules.add(rule).await.map_err(change_error)?;
@@ -324,7 +326,7 @@ impl DaemonIface {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
         authorize(&self.state.access_group, conn, &hdr, "importing rules").await?;
-        let rules = netev_rules::file::parse(&name, &text, chrono::Utc::now(), &lookup_user)
+        let rules = netev_rules::file::parse(&name, &text, chrono::Utc::now(), &uid_of)
             .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let n = self
             .state

@@ -17,6 +17,8 @@ use netev_rules::compile::{compile, ExeId, KernelTables};
 use netev_rules::fields::apply_field;
 use netev_rules::{lifecycle, Action, ExeMatch, Policy, Rule, RuleError, RuleSet};
 
+use netev_host::users::uid_of;
+
 use super::store::RuleStore;
 
 /// Why a rule change was refused.
@@ -94,20 +96,6 @@ fn canonical_exe(rule: &mut Rule) {
             }
         }
     }
-}
-
-pub fn lookup_user(name: &str) -> Option<u32> {
-    nix::unistd::User::from_name(name)
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw())
-}
-
-pub fn user_name(uid: u32) -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
 }
 
 impl Engine {
@@ -291,7 +279,7 @@ impl Engine {
         let mut rule = self.get(id)?.clone();
         let mut action = Some(rule.action);
         for (k, v) in fields {
-            apply_field(&mut rule, &mut action, k, v, Utc::now(), &lookup_user)?;
+            apply_field(&mut rule, &mut action, k, v, Utc::now(), &uid_of)?;
         }
         rule.action = action.unwrap_or(rule.action);
         rule.validate()?;
@@ -407,6 +395,6 @@ pub fn read_rules_file(path: &Path) -> anyhow::Result<Vec<Rule>> {
         &path.display().to_string(),
         &text,
         Utc::now(),
-        &lookup_user,
+        &uid_of,
     )?)
 }

@@ -5,5 +5,5 @@ mod engine;
 mod owner;
 mod store;
 
-pub use engine::{lookup_user, read_rules_file, rule_for_answer, user_name, ChangeError, Engine};
+pub use engine::{read_rules_file, rule_for_answer, ChangeError, Engine};
 pub use owner::{RulesHandle, RulesOwner};

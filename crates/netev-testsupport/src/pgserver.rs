@@ -14,13 +14,12 @@
 //! the server runs as the `postgres` system user (via `runuser`), as anyone
 //! else it runs as that user.
 //!
-//! Use it from a test target with `mod pgserver;` (from another crate:
-//! `#[path = "…/crates/netev-store/tests/pgserver.rs"] mod pgserver;`):
+//! Use it from a test (a dev-dependency on netev-testsupport):
 //!
 //! ```ignore
 //! #[test]
 //! fn something() {
-//!     let Some(pg) = pgserver::PgServer::start_or_skip() else { return };
+//!     let Some(pg) = netev_testsupport::pgserver::PgServer::start_or_skip() else { return };
 //!     let url = pg.create_database("something"); // postgres://postgres@127.0.0.1:<port>/something
 //!     // … connect to `url`; `pg.psql("something", "SELECT …")` to look inside …
 //! }
@@ -30,7 +29,6 @@
 //! `postgres` user), [`PgServer::start_or_skip`] prints why and returns
 //! `None`, except under `CI=true`, where a skipped test would hide a broken
 //! machine: there it panics with the reason.
-#![allow(dead_code)]
 
 use std::io::Write as _;
 use std::net::TcpListener;

@@ -1,0 +1,115 @@
+//! `/proc/PID/status`: who a process (or thread) is.
+//!
+//! The ids are read from this file rather than from `stat()` of the /proc
+//! directory, whose owner is the *effective* uid and changes with dumpable
+//! settings; the file gives the real, effective, saved and file-system ids.
+
+/// What netev reads of `/proc/PID/status`. A line that is missing or does
+/// not parse leaves its field `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcStatus {
+    /// `Name`: the command name (comm), at most 15 bytes.
+    pub name: Option<String>,
+    /// `Tgid`: the process (thread group) id.
+    pub tgid: Option<u32>,
+    /// `PPid`: the parent process id.
+    pub ppid: Option<u32>,
+    /// `Uid`: real, effective, saved and file-system uid.
+    pub uids: Option<[u32; 4]>,
+    /// `Gid`: real, effective, saved and file-system gid.
+    pub gids: Option<[u32; 4]>,
+    /// `CapEff`: the effective capability set.
+    pub cap_eff: Option<u64>,
+}
+
+impl ProcStatus {
+    /// Reads `/proc/<pid>/status` (a thread id works too); `None` when the
+    /// process is gone (or the file cannot be read).
+    pub fn read(pid: u32) -> Option<ProcStatus> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .map(|text| ProcStatus::parse(&text))
+    }
+
+    /// Parses the text of a status file.
+    pub fn parse(text: &str) -> ProcStatus {
+        let mut s = ProcStatus::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match key {
+                "Name" => s.name = Some(value.to_string()),
+                "Tgid" => s.tgid = value.parse().ok(),
+                "PPid" => s.ppid = value.parse().ok(),
+                "Uid" => s.uids = four_ids(value),
+                "Gid" => s.gids = four_ids(value),
+                "CapEff" => s.cap_eff = u64::from_str_radix(value, 16).ok(),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// The real uid: whose process it is.
+    pub fn real_uid(&self) -> Option<u32> {
+        self.uids.map(|u| u[0])
+    }
+
+    /// The real gid.
+    pub fn real_gid(&self) -> Option<u32> {
+        self.gids.map(|g| g[0])
+    }
+}
+
+fn four_ids(value: &str) -> Option<[u32; 4]> {
+    let mut ids = value.split_whitespace().map(|v| v.parse::<u32>().ok());
+    let mut out = [0u32; 4];
+    for slot in &mut out {
+        *slot = ids.next()??;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "Name:\tcurl worker\nUmask:\t0022\nState:\tS (sleeping)\n\
+        Tgid:\t4242\nNgid:\t0\nPid:\t4243\nPPid:\t17\nTracerPid:\t0\n\
+        Uid:\t1000\t0\t1001\t1002\nGid:\t100\t101\t102\t103\nFDSize:\t64\n\
+        Groups:\t27 100 \nCapInh:\t0000000000000000\nCapEff:\t0000000000000400\n";
+
+    #[test]
+    fn reads_every_field_netev_uses() {
+        let s = ProcStatus::parse(SAMPLE);
+        assert_eq!(s.name.as_deref(), Some("curl worker"));
+        assert_eq!(s.tgid, Some(4242));
+        assert_eq!(s.ppid, Some(17));
+        assert_eq!(s.uids, Some([1000, 0, 1001, 1002]));
+        assert_eq!(s.real_uid(), Some(1000));
+        assert_eq!(s.gids, Some([100, 101, 102, 103]));
+        assert_eq!(s.real_gid(), Some(100));
+        assert_eq!(s.cap_eff, Some(1 << 10), "CAP_NET_BIND_SERVICE");
+    }
+
+    #[test]
+    fn missing_or_broken_lines_leave_their_field_unknown() {
+        let s = ProcStatus::parse("Name:\tx\nUid:\t1000\t0\nPPid:\tnope\nno colon here\n");
+        assert_eq!(s.name.as_deref(), Some("x"));
+        assert_eq!(s.uids, None, "a Uid line needs all four ids");
+        assert_eq!(s.ppid, None);
+        assert_eq!(s.tgid, None);
+        assert_eq!(ProcStatus::parse(""), ProcStatus::default());
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = ProcStatus::read(std::process::id()).unwrap();
+        assert_eq!(me.tgid, Some(std::process::id()));
+        assert_eq!(me.real_uid(), Some(nix::unistd::getuid().as_raw()));
+        assert_eq!(me.ppid, Some(std::os::unix::process::parent_id()));
+        assert_eq!(ProcStatus::read(u32::MAX), None);
+    }
+}

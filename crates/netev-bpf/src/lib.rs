@@ -49,8 +49,6 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/netev.skel.rs"));
 }
 
-use std::path::PathBuf;
-
 /// What can go wrong while loading, attaching or draining.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,15 +61,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// No cgroup v2 hierarchy is mounted.
-    #[error(
-        "no cgroup v2 hierarchy is mounted (none in /proc/mounts); mount one with \
-         `mount -t cgroup2 none /sys/fs/cgroup/unified` or pass --cgroup"
-    )]
-    NoCgroup2,
-    /// The path is not a cgroup v2 directory.
-    #[error("{0} is not a cgroup v2 directory (it has no cgroup.controllers); pass a directory under the cgroup2 mount")]
-    NotCgroup2(PathBuf),
+    /// The host is not as capture needs it (no cgroup v2, not a cgroup
+    /// directory…): netev-host's error, which says what to do.
+    #[error(transparent)]
+    Host(#[from] netev_host::Error),
     /// libbpf refused something.
     #[error("{what}: {source}")]
     Bpf {
@@ -90,16 +83,6 @@ pub enum Error {
     /// Rules that do not fit the kernel's tables.
     #[error("{0}")]
     Rules(String),
-}
-
-impl From<netev_host::Error> for Error {
-    fn from(e: netev_host::Error) -> Self {
-        match e {
-            netev_host::Error::Io { what, source } => Error::Io { what, source },
-            netev_host::Error::NoCgroup2 => Error::NoCgroup2,
-            netev_host::Error::NotCgroup2(dir) => Error::NotCgroup2(dir),
-        }
-    }
 }
 
 impl Error {

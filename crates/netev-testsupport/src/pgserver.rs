@@ -16,7 +16,8 @@
 //!
 //! Use it from a test (a dev-dependency on netev-testsupport):
 //!
-//! ```ignore
+//! ```no_run
+//! # #[allow(clippy::test_attr_in_doctest)]
 //! #[test]
 //! fn something() {
 //!     let Some(pg) = netev_testsupport::pgserver::PgServer::start_or_skip() else { return };

@@ -29,6 +29,13 @@ pub(crate) struct DaemonIface {
 }
 
 impl DaemonIface {
+    /// Refuses the call unless its sender is root or in the access group.
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>, what: &str) -> fdo::Result<()> {
+        authorize(&self.state.access_group, conn, hdr, what).await
+    }
+}
+
+impl DaemonIface {
     /// Runs a query on a read connection of its own, off the bus thread.
     async fn with_store<T: Send + 'static>(
         &self,
@@ -66,13 +73,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(
-            &self.state.access_group,
-            conn,
-            &hdr,
-            "subscribing to events",
-        )
-        .await?;
+        self.authorize(conn, &hdr, "subscribing to events").await?;
         let filter =
             Filter::from_dict(filter).map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let sender = hdr.sender().expect("authorized callers have a sender");
@@ -101,13 +102,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<(String, WireEvent)>> {
-        authorize(
-            &self.state.access_group,
-            conn,
-            &hdr,
-            "querying stored events",
-        )
-        .await?;
+        self.authorize(conn, &hdr, "querying stored events").await?;
         let filter = netev_store::Filter::from_pairs(
             filter.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             chrono::Utc::now(),
@@ -131,13 +126,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<(String, u64, u64)>> {
-        authorize(
-            &self.state.access_group,
-            conn,
-            &hdr,
-            "querying stored events",
-        )
-        .await?;
+        self.authorize(conn, &hdr, "querying stored events").await?;
         let invalid = |e: netev_store::Error| fdo::Error::InvalidArgs(e.to_string());
         let by: netev_store::TopBy = by.parse().map_err(invalid)?;
         let since = if since.is_empty() {
@@ -156,7 +145,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(&self.state.access_group, conn, &hdr, "unsubscribing").await?;
+        self.authorize(conn, &hdr, "unsubscribing").await?;
         if let Some(sender) = hdr.sender() {
             forget(&self.state, sender);
         }
@@ -189,7 +178,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<HashMap<String, String>>> {
-        authorize(&self.state.access_group, conn, &hdr, "listing rules").await?;
+        self.authorize(conn, &hdr, "listing rules").await?;
         Ok(self
             .state
             .rules
@@ -208,7 +197,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        authorize(&self.state.access_group, conn, &hdr, "adding rules").await?;
+        self.authorize(conn, &hdr, "adding rules").await?;
         let rule = netev_rules::fields::rule_from_fields(
             fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             chrono::Utc::now(),
@@ -228,7 +217,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(&self.state.access_group, conn, &hdr, "changing rules").await?;
+        self.authorize(conn, &hdr, "changing rules").await?;
         let fields: Vec<(String, String)> = fields.into_iter().collect();
         self.state
             .rules
@@ -244,7 +233,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(&self.state.access_group, conn, &hdr, "removing rules").await?;
+        self.authorize(conn, &hdr, "removing rules").await?;
         self.state.rules.remove(id).await.map_err(change_error)
     }
 
@@ -256,13 +245,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(
-            &self.state.access_group,
-            conn,
-            &hdr,
-            "enabling or disabling rules",
-        )
-        .await?;
+        self.authorize(conn, &hdr, "enabling or disabling rules")
+            .await?;
         self.state
             .rules
             .set_enabled(id, enabled)
@@ -279,13 +263,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        authorize(
-            &self.state.access_group,
-            conn,
-            &hdr,
-            "changing the default policy",
-        )
-        .await?;
+        self.authorize(conn, &hdr, "changing the default policy")
+            .await?;
         self.state
             .rules
             .set_default(op, action)
@@ -299,13 +278,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<HashMap<String, String>> {
-        authorize(
-            &self.state.access_group,
-            conn,
-            &hdr,
-            "reading the default policy",
-        )
-        .await?;
+        self.authorize(conn, &hdr, "reading the default policy")
+            .await?;
         let p = self.state.rules.snapshot().policy;
         let mut out: HashMap<String, String> = netev_event::Op::ALL
             .iter()
@@ -325,7 +299,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        authorize(&self.state.access_group, conn, &hdr, "importing rules").await?;
+        self.authorize(conn, &hdr, "importing rules").await?;
         let rules = netev_rules::file::parse(&name, &text, chrono::Utc::now(), &uid_of)
             .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let n = self
@@ -344,7 +318,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        authorize(&self.state.access_group, conn, &hdr, "exporting rules").await?;
+        self.authorize(conn, &hdr, "exporting rules").await?;
         Ok(netev_rules::file::export(
             &self.state.rules.snapshot().rules,
             &user_name,
@@ -358,7 +332,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<(u64, WireEvent)>> {
-        authorize(&self.state.access_group, conn, &hdr, "answering prompts").await?;
+        self.authorize(conn, &hdr, "answering prompts").await?;
         let sender = hdr.sender().expect("authorized callers have a sender");
         let mut prompts = self.state.prompts.lock().expect("prompts lock");
         prompts
@@ -385,7 +359,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        authorize(&self.state.access_group, conn, &hdr, "answering prompts").await?;
+        self.authorize(conn, &hdr, "answering prompts").await?;
         let action: netev_rules::Action = action
             .parse()
             .map_err(|e: netev_rules::RuleError| fdo::Error::InvalidArgs(e.to_string()))?;
@@ -459,9 +433,7 @@ impl DaemonIface {
             .await?
             .get_connection_unix_user(BusName::Unique(sender.clone()))
             .await?;
-        let privileged = authorize(&self.state.access_group, conn, &hdr, "asking")
-            .await
-            .is_ok();
+        let privileged = self.authorize(conn, &hdr, "asking").await.is_ok();
         if !privileged {
             own_process(uid, &ev)?;
         }

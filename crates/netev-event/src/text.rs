@@ -66,12 +66,14 @@ pub(crate) fn format(ev: &Event) -> String {
 /// colon (IPv6), as in URLs and [`std::net::SocketAddr`], so that the port
 /// stays apart from it. The port may be a rule's range (`80-90`) too.
 pub fn endpoint(addr: impl Display, port: impl Display) -> String {
-    let addr = addr.to_string();
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
+    // One buffer: `--print text` formats two of these per event.
+    let mut s = addr.to_string();
+    if s.contains(':') {
+        s.insert(0, '[');
+        s.push(']');
     }
+    let _ = write!(s, ":{port}");
+    s
 }
 
 /// An event's side of the line: no address, no endpoint; no port, port 0.

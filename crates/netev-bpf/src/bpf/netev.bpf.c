@@ -121,6 +121,28 @@ struct {
 	__type(value, struct flow_val);
 } flows SEC(".maps");
 
+/* A new flow's first value, built here rather than on the stack: the
+ * hooks' frames plus decide()'s and its bpf_loop callback's must stay under
+ * the verifier's 512-byte combined stack limit, which 6.1 counts
+ * differently from later kernels. The same layout as struct flow_val, but
+ * with plain words where the timer goes (a timer cannot live in a per-CPU
+ * map, and the update does not copy the timer field anyway). */
+struct flow_val_init {
+	__u64 timer_space[2];
+	__u64 pending;
+	__u64 dead;
+	struct netev_event tmpl;
+};
+
+_Static_assert(sizeof(struct flow_val_init) == sizeof(struct flow_val), "flow_val_init mirrors flow_val");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_val_init);
+} flow_scratch SEC(".maps");
+
 /* --- rule tables (see netev.h) ---------------------------------------- */
 
 struct {
@@ -213,16 +235,22 @@ static __always_inline void count(__u32 which, __u64 n)
 		*v += n;
 }
 
-static __always_inline void *reserve(__u64 size)
-{
-	void *rec;
-
-	count(NETEV_CNT_SEEN, 1);
-	rec = bpf_ringbuf_reserve(&events, size, 0);
-	if (!rec)
-		count(NETEV_CNT_DROPPED, 1);
-	return rec;
-}
+/* Reserves a record in the ring buffer, counting it as seen and, when
+ * there is no room, as dropped; on failure runs `fail` (a return). A macro
+ * so that the only NULL check of the reservation is the caller's own: 6.1's
+ * verifier does not know that a record already checked is non-NULL, so a
+ * second, redundant check (which clang leaves in when a helper returns the
+ * pointer) sends it down a path that never submits ("Unreleased
+ * reference"). */
+#define RESERVE(rec, size, fail)                                                \
+	do {                                                                    \
+		count(NETEV_CNT_SEEN, 1);                                       \
+		(rec) = bpf_ringbuf_reserve(&events, (size), 0);                \
+		if (!(rec)) {                                                   \
+			count(NETEV_CNT_DROPPED, 1);                            \
+			fail;                                                   \
+		}                                                               \
+	} while (0)
 
 static __always_inline void submit(void *rec)
 {
@@ -330,6 +358,17 @@ static __always_inline __u32 proto_index(__u16 proto)
 	}
 }
 
+/* An index masked so that the mask survives the compiler: clang drops a
+ * mask it can prove redundant after an earlier range check, and older
+ * verifiers (6.1) lose that check's bounds across a 32-bit stack spill, so
+ * they refuse the access ("unbounded memory access"). The asm makes the AND
+ * the last thing done to the register before it is used. */
+static __always_inline __u64 bounded(__u64 v, __u64 mask)
+{
+	asm volatile("%[v] &= %[m]" : [v] "+r"(v) : [m] "i"(mask));
+	return v;
+}
+
 static __always_inline __u32 ctz64(__u64 m)
 {
 	__u32 n = 0;
@@ -345,7 +384,7 @@ static __always_inline __u32 ctz64(__u64 m)
 
 static __always_inline struct netev_rule_bits *class_bits(__u32 slot, __u32 class)
 {
-	__u32 idx = slot * NETEV_MAX_CLASSES + (class & (NETEV_MAX_CLASSES - 1));
+	__u32 idx = slot * NETEV_MAX_CLASSES + bounded(class, NETEV_MAX_CLASSES - 1);
 
 	return bpf_map_lookup_elem(&rule_bits, &idx);
 }
@@ -401,7 +440,7 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 	idx = (__u32)q->op - 1;
 	if (idx >= NETEV_OPS)
 		goto done;
-	out->action = rs->default_action[idx & 7];
+	out->action = rs->default_action[bounded(idx, 7)];
 
 	kind = (idx * NETEV_KIND_FAMILIES + family_index(q->family)) * NETEV_KIND_PROTOS +
 	       proto_index(q->proto);
@@ -429,7 +468,7 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 		if (hi == 0 && mid == bpf_htonl(0xffff))
 			a4 = bpf_map_lookup_elem(&rule_addr4, &slot);
 		if (a4)
-			v = a4->class[((__u32)q->addr[12] << 8 | q->addr[13]) & 0xffff];
+			v = a4->class[bounded((__u32)q->addr[12] << 8 | q->addr[13], 0xffff)];
 		if (!(v & NETEV_ADDR4_TRIE)) {
 			c3 = v;
 		} else {
@@ -445,9 +484,9 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 		struct netev_port_classes *pc = bpf_map_lookup_elem(&rule_port, &slot);
 
 		if (pc)
-			c4 = pc->class[q->port & (NETEV_PORTS - 1)];
+			c4 = pc->class[bounded(q->port, NETEV_PORTS - 1)];
 	}
-	sc.b[0] = class_bits(slot, rs->kind[kind & (NETEV_KIND_TABLE - 1)]);
+	sc.b[0] = class_bits(slot, rs->kind[bounded(kind, NETEV_KIND_TABLE - 1)]);
 	sc.b[1] = class_bits(slot, c1);
 	sc.b[2] = class_bits(slot, c2);
 	sc.b[3] = class_bits(slot, c3);
@@ -467,9 +506,9 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 		bpf_loop(NETEV_RULE_WORDS, scan_word, &sc, 0);
 		if (!sc.m)
 			goto done; /* no rule matches: the default decides */
-		w = sc.w & (NETEV_RULE_WORDS - 1);
+		w = bounded(sc.w, NETEV_RULE_WORDS - 1);
 		bit = w * 64 + ctz64(sc.m);
-		idx = slot * NETEV_MAX_RULES + (bit & (NETEV_MAX_RULES - 1));
+		idx = slot * NETEV_MAX_RULES + bounded(bit, NETEV_MAX_RULES - 1);
 		meta = bpf_map_lookup_elem(&rule_meta, &idx);
 		if (!meta)
 			goto done;
@@ -507,24 +546,20 @@ static __always_inline void fill_task(struct netev_event *e, struct caller *c, _
 	e->app_dev = c->app_dev;
 }
 
-/* An event for a decided operation. enforced: the hook's verdict is the
- * decision's (else it only observes). */
-static __always_inline struct netev_event *new_event(struct caller *c, __u8 op, struct decision *d,
-						     int enforced)
+/* Fills a reserved record for a decided operation. enforced: the hook's
+ * verdict is the decision's (else it only observes). */
+static __always_inline void init_event(struct netev_event *e, struct caller *c, __u8 op,
+				       struct decision *d, int enforced)
 {
-	struct netev_event *e = reserve(sizeof(*e));
 	__u8 verdict = !enforced ? NETEV_VERDICT_OBSERVE
 		       : d->applied == NETEV_ACTION_DENY ? NETEV_VERDICT_DENY
 							  : NETEV_VERDICT_ALLOW;
 
-	if (!e)
-		return NULL;
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_task(e, c, op, verdict);
 	e->rule_id = d->rule_id;
 	if (d->action == NETEV_ACTION_ASK)
 		e->hdr.flags |= NETEV_F_ASKED;
-	return e;
 }
 
 static __always_inline void query_addr(struct query *q, __u16 family, const __u8 *addr, __u16 port)
@@ -609,21 +644,21 @@ static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	sock_addr_query(&q, ctx, addr, port);
 	decide(&q, &c, &d);
 
-	e = new_event(&c, op, &d, 1);
-	if (e) {
-		e->family = ctx->user_family;
-		e->type = ctx->type;
-		e->protocol = ctx->protocol;
-		if (op == NETEV_OP_BIND) {
-			__builtin_memcpy(e->laddr, addr, 16);
-			e->lport = port;
-		} else {
-			__builtin_memcpy(e->raddr, addr, 16);
-			e->rport = port;
-			sock_local_addr(ctx, v6, e);
-		}
-		submit(e);
+	RESERVE(e, sizeof(*e), goto out);
+	init_event(e, &c, op, &d, 1);
+	e->family = ctx->user_family;
+	e->type = ctx->type;
+	e->protocol = ctx->protocol;
+	if (op == NETEV_OP_BIND) {
+		__builtin_memcpy(e->laddr, addr, 16);
+		e->lport = port;
+	} else {
+		__builtin_memcpy(e->raddr, addr, 16);
+		e->rport = port;
+		sock_local_addr(ctx, v6, e);
 	}
+	submit(e);
+out:
 	return d.applied == NETEV_ACTION_DENY ? 0 : 1;
 }
 
@@ -631,10 +666,9 @@ static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 
 static __always_inline void report_flow(struct flow_val *v, __u64 n)
 {
-	struct netev_event *e = reserve(sizeof(*e));
+	struct netev_event *e;
 
-	if (!e)
-		return;
+	RESERVE(e, sizeof(*e), return);
 	__builtin_memcpy(e, &v->tmpl, sizeof(*e));
 	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->count = n > 0xffffffff ? 0xffffffff : n;
@@ -700,9 +734,8 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 		}
 	}
 
-	e = new_event(&c, op, &d, enforced);
-	if (!e)
-		return ret;
+	RESERVE(e, sizeof(*e), return ret);
+	init_event(e, &c, op, &d, enforced);
 	e->family = ctx->user_family;
 	e->type = ctx->type;
 	e->protocol = ctx->protocol;
@@ -711,11 +744,16 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	sock_local_addr(ctx, v6, e);
 
 	if (coalesce) {
-		struct flow_val fresh = {};
+		__u32 zero = 0;
+		struct flow_val_init *fresh = bpf_map_lookup_elem(&flow_scratch, &zero);
 
-		__builtin_memcpy(&fresh.tmpl, e, sizeof(*e));
-		/* A full table just means this flow is not coalesced. */
-		if (bpf_map_update_elem(&flows, &key, &fresh, BPF_NOEXIST) == 0) {
+		/* A full table (or no scratch) just means this flow is not
+		 * coalesced. */
+		if (fresh) {
+			__builtin_memset(fresh, 0, sizeof(*fresh));
+			__builtin_memcpy(&fresh->tmpl, e, sizeof(*e));
+		}
+		if (fresh && bpf_map_update_elem(&flows, &key, fresh, BPF_NOEXIST) == 0) {
 			v = bpf_map_lookup_elem(&flows, &key);
 			if (v) {
 				bpf_timer_init(&v->timer, &flows, CLOCK_MONOTONIC);
@@ -882,9 +920,9 @@ int netev_exit_socket(struct tp_sys_exit *ctx)
 {
 	struct pt_regs___netev *regs;
 	struct netev_event *e;
-	struct decision none = {}, *d;
+	struct decision taken = {}, *d;
 	struct caller c;
-	int family;
+	int family, decided;
 
 	if (!tp_in_scope())
 		return 0;
@@ -892,11 +930,16 @@ int netev_exit_socket(struct tp_sys_exit *ctx)
 	get_caller(&c);
 	/* inet sockets passed cgroup/sock_create, which decided (and maybe refused) */
 	d = bpf_map_lookup_elem(&socket_decisions, &c.pid_tgid);
-	e = new_event(&c, NETEV_OP_SOCKET, d ? d : &none, d != NULL);
-	if (d)
+	/* Copied out, not pointed at by a select between two stack slots:
+	 * clang turns such a pointer's field offsets into ORs, which the
+	 * verifier refuses on pointers. */
+	decided = d != NULL;
+	if (d) {
+		taken = *d;
 		bpf_map_delete_elem(&socket_decisions, &c.pid_tgid);
-	if (!e)
-		return 0;
+	}
+	RESERVE(e, sizeof(*e), return 0);
+	init_event(e, &c, NETEV_OP_SOCKET, &taken, decided);
 	regs = syscall_regs(); /* socket(family, type, protocol) */
 	family = BPF_CORE_READ(regs, di);
 	e->family = family;
@@ -910,7 +953,7 @@ int netev_exit_socket(struct tp_sys_exit *ctx)
 		if (sk)
 			e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	}
-	if (!d)
+	if (!decided)
 		decide_observed(e, &c, 0);
 	submit(e);
 	return 0;
@@ -930,9 +973,8 @@ static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 		return 0;
 	count(NETEV_CNT_CALLS, 1);
 	get_caller(&c);
-	e = new_event(&c, op, &none, 0);
-	if (!e)
-		return 0;
+	RESERVE(e, sizeof(*e), return 0);
+	init_event(e, &c, op, &none, 0);
 	e->ret = ret;
 	e->hdr.flags |= NETEV_F_HAS_RET;
 	if (op == NETEV_OP_ACCEPT && ret >= 0)
@@ -974,9 +1016,7 @@ int netev_exec(struct tp_sched_exec *ctx)
 
 	if (!tp_in_scope())
 		return 0;
-	e = reserve(sizeof(*e));
-	if (!e)
-		return 0;
+	RESERVE(e, sizeof(*e), return 0);
 	task = bpf_get_current_task_btf();
 	id = bpf_get_current_pid_tgid();
 	ugid = bpf_get_current_uid_gid();
@@ -1019,9 +1059,7 @@ int netev_exit(void *ctx)
 	bpf_map_delete_elem(&procs, &tgid);
 	if (!tp_in_scope())
 		return 0;
-	h = reserve(sizeof(*h));
-	if (!h)
-		return 0;
+	RESERVE(h, sizeof(*h), return 0);
 	h->kind = NETEV_KIND_EXIT;
 	h->op = 0;
 	h->verdict = 0;

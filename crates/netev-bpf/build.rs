@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SRC: &str = "src/bpf/netev.bpf.c";
+const CGROUP_SRC: &str = "src/bpf/netev.bpf.c";
+const LSM_SRC: &str = "src/bpf/netev_lsm.bpf.c";
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
@@ -18,19 +19,28 @@ fn main() {
          (src/bpf/kernel_types.h) the target's argument registers and reading them in \
          syscall_regs()'s callers (src/bpf/netev.bpf.c)"
     );
-    SkeletonBuilder::new()
-        .source(SRC)
-        // Kept in OUT_DIR (not a temporary directory) so that the ABI test
-        // can read the BTF clang emitted (src/abi_btf.rs).
-        .obj(out.join("netev.o"))
-        .clang_args([
-            // asm/types.h lives under the multiarch include dir on Debian.
-            format!("-I/usr/include/{arch}-linux-gnu"),
-            // atomic exchange (coalescing) needs BPF ISA v3.
-            "-mcpu=v3".to_string(),
-            "-Wall".to_string(),
-        ])
-        .build_and_generate(out.join("netev.skel.rs"))
-        .expect("compiling the BPF programs failed (is clang installed? run scripts/setup.sh)");
+    // Two objects, one per backend, sharing src/bpf/common.h: each loads
+    // alone, so a kernel that refuses one backend's program types can still
+    // run the other.
+    for (src, name) in [(CGROUP_SRC, "netev"), (LSM_SRC, "netev_lsm")] {
+        SkeletonBuilder::new()
+            .source(src)
+            // Kept in OUT_DIR (not a temporary directory) so that the ABI
+            // test can read the BTF clang emitted (src/abi_btf.rs).
+            .obj(out.join(format!("{name}.o")))
+            .clang_args([
+                // asm/types.h lives under the multiarch include dir on Debian.
+                format!("-I/usr/include/{arch}-linux-gnu"),
+                // atomic exchange (coalescing) needs BPF ISA v3.
+                "-mcpu=v3".to_string(),
+                "-Wall".to_string(),
+            ])
+            .build_and_generate(out.join(format!("{name}.skel.rs")))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "compiling {src} failed (is clang installed? run scripts/setup.sh): {e}"
+                )
+            });
+    }
     println!("cargo:rerun-if-changed=src/bpf");
 }

@@ -26,6 +26,42 @@ impl BackendKind {
     }
 }
 
+/// Which backend to open (`--backend`, the config's `backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// BPF LSM where the kernel allows it, else cgroup + tracepoints.
+    #[default]
+    Auto,
+    /// BPF LSM, or fail.
+    Lsm,
+    /// cgroup + tracepoints.
+    Cgroup,
+}
+
+impl BackendChoice {
+    /// The spellings `--backend` and the config accept.
+    pub const NAMES: [&'static str; 3] = ["auto", "lsm", "cgroup"];
+
+    /// Parses one of [`BackendChoice::NAMES`].
+    pub fn parse(s: &str) -> Option<BackendChoice> {
+        match s {
+            "auto" => Some(BackendChoice::Auto),
+            "lsm" => Some(BackendChoice::Lsm),
+            "cgroup" => Some(BackendChoice::Cgroup),
+            _ => None,
+        }
+    }
+
+    /// Its spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Lsm => "lsm",
+            BackendChoice::Cgroup => "cgroup",
+        }
+    }
+}
+
 /// Whether a hook can refuse the operation or only sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookMode {
@@ -86,6 +122,8 @@ pub struct CaptureConfig {
     /// cgroup), so that a crashed daemon's programs keep enforcing until the
     /// next one replaces them; `None`: not pinned, a crash detaches them.
     pub pin_dir: Option<PathBuf>,
+    /// Which backend to open.
+    pub backend: BackendChoice,
 }
 
 impl CaptureConfig {
@@ -99,6 +137,7 @@ impl CaptureConfig {
             coalesce: true,
             exclude_tgid: std::process::id(),
             pin_dir: None,
+            backend: BackendChoice::Auto,
         }
     }
 }

@@ -1,4 +1,8 @@
-//! The cgroup + tracepoint backend: what runs where BPF LSM cannot load.
+//! Both backends' loader: the BPF LSM object (netev_lsm.bpf.c) where the
+//! kernel runs LSM programs, and the cgroup + tracepoint object
+//! (netev.bpf.c) where it does not. They share their maps' names and
+//! layouts (common.h), so one loader drives either; only the list of
+//! programs and how each attaches differ.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -16,22 +20,52 @@ use crate::backend::{BackendKind, Capture, CaptureConfig, HookInfo, HookMode, Ke
 use crate::cgroup::check_cgroup2_dir;
 use crate::rules::{MapRuleTables, RuleMaps};
 use crate::skel::{NetevSkel, NetevSkelBuilder};
+use crate::skel_lsm::{NetevLsmSkel, NetevLsmSkelBuilder};
 use crate::Error;
 use netev_abi::{counter, Record};
 
 /// Records decoded by the ring-buffer callback, waiting for `poll`'s sink.
 type Inbox = Rc<RefCell<Vec<Record>>>;
 
-/// cgroup-BPF hooks on a cgroup v2 directory (socket, bind, connect, UDP
-/// sendmsg/recvmsg) and syscall tracepoints (socket, listen, accept) scoped to
-/// the same cgroup, plus exec/exit tracking.
+/// One of the two loaded objects.
+enum Skeleton {
+    Cgroup(Box<NetevSkel<'static>>),
+    Lsm(Box<NetevLsmSkel<'static>>),
+}
+
+/// `$body` with `$m` bound to the loaded object's maps, whichever object it
+/// is: the two generated map structs have the same field names and types.
+macro_rules! with_maps {
+    ($skel:expr, $m:ident => $body:expr) => {{
+        let skel: &Skeleton = $skel;
+        match skel {
+            Skeleton::Cgroup(s) => {
+                let $m = &s.maps;
+                $body
+            }
+            Skeleton::Lsm(s) => {
+                let $m = &s.maps;
+                $body
+            }
+        }
+    }};
+}
+
+/// The BPF LSM backend — LSM hooks on socket, bind, listen, connect, sendmsg
+/// and a SYN's arrival (every op enforceable), scoped to the tasks in the
+/// target cgroup — or the cgroup + tracepoint backend: cgroup-BPF hooks on a
+/// cgroup v2 directory (socket, bind, connect, UDP sendmsg/recvmsg). Both
+/// have syscall tracepoints (socket, listen, accept) scoped to the same
+/// cgroup for the events' return values, the cgroup recvmsg hooks, and
+/// exec/exit tracking.
 ///
 /// Field order matters: the ring buffer and the links borrow from the
 /// skeleton, which borrows from `storage`; `Drop` releases them in that order.
-pub struct CgroupCapture {
+pub struct BpfCapture {
     ringbuf: ManuallyDrop<RingBuffer<'static>>,
     links: Vec<Link>,
-    skel: ManuallyDrop<Box<NetevSkel<'static>>>,
+    skel: ManuallyDrop<Box<Skeleton>>,
+    kind: BackendKind,
     storage: *mut MaybeUninit<OpenObject>,
     inbox: Inbox,
     hooks: Vec<HookInfo>,
@@ -46,7 +80,10 @@ pub struct CgroupCapture {
     stale: Vec<Link>,
 }
 
-/// (program, op, attach point, mode), cgroup programs first.
+/// The cgroup + tracepoint backend (the name it has always had).
+pub type CgroupCapture = BpfCapture;
+
+/// (program, op, attach point), cgroup programs first.
 const CGROUP_HOOKS: &[(&str, &str, &str)] = &[
     ("netev_sock_create", "socket", "cgroup/sock_create"),
     ("netev_bind4", "bind", "cgroup/bind4"),
@@ -55,6 +92,25 @@ const CGROUP_HOOKS: &[(&str, &str, &str)] = &[
     ("netev_connect6", "connect", "cgroup/connect6"),
     ("netev_sendmsg4", "sendmsg", "cgroup/sendmsg4"),
     ("netev_sendmsg6", "sendmsg", "cgroup/sendmsg6"),
+    ("netev_recvmsg4", "recvmsg", "cgroup/recvmsg4"),
+    ("netev_recvmsg6", "recvmsg", "cgroup/recvmsg6"),
+];
+
+/// The LSM backend's own programs (its tracepoints are TRACEPOINT_HOOKS).
+const LSM_HOOKS: &[(&str, &str, &str)] = &[
+    ("netev_lsm_socket_create", "socket", "lsm/socket_create"),
+    ("netev_lsm_socket_bind", "bind", "lsm/socket_bind"),
+    ("netev_lsm_socket_listen", "listen", "lsm/socket_listen"),
+    ("netev_lsm_socket_connect", "connect", "lsm/socket_connect"),
+    ("netev_lsm_socket_sendmsg", "sendmsg", "lsm/socket_sendmsg"),
+    ("netev_lsm_conn_request", "accept", "lsm/inet_conn_request"),
+    // bookkeeping: forgets a freed listener's owner
+    ("netev_lsm_sk_free", "close", "lsm/sk_free_security"),
+];
+
+/// The cgroup hooks the LSM backend attaches too: a datagram's source is
+/// known only after it arrived.
+const LSM_CGROUP_HOOKS: &[(&str, &str, &str)] = &[
     ("netev_recvmsg4", "recvmsg", "cgroup/recvmsg4"),
     ("netev_recvmsg6", "recvmsg", "cgroup/recvmsg6"),
 ];
@@ -68,9 +124,19 @@ const TRACEPOINT_HOOKS: &[(&str, &str, &str)] = &[
     ("netev_exit", "exit", "sched/sched_process_exit"),
 ];
 
-impl CgroupCapture {
-    /// Loads the programs and attaches them to `config.cgroup`.
+impl BpfCapture {
+    /// Loads the cgroup + tracepoint programs and attaches them to
+    /// `config.cgroup`.
     pub fn open(config: &CaptureConfig) -> Result<Self, Error> {
+        Self::open_kind(config, BackendKind::CgroupTracepoints)
+    }
+
+    /// Loads the BPF LSM programs, scoped to the tasks in `config.cgroup`.
+    pub fn open_lsm(config: &CaptureConfig) -> Result<Self, Error> {
+        Self::open_kind(config, BackendKind::BpfLsm)
+    }
+
+    fn open_kind(config: &CaptureConfig, kind: BackendKind) -> Result<Self, Error> {
         check_cgroup2_dir(&config.cgroup)?;
         let cgroup = File::open(&config.cgroup).map_err(|e| Error::Io {
             what: format!("opening cgroup {}", config.cgroup.display()),
@@ -82,7 +148,7 @@ impl CgroupCapture {
         // SAFETY: `storage` stays allocated until Drop, after the skeleton
         // that borrows it is gone; 'static stands for "as long as self".
         let storage_ref: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage };
-        let skel_ptr: *mut NetevSkel<'static> = match Self::load(config, storage_ref) {
+        let skel_ptr: *mut Skeleton = match Self::load(config, kind, storage_ref) {
             Ok(skel) => Box::into_raw(skel),
             Err(e) => {
                 // SAFETY: nothing borrows `storage` any more.
@@ -92,21 +158,20 @@ impl CgroupCapture {
         };
         // SAFETY: the skeleton lives at a stable heap address until Drop,
         // where the ring buffer that borrows it is dropped first.
-        let skel_ref: &'static NetevSkel<'static> = unsafe { &*skel_ptr };
+        let skel_ref: &'static Skeleton = unsafe { &*skel_ptr };
 
         let inbox: Inbox = Rc::new(RefCell::new(Vec::with_capacity(4096)));
         let sink = inbox.clone();
         let mut builder = RingBufferBuilder::new();
-        let ringbuf = builder
-            .add(&skel_ref.maps.events, move |data: &[u8]| {
-                match netev_abi::decode(data) {
-                    Ok(rec) => sink.borrow_mut().push(rec),
-                    // an ABI mismatch: a bug, said loudly
-                    Err(e) => warn!("undecodable record: {e}"),
-                }
-                0
-            })
-            .map(|_| ())
+        let callback = move |data: &[u8]| {
+            match netev_abi::decode(data) {
+                Ok(rec) => sink.borrow_mut().push(rec),
+                // an ABI mismatch: a bug, said loudly
+                Err(e) => warn!("undecodable record: {e}"),
+            }
+            0
+        };
+        let ringbuf = with_maps!(skel_ref, m => builder.add(&m.events, callback).map(|_| ()))
             .and_then(|()| builder.build());
         let ringbuf = match ringbuf {
             Ok(rb) => rb,
@@ -120,11 +185,12 @@ impl CgroupCapture {
             }
         };
 
-        let mut me = CgroupCapture {
+        let mut me = BpfCapture {
             ringbuf: ManuallyDrop::new(ringbuf),
             links: Vec::new(),
             // SAFETY: ownership of the Box taken back exactly once.
             skel: ManuallyDrop::new(unsafe { Box::from_raw(skel_ptr) }),
+            kind,
             storage,
             inbox,
             hooks: Vec::new(),
@@ -149,51 +215,76 @@ impl CgroupCapture {
 
     fn load(
         config: &CaptureConfig,
+        kind: BackendKind,
         storage: &'static mut MaybeUninit<OpenObject>,
-    ) -> Result<Box<NetevSkel<'static>>, Error> {
-        let mut open = NetevSkelBuilder::default()
-            .open(storage)
-            .map_err(|e| Error::bpf("opening the BPF object", e))?;
-        let rodata = open
-            .maps
-            .rodata_data
-            .as_deref_mut()
-            .expect("the BPF object has read-only settings");
-        rodata.self_tgid = config.exclude_tgid;
-        rodata.coalesce = config.coalesce as u8;
-        rodata.wakeup_bytes = config.wakeup_bytes;
-        open.maps
-            .events
-            .set_max_entries(config.ringbuf_bytes)
-            .map_err(|e| Error::bpf("sizing the ring buffer", e))?;
-        let skel = open.load().map_err(|e| {
-            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied && unsafe { libc::geteuid() } != 0
-            {
-                Error::Permission(e.to_string())
-            } else {
-                Error::bpf(
-                    "the kernel refused the BPF programs (libbpf printed the verifier's log above)",
-                    e,
-                )
+    ) -> Result<Box<Skeleton>, Error> {
+        // The two open skeletons have the same settings and maps, under
+        // different types.
+        macro_rules! configure_and_load {
+            ($builder:expr, $variant:ident) => {{
+                let mut open = $builder
+                    .open(storage)
+                    .map_err(|e| Error::bpf("opening the BPF object", e))?;
+                let rodata = open
+                    .maps
+                    .rodata_data
+                    .as_deref_mut()
+                    .expect("the BPF object has read-only settings");
+                rodata.self_tgid = config.exclude_tgid;
+                rodata.coalesce = config.coalesce as u8;
+                rodata.wakeup_bytes = config.wakeup_bytes;
+                open.maps
+                    .events
+                    .set_max_entries(config.ringbuf_bytes)
+                    .map_err(|e| Error::bpf("sizing the ring buffer", e))?;
+                let log = crate::verifier::Capture::start();
+                let loaded = open.load();
+                let log = log.finish();
+                let skel = loaded.map_err(|e| load_error(kind, e, &log))?;
+                Skeleton::$variant(Box::new(skel))
+            }};
+        }
+        Ok(Box::new(match kind {
+            BackendKind::CgroupTracepoints => {
+                configure_and_load!(NetevSkelBuilder::default(), Cgroup)
             }
-        })?;
-        Ok(Box::new(skel))
+            BackendKind::BpfLsm => configure_and_load!(NetevLsmSkelBuilder::default(), Lsm),
+        }))
     }
 
     fn attach(&mut self, cgroup_name: &str) -> Result<(), Error> {
         let cgroup_fd = self._cgroup.as_raw_fd();
         // Tracepoints see the whole machine: tell them which cgroup is ours.
-        self.skel
-            .maps
-            .target_cgroup
-            .update(
-                &0u32.to_ne_bytes(),
-                &(cgroup_fd as u32).to_ne_bytes(),
-                MapFlags::ANY,
-            )
-            .map_err(|e| Error::bpf("registering the target cgroup", e))?;
+        with_maps!(&self.skel, m => m.target_cgroup.update(
+            &0u32.to_ne_bytes(),
+            &(cgroup_fd as u32).to_ne_bytes(),
+            MapFlags::ANY,
+        ))
+        .map_err(|e| Error::bpf("registering the target cgroup", e))?;
 
-        for &(prog_name, op, attach) in CGROUP_HOOKS {
+        if self.kind == BackendKind::BpfLsm {
+            for &(prog_name, op, attach) in LSM_HOOKS {
+                let link = self
+                    .program(prog_name)
+                    .attach_lsm()
+                    .map_err(|e| Error::bpf(format!("attaching {attach}"), e))?;
+                self.links.push(link);
+                self.hooks.push(HookInfo {
+                    op,
+                    attach,
+                    mode: if op == "close" {
+                        HookMode::Observe
+                    } else {
+                        HookMode::Enforce
+                    },
+                });
+            }
+        }
+        let cgroup_hooks = match self.kind {
+            BackendKind::BpfLsm => LSM_CGROUP_HOOKS,
+            BackendKind::CgroupTracepoints => CGROUP_HOOKS,
+        };
+        for &(prog_name, op, attach) in cgroup_hooks {
             let prog = self.program(prog_name);
             // bpf_link attachment: other programs on the cgroup (systemd's)
             // keep running beside ours.
@@ -274,8 +365,12 @@ impl CgroupCapture {
     }
 
     fn program(&self, name: &str) -> libbpf_rs::ProgramMut<'_> {
-        self.skel
-            .object()
+        let skel: &Skeleton = &self.skel;
+        let object = match skel {
+            Skeleton::Cgroup(s) => s.object(),
+            Skeleton::Lsm(s) => s.object(),
+        };
+        object
             .progs_mut()
             .find(|p| p.name() == name)
             .unwrap_or_else(|| unreachable!("no BPF program {name}"))
@@ -296,13 +391,13 @@ impl CgroupCapture {
     }
 
     fn flows_empty(&self) -> bool {
-        self.skel.maps.flows.keys().next().is_none()
+        with_maps!(&self.skel, m => m.flows.keys().next().is_none())
     }
 }
 
-impl Capture for CgroupCapture {
+impl Capture for BpfCapture {
     fn kind(&self) -> BackendKind {
-        BackendKind::CgroupTracepoints
+        self.kind
     }
 
     fn hooks(&self) -> &[HookInfo] {
@@ -316,11 +411,9 @@ impl Capture for CgroupCapture {
     fn counters(&self) -> Result<KernelCounters, Error> {
         let mut sums = [0u64; counter::MAX as usize];
         for (i, sum) in sums.iter_mut().enumerate() {
-            let per_cpu = self
-                .skel
-                .maps
+            let per_cpu = with_maps!(&self.skel, m => m
                 .counters
-                .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
+                .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY))
                 .map_err(|e| Error::bpf("reading counters", e))?
                 .unwrap_or_default();
             *sum = per_cpu
@@ -345,7 +438,7 @@ impl Capture for CgroupCapture {
         }
         macro_rules! handle {
             ($map:ident) => {
-                MapHandle::try_from(&self.skel.maps.$map)
+                with_maps!(&self.skel, m => MapHandle::try_from(&m.$map))
                     .map_err(|e| Error::bpf(concat!("duplicating ", stringify!($map)), e))?
             };
         }
@@ -412,7 +505,7 @@ impl Capture for CgroupCapture {
     }
 }
 
-impl Drop for CgroupCapture {
+impl Drop for BpfCapture {
     fn drop(&mut self) {
         // SAFETY: dropped once, in borrow order: ring buffer and links, then
         // the skeleton, then the storage it borrowed.
@@ -472,5 +565,21 @@ fn ensure_tracefs() {
         .status();
     if !matches!(status, Ok(s) if s.success()) {
         warn!("tracefs is not mounted and mounting it failed; tracepoints may not attach");
+    }
+}
+
+/// Why the kernel refused an object, in one line: the kernel version, the
+/// program the verifier refused and its last word, from libbpf's log of
+/// the load (which is still printed in full above).
+fn load_error(kind: BackendKind, e: libbpf_rs::Error, log: &crate::verifier::Log) -> Error {
+    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied && unsafe { libc::geteuid() } != 0 {
+        return Error::Permission(e.to_string());
+    }
+    Error::Refused {
+        backend: kind.name(),
+        kernel: netev_host::kernel_release(),
+        program: log.program.clone(),
+        reason: log.reason.clone(),
+        source: e,
     }
 }

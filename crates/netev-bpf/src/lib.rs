@@ -7,12 +7,12 @@
 //! Backends sit behind the [`Capture`] trait so that nothing above this crate
 //! knows which one runs:
 //!
-//! * BPF LSM — probed first ([`lsm::probe`]) and reported by `netev status`;
-//!   the LSM backend itself is not built yet (our machines refuse LSM
-//!   programs, so it could not be tested), so the probe only explains.
-//! * cgroup + tracepoints ([`CgroupCapture`]) — cgroup-BPF hooks on a cgroup
-//!   v2 directory (enforceable) and syscall tracepoints for listen/accept
-//!   (observe only).
+//! * BPF LSM ([`BpfCapture::open_lsm`]) — LSM hooks on every operation, all
+//!   enforceable; chosen where [`lsm::probe`] says the kernel runs LSM
+//!   programs (Debian's own kernels; not a kernel in integrity lockdown).
+//! * cgroup + tracepoints ([`BpfCapture::open`]) — cgroup-BPF hooks on a
+//!   cgroup v2 directory (enforceable) and syscall tracepoints for
+//!   listen/accept (observe only).
 //!
 //! ```no_run
 //! use netev_bpf::{open_capture, CaptureConfig, Record};
@@ -37,16 +37,23 @@ pub mod cgroup;
 mod cgroup_tp;
 pub mod lsm;
 pub mod rules;
+mod verifier;
 
 pub use backend::{
-    BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters, RuleTables,
+    BackendChoice, BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters, RuleTables,
 };
-pub use cgroup_tp::CgroupCapture;
+pub use cgroup_tp::{BpfCapture, CgroupCapture};
+use netev_host::security::LsmAvailability;
 pub use netev_abi::Record;
 
 #[allow(missing_docs, clippy::all, unused_imports)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/netev.skel.rs"));
+}
+
+#[allow(missing_docs, clippy::all, unused_imports)]
+mod skel_lsm {
+    include!(concat!(env!("OUT_DIR"), "/netev_lsm.skel.rs"));
 }
 
 /// What can go wrong while loading, attaching or draining.
@@ -80,6 +87,34 @@ pub enum Error {
     /// A record that does not match the ABI.
     #[error(transparent)]
     Abi(#[from] netev_abi::AbiError),
+    /// The kernel refused a backend's programs: which kernel, which program
+    /// and the verifier's last word on it (the whole log is printed above).
+    #[error(
+        "the {backend} backend does not load on kernel {kernel}: the kernel refused {} ({}): {source}",
+        program.as_deref().map(|p| format!("program {p}")).unwrap_or_else(|| "the BPF object".into()),
+        reason.as_deref().unwrap_or("libbpf printed no verifier log"),
+    )]
+    Refused {
+        /// The backend's name.
+        backend: &'static str,
+        /// `uname -r`.
+        kernel: String,
+        /// The program the verifier refused, if libbpf said.
+        program: Option<String>,
+        /// The verifier's last line about it.
+        reason: Option<String>,
+        /// libbpf's error.
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    /// The backend asked for cannot run on this kernel.
+    #[error("the {backend} backend cannot run here: {why}")]
+    Unavailable {
+        /// The backend's name.
+        backend: &'static str,
+        /// Why (with the fix where there is one).
+        why: String,
+    },
     /// Rules that do not fit the kernel's tables.
     #[error("{0}")]
     Rules(String),
@@ -94,13 +129,64 @@ impl Error {
     }
 }
 
-/// Probes the backends in order of preference and returns the first that
-/// loads and attaches. Why a better backend was not used is logged and kept
-/// in [`Capture::notes`].
+/// Opens the backend `config.backend` asks for. `auto`: BPF LSM where the
+/// kernel runs LSM programs and the LSM object loads, else cgroup +
+/// tracepoints; why is logged and kept in [`Capture::notes`] (the
+/// "backend: " note, which `netev status` and `netev doctor` show).
 pub fn open_capture(config: &CaptureConfig) -> Result<Box<dyn Capture>, Error> {
     let lsm = lsm::probe();
-    let mut capture = CgroupCapture::open(config)?;
+    let mut capture = match config.backend {
+        BackendChoice::Cgroup => {
+            let mut c = BpfCapture::open(config)?;
+            c.add_note(format!(
+                "{BACKEND_NOTE}cgroup+tracepoints, as asked (--backend cgroup)"
+            ));
+            c
+        }
+        BackendChoice::Lsm => {
+            if let LsmAvailability::Unavailable(why) = &lsm {
+                return Err(Error::Unavailable {
+                    backend: BackendKind::BpfLsm.name(),
+                    why: why.clone(),
+                });
+            }
+            let mut c = BpfCapture::open_lsm(config)?;
+            c.add_note(format!("{BACKEND_NOTE}bpf-lsm, as asked (--backend lsm)"));
+            c
+        }
+        BackendChoice::Auto => match &lsm {
+            LsmAvailability::Available => match BpfCapture::open_lsm(config) {
+                Ok(mut c) => {
+                    c.add_note(format!(
+                        "{BACKEND_NOTE}bpf-lsm, chosen automatically: the kernel runs BPF LSM \
+                         programs (every operation enforceable)"
+                    ));
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!("the BPF LSM backend did not load, using cgroup+tracepoints: {e}");
+                    let mut c = BpfCapture::open(config)?;
+                    c.add_note(format!(
+                        "{BACKEND_NOTE}cgroup+tracepoints, chosen automatically: BPF LSM is \
+                         available but its programs did not load ({e})"
+                    ));
+                    c
+                }
+            },
+            LsmAvailability::Unavailable(why) => {
+                let mut c = BpfCapture::open(config)?;
+                c.add_note(format!(
+                    "{BACKEND_NOTE}cgroup+tracepoints, chosen automatically: BPF LSM is \
+                     unavailable ({why})"
+                ));
+                c
+            }
+        },
+    };
     // `netev doctor` reads this note back (LsmAvailability::from_note).
     capture.add_note(lsm.note());
     Ok(Box::new(capture))
 }
+
+/// How the note that says which backend runs, and why, starts.
+pub const BACKEND_NOTE: &str = "backend: ";

@@ -44,3 +44,11 @@ pub enum Error {
     #[error("{0} is not a cgroup v2 directory (it has no cgroup.controllers); pass a directory under the cgroup2 mount")]
     NotCgroup2(PathBuf),
 }
+
+/// The running kernel's release (`uname -r`), for messages that say which
+/// kernel refused something; "unknown" if the kernel does not say.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -23,10 +23,9 @@ pub enum LsmAvailability {
 
 /// How netevd's status note about BPF LSM starts.
 const NOTE_PREFIX: &str = "bpf-lsm: ";
-/// The note for [`LsmAvailability::Available`]: said plainly, an LSM
-/// backend is designed (DESIGN.md) but not built.
-const NOTE_AVAILABLE: &str =
-    "available on this kernel, but this build has no LSM backend yet; using cgroup+tracepoints";
+/// The note for [`LsmAvailability::Available`] (which backend then runs is
+/// netevd's "backend: " note).
+const NOTE_AVAILABLE: &str = "available on this kernel";
 
 impl LsmAvailability {
     /// One line for status and logs.

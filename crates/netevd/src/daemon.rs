@@ -106,6 +106,7 @@ impl Setup {
 
         let mut config = CaptureConfig::new(cgroup.clone());
         config.coalesce = !args.no_coalesce;
+        config.backend = args.backend.0;
         config.ringbuf_bytes = args.ringbuf_size;
         config.pin_dir = args.pin_dir.0.clone();
         let db = args.state_dir.join("rules.db");

@@ -97,6 +97,28 @@ impl BusTarget {
     }
 }
 
+/// `--backend`: which capture backend runs (auto, lsm, cgroup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backend(pub netev_bpf::BackendChoice);
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        netev_bpf::BackendChoice::parse(s).map(Backend).ok_or_else(|| {
+            format!(
+                "{s:?} is not a backend: one of {}",
+                netev_bpf::BackendChoice::NAMES.join(", ")
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
 /// `--pin-dir`: a directory on bpffs, or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinDir(pub Option<PathBuf>);

@@ -22,6 +22,7 @@ struct sock_common {
 	__be16 skc_dport;
 	__u16 skc_num;
 	unsigned short skc_family;
+	volatile unsigned char skc_state;
 	struct in6_addr___netev skc_v6_daddr;
 	struct in6_addr___netev skc_v6_rcv_saddr;
 };
@@ -34,6 +35,17 @@ struct sock {
 
 struct socket {
 	struct sock *sk;
+};
+
+/* The BPF LSM hooks' arguments (netev_lsm.bpf.c). */
+struct msghdr {
+	void *msg_name;
+	int msg_namelen;
+	unsigned int msg_flags;
+};
+
+struct request_sock {
+	struct sock_common __req_common;
 };
 
 struct super_block {

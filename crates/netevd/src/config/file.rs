@@ -15,7 +15,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess
 use serde::{Deserialize, Serialize, Serializer};
 use toml_edit::{ImDocument, Item, TableLike};
 
-use crate::settings::{parse_size, BusSpec, MaxAge, PinDir, StoreSpec};
+use crate::settings::{parse_size, Backend, BusSpec, MaxAge, PinDir, StoreSpec};
 
 /// A problem in the file, at a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +149,8 @@ pub struct File {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, expecting = "a table")]
 pub struct Capture {
+    #[serde(deserialize_with = "flag")]
+    pub backend: Option<FileValue<Backend>>,
     /// `--no-coalesce` says the opposite: its flag text is the negation.
     #[serde(deserialize_with = "coalesce")]
     pub coalesce: Option<FileValue<bool>>,

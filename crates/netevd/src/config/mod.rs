@@ -29,7 +29,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use file::{load, FileSettings, PolicyKey, Problem};
 
-use crate::settings::{parse_size, BusSpec, MaxAge, PinDir, PrintFormat, StoreSpec};
+use crate::settings::{parse_size, Backend, BusSpec, MaxAge, PinDir, PrintFormat, StoreSpec};
 
 /// Where the file is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/netev/netev.toml";
@@ -63,6 +63,13 @@ pub struct Args {
     /// Stay in the foreground (no daemonizing); logs go to standard error.
     #[arg(long)]
     pub foreground: bool,
+
+    /// Capture backend: auto (BPF LSM where the kernel runs LSM programs,
+    /// else cgroup), lsm (BPF LSM or fail), cgroup (cgroup-BPF hooks and
+    /// syscall tracepoints). `netev status` says which runs and why.
+    #[arg(id = "capture.backend", long = "backend", value_name = "BACKEND",
+          default_value = "auto")]
+    pub backend: Backend,
 
     /// One event per send/recv call instead of one per flow per second.
     #[arg(id = "capture.coalesce", long = "no-coalesce")]
@@ -227,6 +234,7 @@ impl Args {
             Setting::at_start("run_dir", &self.run_dir, self.run_dir.display()),
             Setting::reloaded("log_level", &self.log_level, &self.log_level),
             Setting::at_start("pin_dir", &self.pin_dir, &self.pin_dir),
+            Setting::at_start("capture.backend", &self.backend, self.backend),
             Setting::at_start("capture.coalesce", &self.no_coalesce, !self.no_coalesce),
             Setting::at_start(
                 "capture.ringbuf_size",

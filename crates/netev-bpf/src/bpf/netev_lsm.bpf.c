@@ -127,7 +127,8 @@ static __always_inline int lsm_addr_event(struct sock *sk, void *uaddr, __u8 op)
 	__u8 addr[16] = {};
 	__u16 port = 0, sk_fam, fam;
 
-	if (!tp_in_scope())
+	/* 6.12's verifier knows sock->sk may be NULL, and says so */
+	if (!sk || !tp_in_scope())
 		return 0;
 	sk_fam = sk_family(sk);
 	if (!inet(sk_fam))
@@ -219,7 +220,7 @@ int BPF_PROG(netev_lsm_socket_listen, struct socket *sock, int backlog, int ret)
 
 	if (ret)
 		return ret;
-	if (!tp_in_scope())
+	if (!sk || !tp_in_scope())
 		return 0;
 	get_caller(&c);
 	fam = sk_family(sk);
@@ -393,6 +394,8 @@ int BPF_PROG(netev_lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, 
 	if (!name || BPF_CORE_READ(msg, msg_namelen) < 2)
 		return 0;
 	sk = sock->sk;
+	if (!sk)
+		return 0;
 	sk_fam = sk_family(sk);
 	if (!inet(sk_fam) || !tp_in_scope())
 		return 0;

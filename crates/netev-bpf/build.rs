@@ -37,9 +37,7 @@ fn main() {
             ])
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| {
-                panic!(
-                    "compiling {src} failed (is clang installed? run scripts/setup.sh): {e}"
-                )
+                panic!("compiling {src} failed (is clang installed? run scripts/setup.sh): {e}")
             });
     }
     println!("cargo:rerun-if-changed=src/bpf");

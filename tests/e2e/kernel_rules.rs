@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use netev_bpf::{abi, Capture, CaptureConfig, CgroupCapture, Record, RuleTables};
+use netev_bpf::{abi, Capture, CaptureConfig, Record, RuleTables};
 use netev_event::{Family, Op, Proto};
 use netev_rules::compile::{compile, ExeId};
 use netev_rules::fields::rule_from_fields;
@@ -277,7 +277,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
 /// copies of the probe.
 struct Env {
     cg: TestCgroup,
-    capture: CgroupCapture,
+    capture: Box<dyn Capture>,
     /// The capture's rule tables (written as netevd's rules owner does).
     tables: Box<dyn RuleTables>,
     /// Canonical paths of copies A and B.
@@ -595,8 +595,7 @@ fn kernel_verdicts_equal_the_matcher() {
     let (a, id_a) = copy_probe(dir.path(), "probe-a");
     let (b, id_b) = copy_probe(dir.path(), "probe-b");
     let cg = TestCgroup::new("kernel-rules");
-    let mut capture =
-        CgroupCapture::open(&CaptureConfig::new(cg.path().to_path_buf())).expect("loading BPF");
+    let mut capture = crate::open_test_capture(&CaptureConfig::new(cg.path().to_path_buf()));
     let tables = capture.rule_tables().expect("the rule tables");
     let env = RefCell::new(Env {
         cg,

@@ -2,6 +2,7 @@
 //! attached to a dedicated test cgroup, and real workloads inside it.
 //! Each module's first line says what it pins.
 
+mod backends;
 mod bus;
 mod capture;
 mod coalesce;
@@ -60,4 +61,17 @@ fn one<'a>(stopped: &'a Stopped, pid: &Value, op: &str) -> &'a Value {
             .collect::<Vec<_>>()
     );
     found[0]
+}
+
+/// Opens the backend the run asks for (`NETEV_TEST_BACKEND`: `lsm` or
+/// `cgroup`, as scripts/vm-matrix.sh sets it; unset: cgroup, the one every
+/// kernel of the matrix has).
+fn open_test_capture(config: &netev_bpf::CaptureConfig) -> Box<dyn netev_bpf::Capture> {
+    let mut config = config.clone();
+    config.backend = match std::env::var("NETEV_TEST_BACKEND").as_deref() {
+        Ok("lsm") => netev_bpf::BackendChoice::Lsm,
+        Ok("cgroup") | Err(_) => netev_bpf::BackendChoice::Cgroup,
+        Ok(other) => panic!("NETEV_TEST_BACKEND={other}: expected lsm or cgroup"),
+    };
+    netev_bpf::open_capture(&config).expect("loading BPF")
 }

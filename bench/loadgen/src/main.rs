@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+mod edge;
 mod probe;
 
 #[derive(Parser)]
@@ -56,6 +57,9 @@ enum Cmd {
         uid: Option<u32>,
         ops: Vec<String>,
     },
+    /// One of the operations only some backends see or refuse (listen,
+    /// inbound by source, SCTP, AF_UNSPEC); prints how each step ended.
+    Edge { what: edge::Edge, port: u16 },
     /// Repeat one pattern ITERATIONS times; print ns per iteration.
     Loop {
         mode: LoopMode,
@@ -126,6 +130,10 @@ fn main() -> Result<()> {
             Err(err).with_context(|| format!("exec {}", exe.display()))
         }
         Cmd::Probe { uid, ops } => probe::probe(uid, ops),
+        Cmd::Edge { what, port } => {
+            let facts = edge::run(what, port)?;
+            report(facts)
+        }
         Cmd::Loop {
             mode,
             iterations,

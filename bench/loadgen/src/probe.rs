@@ -120,7 +120,7 @@ fn errno() -> i32 {
 }
 
 /// Errno names for the errors these operations can end with; others as a number.
-fn errno_name(e: i32) -> String {
+pub(crate) fn errno_name(e: i32) -> String {
     let name = match e {
         libc::EPERM => "EPERM",
         libc::EACCES => "EACCES",

@@ -414,8 +414,8 @@ impl Capture for BpfCapture {
             let per_cpu = with_maps!(&self.skel, m => m
                 .counters
                 .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY))
-                .map_err(|e| Error::bpf("reading counters", e))?
-                .unwrap_or_default();
+            .map_err(|e| Error::bpf("reading counters", e))?
+            .unwrap_or_default();
             *sum = per_cpu
                 .iter()
                 .filter_map(|v| v.get(..8))

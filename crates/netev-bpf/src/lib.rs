@@ -40,11 +40,12 @@ pub mod rules;
 mod verifier;
 
 pub use backend::{
-    BackendChoice, BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters, RuleTables,
+    BackendChoice, BackendKind, Capture, CaptureConfig, HookInfo, HookMode, KernelCounters,
+    RuleTables,
 };
 pub use cgroup_tp::{BpfCapture, CgroupCapture};
-use netev_host::security::LsmAvailability;
 pub use netev_abi::Record;
+use netev_host::security::LsmAvailability;
 
 #[allow(missing_docs, clippy::all, unused_imports)]
 mod skel {
@@ -164,7 +165,9 @@ pub fn open_capture(config: &CaptureConfig) -> Result<Box<dyn Capture>, Error> {
                     c
                 }
                 Err(e) => {
-                    tracing::warn!("the BPF LSM backend did not load, using cgroup+tracepoints: {e}");
+                    tracing::warn!(
+                        "the BPF LSM backend did not load, using cgroup+tracepoints: {e}"
+                    );
                     let mut c = BpfCapture::open(config)?;
                     c.add_note(format!(
                         "{BACKEND_NOTE}cgroup+tracepoints, chosen automatically: BPF LSM is \

@@ -103,12 +103,10 @@ fn is_reason(l: &str) -> bool {
         || l.starts_with("callee:")
         || l.starts_with("frame")
         || is_register_dump(l)
-        || l.split_once(": ").is_some_and(|(n, _)| {
-            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
-        })
-        || l.split_once(':').is_some_and(|(n, _)| {
-            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
-        }))
+        || l.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        || l.split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
 }
 
 /// "R1=ctx(…) R10=fp0": the registers' state, not a message ("R8 unbounded

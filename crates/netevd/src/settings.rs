@@ -104,12 +104,14 @@ pub struct Backend(pub netev_bpf::BackendChoice);
 impl std::str::FromStr for Backend {
     type Err = String;
     fn from_str(s: &str) -> Result<Backend, String> {
-        netev_bpf::BackendChoice::parse(s).map(Backend).ok_or_else(|| {
-            format!(
-                "{s:?} is not a backend: one of {}",
-                netev_bpf::BackendChoice::NAMES.join(", ")
-            )
-        })
+        netev_bpf::BackendChoice::parse(s)
+            .map(Backend)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a backend: one of {}",
+                    netev_bpf::BackendChoice::NAMES.join(", ")
+                )
+            })
     }
 }
 

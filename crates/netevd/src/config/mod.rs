@@ -67,8 +67,12 @@ pub struct Args {
     /// Capture backend: auto (BPF LSM where the kernel runs LSM programs,
     /// else cgroup), lsm (BPF LSM or fail), cgroup (cgroup-BPF hooks and
     /// syscall tracepoints). `netev status` says which runs and why.
-    #[arg(id = "capture.backend", long = "backend", value_name = "BACKEND",
-          default_value = "auto")]
+    #[arg(
+        id = "capture.backend",
+        long = "backend",
+        value_name = "BACKEND",
+        default_value = "auto"
+    )]
     pub backend: Backend,
 
     /// One event per send/recv call instead of one per flow per second.

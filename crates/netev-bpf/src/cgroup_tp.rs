@@ -213,6 +213,20 @@ impl BpfCapture {
         Ok(me)
     }
 
+    /// Loads (verifies) a backend's object without attaching anything, and
+    /// unloads it: whether this kernel takes it (`netevd --check-backend`,
+    /// which `netev doctor` runs).
+    pub fn check_loads(kind: BackendKind) -> Result<(), Error> {
+        let mut config = CaptureConfig::new(PathBuf::from("/"));
+        config.ringbuf_bytes = 1 << 16;
+        let storage: *mut MaybeUninit<OpenObject> = Box::into_raw(Box::new(MaybeUninit::uninit()));
+        // SAFETY: the skeleton that borrows `storage` is dropped before it.
+        let result = Self::load(&config, kind, unsafe { &mut *storage }).map(drop);
+        // SAFETY: nothing borrows `storage` any more.
+        drop(unsafe { Box::from_raw(storage) });
+        result
+    }
+
     fn load(
         config: &CaptureConfig,
         kind: BackendKind,

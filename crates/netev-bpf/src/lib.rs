@@ -191,5 +191,45 @@ pub fn open_capture(config: &CaptureConfig) -> Result<Box<dyn Capture>, Error> {
     Ok(Box::new(capture))
 }
 
+/// What `netevd --check-backend` found: for each backend, whether this
+/// kernel loads its object (nothing attached), and which one `choice`
+/// would run — the same rules as [`open_capture`].
+#[derive(Debug)]
+pub struct BackendCheck {
+    /// BPF LSM: `Ok` if it loads, else why not.
+    pub lsm: Result<(), String>,
+    /// cgroup + tracepoints: `Ok` if it loads, else why not.
+    pub cgroup: Result<(), String>,
+    /// The backend `choice` would run; `None`: none can.
+    pub chosen: Option<BackendKind>,
+}
+
+/// Loads each backend `choice` allows, attaching nothing.
+pub fn check_backends(choice: BackendChoice) -> BackendCheck {
+    let lsm = match (choice, lsm::probe()) {
+        (BackendChoice::Cgroup, _) => Err("not asked for (--backend cgroup)".into()),
+        (_, LsmAvailability::Unavailable(why)) => Err(format!("unavailable: {why}")),
+        (_, LsmAvailability::Available) => {
+            BpfCapture::check_loads(BackendKind::BpfLsm).map_err(|e| e.to_string())
+        }
+    };
+    let cgroup = match choice {
+        BackendChoice::Lsm => Err("not asked for (--backend lsm)".into()),
+        _ => BpfCapture::check_loads(BackendKind::CgroupTracepoints).map_err(|e| e.to_string()),
+    };
+    let chosen = if lsm.is_ok() {
+        Some(BackendKind::BpfLsm)
+    } else if cgroup.is_ok() {
+        Some(BackendKind::CgroupTracepoints)
+    } else {
+        None
+    };
+    BackendCheck {
+        lsm,
+        cgroup,
+        chosen,
+    }
+}
+
 /// How the note that says which backend runs, and why, starts.
 pub const BACKEND_NOTE: &str = "backend: ";

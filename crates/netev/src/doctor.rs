@@ -60,8 +60,10 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
     }
 }
 
-/// The ring buffer (5.8) is the oldest feature netev cannot do without.
-const MIN_KERNEL: (u32, u32) = (5, 8);
+/// The oldest kernel netev's BPF programs load on: bpf_loop (5.17), BPF
+/// timers and bpf_task_pt_regs (5.15). Debian 11's 5.10 refuses them
+/// (docs/operations.md, "Kernels tested").
+const MIN_KERNEL: (u32, u32) = (5, 17);
 
 /// `uname -r`, e.g. `6.18.44-fc-v782`.
 pub fn kernel(release: &str) -> Check {
@@ -75,7 +77,7 @@ pub fn kernel(release: &str) -> Check {
         (Some(_), Some(_)) => fail(
             "kernel",
             format!(
-                "{release} is older than {}.{} (BPF ring buffer)",
+                "{release} is older than {}.{} (bpf_loop, BPF timers)",
                 MIN_KERNEL.0, MIN_KERNEL.1
             ),
             "upgrade the kernel (Debian 12 ships 6.1)",
@@ -83,7 +85,7 @@ pub fn kernel(release: &str) -> Check {
         _ => warn(
             "kernel",
             format!("cannot read the version in {release:?}"),
-            "netev needs Linux 5.8 or later",
+            "netev needs Linux 5.17 or later",
         ),
     }
 }
@@ -118,7 +120,7 @@ pub fn bpf_lsm(probe: &LsmAvailability) -> Check {
     match probe {
         LsmAvailability::Available => ok(
             "bpf-lsm",
-            "available (this build enforces through cgroup hooks either way)",
+            "available: netevd runs its BPF LSM backend here (every operation enforceable)",
         ),
         LsmAvailability::Unavailable(why) => warn(
             "bpf-lsm",
@@ -147,10 +149,54 @@ pub fn bpf_lsm_known(facts: &LsmFacts, daemon: Option<&LsmAvailability>) -> Chec
         "bpf-lsm",
         format!(
             "`bpf` is in the active LSM list ({lsms}; lockdown: {lockdown}); whether the kernel \
-             loads LSM programs netevd's probe tells when it runs (netev status); this build \
-             enforces through cgroup hooks either way"
+             loads LSM programs netevd's probe tells when it runs (netev status)"
         ),
     )
+}
+
+/// Which backend netevd would run, from `netevd --check-backend` (which
+/// loads each backend's programs and attaches nothing), or why none can.
+pub fn backend(root: bool, outcome: Result<String, String>) -> Check {
+    if !root {
+        return warn(
+            "backend",
+            "not checked: loading BPF programs needs root",
+            "run netev doctor as root to check which backend this kernel loads",
+        );
+    }
+    let out = match outcome {
+        Ok(out) => out,
+        Err(e) => return warn("backend", format!("not checked: {e}"), "install netevd"),
+    };
+    let line = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+            .unwrap_or("not reported")
+            .to_string()
+    };
+    let (lsm, cgroup) = (line("bpf-lsm"), line("cgroup+tracepoints"));
+    match line("chosen").as_str() {
+        "bpf-lsm" => ok(
+            "backend",
+            "netevd runs bpf-lsm here: every operation enforceable",
+        ),
+        "cgroup+tracepoints" => ok(
+            "backend",
+            format!(
+                "netevd runs cgroup+tracepoints here (listen and accept observed, not \
+                 enforced); bpf-lsm: {lsm}"
+            ),
+        ),
+        _ => fail(
+            "backend",
+            format!(
+                "no backend loads on this kernel: bpf-lsm: {lsm}; cgroup+tracepoints: {cgroup}"
+            ),
+            "netev needs Linux 5.17 or later with BTF (bpf_loop, BPF timers); tested: Debian \
+             12's own kernel (linux-image-amd64, 6.1), its 6.12 and 6.18 (docs/operations.md); \
+             install one and boot it; `netevd --check-backend` prints the verifier's whole log",
+        ),
+    }
 }
 
 /// Whether tracefs is mounted (syscall tracepoints).
@@ -419,12 +465,9 @@ fn clock_synchronized() -> Option<bool> {
     Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
 }
 
-fn config_outcome(path: &Path) -> Result<(), String> {
-    if !path.exists() {
-        return Ok(());
-    }
-    // netevd parses its own file; it sits next to netev once installed
-    let netevd = std::env::current_exe()
+/// netevd, next to netev once installed, or in the system's sbin.
+fn netevd_path() -> Option<PathBuf> {
+    std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("netevd")))
         .filter(|p| p.exists())
@@ -433,8 +476,26 @@ fn config_outcome(path: &Path) -> Result<(), String> {
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.exists())
-        });
-    let Some(netevd) = netevd else {
+        })
+}
+
+/// What `netevd --check-backend` printed (it exits 1 when none loads,
+/// which the output says too).
+fn backend_outcome() -> Result<String, String> {
+    let netevd = netevd_path().ok_or("netevd is not installed next to netev or in /usr/sbin")?;
+    let out = std::process::Command::new(&netevd)
+        .arg("--check-backend")
+        .output()
+        .map_err(|e| format!("running {}: {e}", netevd.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn config_outcome(path: &Path) -> Result<(), String> {
+    if !path.exists() {
+        return Ok(());
+    }
+    // netevd parses its own file
+    let Some(netevd) = netevd_path() else {
         return Err("netevd is not installed next to netev or in /usr/sbin".into());
     };
     let out = std::process::Command::new(&netevd)
@@ -485,6 +546,7 @@ pub fn run(on: &BusChoice, opts: Options) -> ExitCode {
         btf(Path::new("/sys/kernel/btf/vmlinux").exists()),
         cgroup2(&mounts),
         bpf_lsm_known(&LsmFacts::read(), daemon_lsm(&status).as_ref()),
+        backend(root, backend_outcome()),
         tracefs(netev_host::mounts::tracefs_events_visible(), root),
         bpffs(&mounts),
         rights(root, &user, in_group, &opts.group, group.is_some()),
@@ -526,12 +588,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backend_lines() {
+        let lsm = "bpf-lsm: loads\ncgroup+tracepoints: loads\nchosen: bpf-lsm\n";
+        assert_eq!(backend(true, Ok(lsm.into())).level, Level::Ok);
+        let cg = "bpf-lsm: unavailable: lockdown\ncgroup+tracepoints: loads\nchosen: cgroup+tracepoints\n";
+        let c = backend(true, Ok(cg.into()));
+        assert_eq!(c.level, Level::Ok);
+        assert!(
+            c.detail.contains("bpf-lsm: unavailable: lockdown"),
+            "{}",
+            c.detail
+        );
+        let none = "bpf-lsm: unavailable: not in the LSM list\ncgroup+tracepoints: the cgroup+tracepoints backend does not load on kernel 5.10.0-46-amd64: the kernel refused program netev_sock_create (number of funcs in func_info doesn't match number of subprogs): Invalid argument (os error 22)\nchosen: none\n";
+        let c = backend(true, Ok(none.into()));
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.detail.contains("5.10.0-46-amd64") && c.detail.contains("netev_sock_create"));
+        assert!(c.fix.as_deref().unwrap().contains("5.17"));
+        assert_eq!(backend(false, Ok(lsm.into())).level, Level::Warn);
+    }
+
+    #[test]
     fn kernel_versions() {
         assert_eq!(kernel("6.18.44-fc-v782").level, Level::Ok);
-        assert_eq!(kernel("5.8.0").level, Level::Ok);
+        assert_eq!(kernel("5.17.0").level, Level::Ok);
+        assert_eq!(kernel("5.10.0-46-amd64").level, Level::Fail);
         let old = kernel("5.4.0-150-generic");
         assert_eq!(old.level, Level::Fail);
-        assert!(old.detail.contains("older than 5.8"));
+        assert!(old.detail.contains("older than 5.17"));
         assert_eq!(kernel("weird").level, Level::Warn);
     }
 

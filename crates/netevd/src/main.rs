@@ -83,11 +83,40 @@ fn main() -> std::process::ExitCode {
     if args.check_config {
         return check_config(&args);
     }
+    if args.check_backend {
+        return check_backend(&args);
+    }
     init_logging(&args.log_level);
     match daemon::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netevd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check-backend`: what `netev doctor` reads (one `NAME: loads` or
+/// `NAME: WHY NOT` line per backend, then `chosen: NAME` or `chosen: none`).
+fn check_backend(args: &Args) -> std::process::ExitCode {
+    use netev_bpf::BackendKind;
+    let check = netev_bpf::check_backends(args.backend.0);
+    for (kind, result) in [
+        (BackendKind::BpfLsm, &check.lsm),
+        (BackendKind::CgroupTracepoints, &check.cgroup),
+    ] {
+        match result {
+            Ok(()) => println!("{}: loads", kind.name()),
+            Err(why) => println!("{}: {why}", kind.name()),
+        }
+    }
+    match check.chosen {
+        Some(kind) => {
+            println!("chosen: {}", kind.name());
+            std::process::ExitCode::SUCCESS
+        }
+        None => {
+            println!("chosen: none");
             std::process::ExitCode::FAILURE
         }
     }

@@ -52,6 +52,13 @@ pub struct Args {
     #[arg(long)]
     pub check_config: bool,
 
+    /// Check which capture backend this kernel loads (each one's programs
+    /// are loaded and verified, nothing is attached), print one line per
+    /// backend and the one --backend would run, and exit (0 if one can, 1
+    /// if none can). `netev doctor` runs it.
+    #[arg(long)]
+    pub check_backend: bool,
+
     /// cgroup v2 directory to attach to [default: the cgroup v2 root, from /proc/mounts].
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,

@@ -127,6 +127,23 @@ fn lsm_a_denied_sctp_connect_is_refused() {
 
 #[test]
 #[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
+fn lsm_a_fast_open_send_is_decided_as_the_connect_it_is() {
+    if !root_or_skip("lsm_a_fast_open_send_is_decided_as_the_connect_it_is") {
+        return;
+    }
+    let port = 47451;
+    let rules = format!("[[rule]]\naction = \"deny\"\nops = \"connect\"\nports = {port}\n");
+    let (facts, stopped) = edge_under("lsm-tfo", &rules, "fast-open", port);
+    assert_eq!(facts["sendto"], "EPERM", "{facts}");
+    let connects = events(&stopped, &facts, "connect");
+    assert_eq!(connects.len(), 1, "{connects:#?}");
+    assert_eq!(connects[0]["verdict"], "deny");
+    assert_eq!(connects[0]["rport"], port);
+    assert!(events(&stopped, &facts, "sendmsg").is_empty());
+}
+
+#[test]
+#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
 fn lsm_an_af_unspec_sendto_is_refused_and_reported_with_its_destination() {
     if !root_or_skip("lsm_an_af_unspec_sendto_is_refused_and_reported_with_its_destination") {
         return;

@@ -24,6 +24,9 @@ pub enum Edge {
     /// socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP) + connect to
     /// 127.0.0.1:PORT; reports how each step ended.
     SctpConnect,
+    /// TCP Fast Open: sendto(MSG_FASTOPEN) to 127.0.0.1:PORT on an
+    /// unconnected TCP socket, which opens the connection.
+    FastOpen,
     /// sendto() on a UDP socket with a sockaddr_in whose family is
     /// AF_UNSPEC (0), to 127.0.0.1:PORT, which udp_sendmsg reads as AF_INET;
     /// reports how it ended and whether a socket bound there received it.
@@ -171,6 +174,22 @@ pub fn run(edge: Edge, port: u16) -> Result<Value> {
         Edge::SctpConnect => {
             let fd = socket(libc::SOCK_STREAM, libc::IPPROTO_SCTP)?;
             json!({"connect": outcome(connect(fd, lo, port))})
+        }
+        Edge::FastOpen => {
+            let fd = socket(libc::SOCK_STREAM, 0)?;
+            let sa = sockaddr(lo, port, libc::AF_INET);
+            // SAFETY: sa outlives the call.
+            let sent = unsafe {
+                libc::sendto(
+                    fd,
+                    b"netev".as_ptr().cast(),
+                    5,
+                    libc::MSG_FASTOPEN,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    LEN,
+                )
+            };
+            json!({"sendto": outcome(sent as libc::c_int)})
         }
         Edge::SendtoUnspec => {
             let rx = socket(libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;

@@ -384,9 +384,10 @@ mod tests {
     #[test]
     fn the_keys_are_read_from_the_file_structs() {
         let k = keys();
-        assert_eq!(k.len(), 24, "{k:?}");
+        assert_eq!(k.len(), 25, "{k:?}");
         assert_eq!(k[0], ("", "cgroup"));
         assert!(k.contains(&("capture", "ringbuf_size")));
+        assert!(k.contains(&("capture", "backend")));
         assert!(k.contains(&("store", "max_age")));
         assert!(k.contains(&("policy", "recvmsg")));
         assert!(k.contains(&("rules", "file")));

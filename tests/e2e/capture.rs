@@ -56,7 +56,7 @@ fn tcp(scenario: &str, family: &str, addr: &str) {
                 ("laddr", json!(addr)),
                 ("lport", server_port.clone()),
                 ("ret", json!(0)),
-                ("verdict", json!("observe")),
+                ("verdict", crate::allowed_where_enforced()),
             ],
         ),
         (
@@ -75,7 +75,7 @@ fn tcp(scenario: &str, family: &str, addr: &str) {
                 ("lport", server_port.clone()),
                 ("raddr", json!(addr)),
                 ("rport", facts["client_port"].clone()),
-                ("verdict", json!("observe")),
+                ("verdict", crate::allowed_where_enforced()),
             ],
         ),
     ];
@@ -209,7 +209,7 @@ fn unix_socket_is_reported_with_its_family() {
             ("type", json!("stream")),
             ("proto", Value::Null),
             ("ret", facts["fd"].clone()),
-            ("verdict", json!("observe")),
+            ("verdict", crate::allowed_where_enforced()),
             ("laddr", Value::Null),
             ("raddr", Value::Null),
         ],

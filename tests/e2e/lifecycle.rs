@@ -27,7 +27,11 @@ fn status_shows_backend_hooks_and_counters() {
         String::from_utf8_lossy(&out.stderr)
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["backend"], "cgroup+tracepoints");
+    let lsm = crate::on_lsm();
+    assert_eq!(
+        status["backend"],
+        if lsm { "bpf-lsm" } else { "cgroup+tracepoints" }
+    );
     assert_eq!(status["pid"], daemon.pid());
     assert_eq!(status["cgroup"], cg.path().display().to_string());
     let mode = |attach: &str| {
@@ -39,10 +43,25 @@ fn status_shows_backend_hooks_and_counters() {
             .unwrap_or_else(|| panic!("no hook {attach} in {status}"))["mode"]
             .clone()
     };
-    assert_eq!(mode("cgroup/connect4"), "enforce");
-    assert_eq!(mode("cgroup/bind6"), "enforce");
-    assert_eq!(mode("syscalls/sys_exit_listen"), "observe");
-    assert_eq!(mode("syscalls/sys_exit_accept4"), "observe");
+    if lsm {
+        assert_eq!(mode("lsm/socket_connect"), "enforce");
+        assert_eq!(mode("lsm/socket_listen"), "enforce");
+        assert_eq!(mode("lsm/inet_conn_request"), "enforce");
+        assert_eq!(mode("cgroup/recvmsg4"), "observe");
+    } else {
+        assert_eq!(mode("cgroup/connect4"), "enforce");
+        assert_eq!(mode("cgroup/bind6"), "enforce");
+        assert_eq!(mode("syscalls/sys_exit_listen"), "observe");
+        assert_eq!(mode("syscalls/sys_exit_accept4"), "observe");
+    }
+    assert!(
+        status["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("backend: ")),
+        "which backend and why: {status}"
+    );
     assert!(status["notes"]
         .as_array()
         .unwrap()
@@ -54,7 +73,14 @@ fn status_shows_backend_hooks_and_counters() {
         .arg(daemon.run_dir())
         .output_bounded();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("backend:   cgroup+tracepoints"), "{text}");
+    assert!(
+        text.contains(if lsm {
+            "backend:   bpf-lsm"
+        } else {
+            "backend:   cgroup+tracepoints"
+        }),
+        "{text}"
+    );
     assert!(text.contains("dropped"), "{text}");
 
     daemon.signal(libc::SIGUSR1);

@@ -75,3 +75,15 @@ fn open_test_capture(config: &netev_bpf::CaptureConfig) -> Box<dyn netev_bpf::Ca
     };
     netev_bpf::open_capture(&config).expect("loading BPF")
 }
+
+/// Whether this run tests the BPF LSM backend (`NETEV_TEST_BACKEND=lsm`).
+fn on_lsm() -> bool {
+    std::env::var("NETEV_TEST_BACKEND").as_deref() == Ok("lsm")
+}
+
+/// The verdict of an allowed op that the cgroup backend can only observe
+/// (listen, accept, socket() of a non-IP family) and the LSM backend
+/// decides.
+fn allowed_where_enforced() -> serde_json::Value {
+    serde_json::json!(if on_lsm() { "allow" } else { "observe" })
+}

@@ -115,6 +115,18 @@ const LSM_CGROUP_HOOKS: &[(&str, &str, &str)] = &[
     ("netev_recvmsg6", "recvmsg", "cgroup/recvmsg6"),
 ];
 
+/// The LSM backend's event programs: fexit and raw (BTF) tracepoints, which
+/// attach through bpf() with CAP_BPF + CAP_PERFMON, where the syscall
+/// tracepoints are perf events that Debian's kernels
+/// (`kernel.perf_event_paranoid` = 3) open only for CAP_SYS_ADMIN.
+const LSM_TRACE_HOOKS: &[(&str, &str, &str)] = &[
+    ("netev_fx_socket", "socket", "fexit/__sys_socket"),
+    ("netev_fx_listen", "listen", "fexit/__sys_listen"),
+    ("netev_fx_accept4", "accept", "fexit/__sys_accept4"),
+    ("netev_tp_exec", "exec", "tp_btf/sched_process_exec"),
+    ("netev_tp_exit", "exit", "tp_btf/sched_process_exit"),
+];
+
 const TRACEPOINT_HOOKS: &[(&str, &str, &str)] = &[
     ("netev_exit_socket", "socket", "syscalls/sys_exit_socket"),
     ("netev_exit_listen", "listen", "syscalls/sys_exit_listen"),
@@ -142,7 +154,9 @@ impl BpfCapture {
             what: format!("opening cgroup {}", config.cgroup.display()),
             source: e,
         })?;
-        ensure_tracefs();
+        if kind == BackendKind::CgroupTracepoints {
+            ensure_tracefs();
+        }
 
         let storage: *mut MaybeUninit<OpenObject> = Box::into_raw(Box::new(MaybeUninit::uninit()));
         // SAFETY: `storage` stays allocated until Drop, after the skeleton
@@ -316,12 +330,16 @@ impl BpfCapture {
                 },
             });
         }
-        for &(prog_name, op, attach) in TRACEPOINT_HOOKS {
-            // attached by its SEC("tracepoint/...") name
+        let trace_hooks = match self.kind {
+            BackendKind::BpfLsm => LSM_TRACE_HOOKS,
+            BackendKind::CgroupTracepoints => TRACEPOINT_HOOKS,
+        };
+        for &(prog_name, op, attach) in trace_hooks {
+            // attached by its SEC("tracepoint/…" | "fexit/…" | "tp_btf/…") name
             let link = self
                 .program(prog_name)
                 .attach()
-                .map_err(|e| Error::bpf(format!("attaching tracepoint {attach}"), e))?;
+                .map_err(|e| attach_error(attach, e))?;
             self.links.push(link);
             self.hooks.push(HookInfo {
                 op,
@@ -596,4 +614,28 @@ fn load_error(kind: BackendKind, e: libbpf_rs::Error, log: &crate::verifier::Log
         reason: log.reason.clone(),
         source: e,
     }
+}
+
+/// A hook that did not attach; a syscall tracepoint refused for want of
+/// CAP_SYS_ADMIN says why (Debian's kernel.perf_event_paranoid = 3).
+fn attach_error(attach: &str, e: libbpf_rs::Error) -> Error {
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    if attach.starts_with("syscalls/")
+        && e.kind() == libbpf_rs::ErrorKind::PermissionDenied
+        && paranoid.is_some_and(|p| p >= 3)
+    {
+        return Error::bpf(
+            format!(
+                "attaching tracepoint {attach}: kernel.perf_event_paranoid is {} (Debian's \
+                 default), which lets only CAP_SYS_ADMIN open tracepoints, and the cgroup \
+                 backend needs them: use the BPF LSM backend (--backend auto or lsm, which \
+                 needs no tracepoint), or set kernel.perf_event_paranoid to 2",
+                paranoid.unwrap_or_default()
+            ),
+            e,
+        );
+    }
+    Error::bpf(format!("attaching {attach}"), e)
 }

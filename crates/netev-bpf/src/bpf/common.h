@@ -877,14 +877,14 @@ static __always_inline void decide_observed(struct netev_event *e, struct caller
 		e->hdr.flags |= NETEV_F_ASKED;
 }
 
-SEC("tracepoint/syscalls/sys_exit_socket")
-int netev_exit_socket(struct tp_sys_exit *ctx)
+/* socket()'s event, at its return: from the syscall-exit tracepoint (cgroup
+ * backend) or an fexit of __sys_socket (LSM backend). */
+static __always_inline int socket_exit(long ret, int family, int type, int protocol)
 {
-	struct pt_regs___netev *regs;
 	struct netev_event *e;
 	struct decision taken = {}, *d;
 	struct caller c;
-	int family, decided;
+	int decided;
 
 	if (!tp_in_scope())
 		return 0;
@@ -902,16 +902,14 @@ int netev_exit_socket(struct tp_sys_exit *ctx)
 	}
 	RESERVE(e, sizeof(*e), return 0);
 	init_event(e, &c, NETEV_OP_SOCKET, &taken, decided);
-	regs = syscall_regs(); /* socket(family, type, protocol) */
-	family = BPF_CORE_READ(regs, di);
 	e->family = family;
-	e->type = BPF_CORE_READ(regs, si) & SOCK_TYPE_MASK;
-	e->protocol = BPF_CORE_READ(regs, dx);
-	e->ret = ctx->ret;
+	e->type = type & SOCK_TYPE_MASK;
+	e->protocol = protocol;
+	e->ret = ret;
 	e->hdr.flags |= NETEV_F_HAS_RET;
-	if (ctx->ret >= 0 && e->protocol == 0 && (family == AF_INET || family == AF_INET6)) {
+	if (ret >= 0 && e->protocol == 0 && (family == AF_INET || family == AF_INET6)) {
 		/* the protocol the kernel chose when the caller passed 0 */
-		struct sock *sk = sock_from_fd(ctx->ret);
+		struct sock *sk = sock_from_fd(ret);
 		if (sk)
 			e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	}
@@ -939,12 +937,13 @@ struct {
 } syn_decisions SEC(".maps");
 #endif
 
-static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
+/* listen()'s and accept()'s events, at their return. fd: the syscall's fd
+ * argument (only read when ret is not the accepted socket). */
+static __always_inline int fd_exit(long ret, long fd, __u8 op)
 {
 	struct netev_event *e;
 	struct decision taken = {};
 	struct caller c;
-	long ret = ctx->ret;
 	int decided = 0;
 
 	/* A non-blocking accept with nothing queued did nothing worth a record. */
@@ -972,7 +971,7 @@ static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 	if (op == NETEV_OP_ACCEPT && ret >= 0)
 		fill_from_sock(e, sock_from_fd(ret), 1);
 	else if (ret != -EBADF && ret != -ENOTSOCK)
-		fill_from_sock(e, sock_from_fd(BPF_CORE_READ(syscall_regs(), di)), 0);
+		fill_from_sock(e, sock_from_fd(fd), 0);
 #ifdef NETEV_LSM
 	if (op == NETEV_OP_ACCEPT && ret >= 0) {
 		struct syn_key k = { .rport = e->rport, .lport = e->lport };
@@ -1003,28 +1002,48 @@ static __always_inline int fd_exit(struct tp_sys_exit *ctx, __u8 op)
 	return 0;
 }
 
+#ifndef NETEV_LSM
+SEC("tracepoint/syscalls/sys_exit_socket")
+int netev_exit_socket(struct tp_sys_exit *ctx)
+{
+	struct pt_regs___netev *regs = syscall_regs(); /* socket(family, type, protocol) */
+
+	return socket_exit(ctx->ret, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),
+			   BPF_CORE_READ(regs, dx));
+}
+
+/* The fd argument, read back only when the event needs it. */
+static __always_inline long tp_fd(struct tp_sys_exit *ctx, __u8 op)
+{
+	if (op == NETEV_OP_ACCEPT && ctx->ret >= 0)
+		return -1;
+	return BPF_CORE_READ(syscall_regs(), di);
+}
+
 SEC("tracepoint/syscalls/sys_exit_listen")
 int netev_exit_listen(struct tp_sys_exit *ctx)
 {
-	return fd_exit(ctx, NETEV_OP_LISTEN);
+	return fd_exit(ctx->ret, tp_fd(ctx, NETEV_OP_LISTEN), NETEV_OP_LISTEN);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int netev_exit_accept(struct tp_sys_exit *ctx)
 {
-	return fd_exit(ctx, NETEV_OP_ACCEPT);
+	return fd_exit(ctx->ret, tp_fd(ctx, NETEV_OP_ACCEPT), NETEV_OP_ACCEPT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int netev_exit_accept4(struct tp_sys_exit *ctx)
 {
-	return fd_exit(ctx, NETEV_OP_ACCEPT);
+	return fd_exit(ctx->ret, tp_fd(ctx, NETEV_OP_ACCEPT), NETEV_OP_ACCEPT);
 }
+#endif
 
 /* --- process identity -------------------------------------------------- */
 
-SEC("tracepoint/sched/sched_process_exec")
-int netev_exec(struct tp_sched_exec *ctx)
+/* An exec's record; filename: the kernel's copy of the path execve() was
+ * given. */
+static __always_inline int exec_event(const void *filename)
 {
 	struct task_struct *task;
 	struct netev_exec *e;
@@ -1055,15 +1074,13 @@ int netev_exec(struct tp_sched_exec *ctx)
 		bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY);
 	}
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
-				      (void *)ctx + (ctx->filename_loc & 0xffff));
+	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 	e->filename_len = n > 0 ? n : 0;
 	submit(e);
 	return 0;
 }
 
-SEC("tracepoint/sched/sched_process_exit")
-int netev_exit(void *ctx)
+static __always_inline int exit_event(void)
 {
 	struct netev_hdr *h;
 	__u64 id = bpf_get_current_pid_tgid();
@@ -1086,5 +1103,19 @@ int netev_exit(void *ctx)
 	submit(h);
 	return 0;
 }
+
+#ifndef NETEV_LSM
+SEC("tracepoint/sched/sched_process_exec")
+int netev_exec(struct tp_sched_exec *ctx)
+{
+	return exec_event((void *)ctx + (ctx->filename_loc & 0xffff));
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int netev_exit(void *ctx)
+{
+	return exit_event();
+}
+#endif
 
 #endif /* NETEV_COMMON_H */

@@ -44,6 +44,10 @@ struct msghdr {
 	unsigned int msg_flags;
 };
 
+struct linux_binprm {
+	const char *filename;
+};
+
 struct request_sock {
 	struct sock_common __req_common;
 };

@@ -6,20 +6,21 @@
  * the kernel calls for it, for every socket of the machine's tasks in the
  * target cgroup:
  *
- *   lsm/socket_create      socket(), all families (event: sys_exit_socket)
+ *   lsm/socket_create      socket(), all families (event: fexit/__sys_socket)
  *   lsm/socket_bind        bind(), inet; AF_UNSPEC read as the kernel reads it
- *   lsm/socket_listen      listen() (event: sys_exit_listen, with ret)
+ *   lsm/socket_listen      listen() (event: fexit/__sys_listen, with ret)
  *   lsm/socket_connect     connect(), inet, SCTP included
  *   lsm/socket_sendmsg     sendto()/sendmsg() with an address, inet (UDP,
  *                          ICMP, raw, SCTP); TCP Fast Open decided as connect
  *   lsm/inet_conn_request  a SYN reaching a listener: decided by the peer's
- *                          address, as accept (event: sys_exit_accept*, or
+ *                          address, as accept (event: fexit/__sys_accept4, or
  *                          one of its own when the SYN is refused)
  *   cgroup/recvmsg4|6      datagrams' sources, observed (common.h)
  *
- * The decision of socket(), listen() and a SYN is carried to the syscall
- * exit tracepoints (common.h, NETEV_LSM) so that their events keep the
- * return value, as on the cgroup backend.
+ * The decision of socket(), listen() and a SYN is carried to the fexit
+ * programs of __sys_socket, __sys_listen and __sys_accept4 (at the end of
+ * this file; common.h, NETEV_LSM), so that their events keep the return
+ * value, as on the cgroup backend.
  */
 #define NETEV_LSM 1
 #include "common.h"
@@ -411,4 +412,43 @@ int BPF_PROG(netev_lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, 
 	if (fam == AF_UNSPEC)
 		return 0;
 	return lsm_send(sk, sk_fam, fam, raddr, rport);
+}
+
+/* --- the events of socket(), listen(), accept() and exec/exit ---------
+ *
+ * At the functions' return (fexit) and on raw tracepoints (tp_btf), not on
+ * the syscall tracepoints the cgroup backend uses: those are perf events,
+ * which Debian's kernels (kernel.perf_event_paranoid = 3, a Debian patch)
+ * open only for CAP_SYS_ADMIN, a capability netevd's unit does not have;
+ * fexit and tp_btf attach through bpf() with CAP_BPF and CAP_PERFMON. */
+
+SEC("fexit/__sys_socket")
+int BPF_PROG(netev_fx_socket, int family, int type, int protocol, int ret)
+{
+	return socket_exit(ret, family, type, protocol);
+}
+
+SEC("fexit/__sys_listen")
+int BPF_PROG(netev_fx_listen, int fd, int backlog, int ret)
+{
+	return fd_exit(ret, fd, NETEV_OP_LISTEN);
+}
+
+/* accept() and accept4() both */
+SEC("fexit/__sys_accept4")
+int BPF_PROG(netev_fx_accept4, int fd, void *upeer, void *upeer_len, int flags, int ret)
+{
+	return fd_exit(ret, fd, NETEV_OP_ACCEPT);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(netev_tp_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_event(BPF_CORE_READ(bprm, filename));
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(netev_tp_exit, struct task_struct *p)
+{
+	return exit_event();
 }

@@ -351,6 +351,15 @@ impl Drop for PinDir {
 /// The capabilities the shipped unit gives netevd
 /// (`CapabilityBoundingSet=` in dist/systemd/netevd.service), as setpriv's
 /// `--bounding-set` argument.
+/// kernel.perf_event_paranoid (Debian's kernels: 3, which restricts
+/// tracepoints to CAP_SYS_ADMIN).
+fn perf_event_paranoid() -> i32 {
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(2)
+}
+
 fn unit_capabilities() -> String {
     let unit = include_str!("../../dist/systemd/netevd.service");
     let caps: Vec<String> = unit
@@ -370,6 +379,38 @@ fn the_units_capabilities_are_enough_to_capture_name_and_enforce() {
     }
     use crate::rules::{connect, free_port, PROBE};
     use std::os::unix::fs::PermissionsExt;
+    if !crate::on_lsm() && perf_event_paranoid() >= 3 {
+        // Debian's kernels: syscall tracepoints need CAP_SYS_ADMIN, which
+        // the unit does not grant; the cgroup backend must say so (the LSM
+        // backend, which auto picks there, needs none)
+        let cg = TestCgroup::new("unit-caps-paranoid");
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("setpriv")
+            .args(["--bounding-set", &unit_capabilities(), "--inh-caps", "-all"])
+            .arg(workspace_bin("netevd"))
+            .args([
+                "--foreground",
+                "--bus",
+                "none",
+                "--backend",
+                "cgroup",
+                "--cgroup",
+            ])
+            .arg(cg.path())
+            .arg("--run-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path())
+            .output_bounded();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("kernel.perf_event_paranoid is 3")
+                && err.contains("--backend auto or lsm"),
+            "{err}"
+        );
+        return;
+    }
     netev_tests::ensure_user("netev-capuser", &[]);
     // a program in a directory only its owner may enter: naming it in a
     // rule takes CAP_DAC_READ_SEARCH, naming its process CAP_SYS_PTRACE

@@ -248,3 +248,41 @@ fn no_backend_loads_and_netevd_says_which_kernel_program_and_why() {
         "the reason is the verifier's line: {reason:?}\n{err}"
     );
 }
+
+#[test]
+fn every_backend_the_kernel_offers_loads_all_its_programs() {
+    if !root_or_skip("every_backend_the_kernel_offers_loads_all_its_programs") {
+        return;
+    }
+    // loads (verifies) each object whole, attaching nothing
+    let out = Command::new(workspace_bin("netevd"))
+        .arg("--check-backend")
+        .output_bounded();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.lines().any(|l| l == "cgroup+tracepoints: loads"),
+        "the cgroup backend loads on kernel {}: {said}",
+        kernel_release()
+    );
+    match netev_bpf::lsm::probe() {
+        LsmAvailability::Available => {
+            assert!(said.lines().any(|l| l == "bpf-lsm: loads"), "{said}");
+            assert!(said.lines().any(|l| l == "chosen: bpf-lsm"), "{said}");
+        }
+        LsmAvailability::Unavailable(why) => {
+            assert!(
+                said.contains(&format!("bpf-lsm: unavailable: {why}")),
+                "{said}"
+            );
+            assert!(
+                said.lines().any(|l| l == "chosen: cgroup+tracepoints"),
+                "{said}"
+            );
+        }
+    }
+}

@@ -317,7 +317,9 @@ fn a_timed_rule_expires() {
         "--port",
         &port.to_string(),
         "--duration",
-        "2s",
+        // long enough for the probe to run before it ends on a slow machine
+        // (the kernel matrix's emulated VMs take seconds to start one)
+        "15s",
     ]);
     assert_eq!(
         s.probe(None, json!([connect("127.0.0.1", port)])),

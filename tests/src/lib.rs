@@ -291,6 +291,31 @@ fn remove_stale_cgroups(parent: &Path) {
     }
 }
 
+/// The environment variable that picks netevd's capture backend for the
+/// tests (`cgroup` or `lsm`); unset, netevd chooses. scripts/vm-matrix.sh
+/// sets it to run the same tests once per backend on each kernel.
+pub const BACKEND_ENV: &str = "NETEV_TEST_BACKEND";
+
+/// The backend the tests were asked to use ([`BACKEND_ENV`]), if any. A
+/// value other than `cgroup` or `lsm` fails the test: a typo must not run
+/// the default backend under another name.
+pub fn test_backend() -> Option<String> {
+    match std::env::var(BACKEND_ENV) {
+        Ok(b) if b.is_empty() => None,
+        Ok(b) if b == "cgroup" || b == "lsm" => Some(b),
+        Ok(b) => panic!("{BACKEND_ENV}={b:?}: expected cgroup or lsm (or unset)"),
+        Err(_) => None,
+    }
+}
+
+/// `["--backend", B]` for netevd when [`BACKEND_ENV`] is set, else nothing:
+/// for tests that start netevd themselves instead of through [`Daemon`].
+pub fn backend_args() -> Vec<String> {
+    test_backend()
+        .map(|b| vec!["--backend".to_string(), b])
+        .unwrap_or_default()
+}
+
 /// A running netevd attached to a test cgroup, printing JSON.
 pub struct Daemon {
     child: Option<Child>,
@@ -318,10 +343,17 @@ impl Daemon {
     }
 
     /// As [`Daemon::start`], netevd run by `wrapper` (a command and its
-    /// arguments, such as `setpriv --bounding-set …`).
+    /// arguments, such as `setpriv --bounding-set …`). With
+    /// `NETEV_TEST_BACKEND` set, netevd gets `--backend` (see
+    /// [`backend_args`]).
     pub fn start_wrapped(cgroup: &TestCgroup, extra: &[&str], wrapper: &[&str]) -> Daemon {
         let run_dir = tempfile::tempdir().expect("temp dir");
         let has_bus = extra.contains(&"--bus");
+        let backend = if extra.contains(&"--backend") {
+            vec![]
+        } else {
+            backend_args()
+        };
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -345,6 +377,7 @@ impl Daemon {
             } else {
                 vec!["--state-dir".into(), run_dir.path().join("state")]
             })
+            .args(&backend)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

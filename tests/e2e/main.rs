@@ -68,17 +68,16 @@ fn one<'a>(stopped: &'a Stopped, pid: &Value, op: &str) -> &'a Value {
 /// kernel of the matrix has).
 fn open_test_capture(config: &netev_bpf::CaptureConfig) -> Box<dyn netev_bpf::Capture> {
     let mut config = config.clone();
-    config.backend = match std::env::var("NETEV_TEST_BACKEND").as_deref() {
-        Ok("lsm") => netev_bpf::BackendChoice::Lsm,
-        Ok("cgroup") | Err(_) => netev_bpf::BackendChoice::Cgroup,
-        Ok(other) => panic!("NETEV_TEST_BACKEND={other}: expected lsm or cgroup"),
+    config.backend = match netev_tests::test_backend().as_deref() {
+        Some("lsm") => netev_bpf::BackendChoice::Lsm,
+        _ => netev_bpf::BackendChoice::Cgroup,
     };
     netev_bpf::open_capture(&config).expect("loading BPF")
 }
 
 /// Whether this run tests the BPF LSM backend (`NETEV_TEST_BACKEND=lsm`).
 fn on_lsm() -> bool {
-    std::env::var("NETEV_TEST_BACKEND").as_deref() == Ok("lsm")
+    netev_tests::test_backend().as_deref() == Some("lsm")
 }
 
 /// The verdict of an allowed op that the cgroup backend can only observe

@@ -150,6 +150,7 @@ fn text_output_is_one_line_per_event() {
             "--cgroup",
         ])
         .arg(cg.path())
+        .args(netev_tests::backend_args())
         .arg("--run-dir")
         .arg(run.path())
         .stdout(std::process::Stdio::piped())
@@ -195,6 +196,7 @@ fn daemonizes_once_attached_and_reports_start_failures() {
     let out = Command::new(workspace_bin("netevd"))
         .args(["--bus", "none", "--cgroup"])
         .arg(cg.path())
+        .args(netev_tests::backend_args())
         .arg("--run-dir")
         .arg(run.path())
         .stderr(std::process::Stdio::null())

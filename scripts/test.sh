@@ -5,7 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NETEV_SETUP_PACKAGING=1 ./scripts/setup.sh
+# NETEV_SETUP_VM: qemu, virtme-ng and the kernels of the matrix below
+# (NETEV_VM=0 skips both).
+vm=1
+[ "${NETEV_VM:-1}" = 0 ] && vm=0
+NETEV_SETUP_PACKAGING=1 NETEV_SETUP_VM=$vm ./scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the daemon and the workload binaries.
@@ -16,3 +20,7 @@ cargo build --workspace --bins
 # end-to-end test starts its own Xvfb, session bus and dunst).
 export GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
 timeout --kill-after=30 1200 xvfb-run -a -s "-screen 0 1280x860x24 -nolisten tcp" cargo test --workspace
+# The same end-to-end tests' kernel-facing groups on the other kernels of
+# the matrix (6.12, 6.1, 5.10), each booted in a VM over this filesystem;
+# vm-matrix.sh bounds each kernel itself, this bounds the whole.
+timeout --kill-after=60 "${NETEV_VM_BOUND:-2100}" ./scripts/vm-matrix.sh

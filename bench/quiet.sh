@@ -10,9 +10,17 @@
 #                                    own VM) and any other process above 20 %
 #                                    of a core; runs until killed
 #   bench/quiet.sh report OUT        one line: what the watch saw
+#   bench/quiet.sh run OUT CMD...    take the VM lock (below), wait for no VM,
+#                                    run CMD with a watch into OUT, report
 #
 # A benchmark with a TCG VM running beside it on 2 cores is worthless; wait
 # before, watch during, and say in RESULTS.md what the watch saw.
+#
+# The VM lock: scripts/vm-matrix.sh boots its VMs only while it holds
+# /run/lock/netev-vm-matrix.lock (flock), so holding it keeps the kernel
+# matrix from starting a VM beside a benchmark (the matrix waits). VMs booted
+# by hand don't take it: the qemu wait and the watch are for those.
+LOCK=/run/lock/netev-vm-matrix.lock
 set -euo pipefail
 
 others() { # SKIP -> pids of qemu-system processes not matching SKIP
@@ -66,6 +74,24 @@ watch)
         printf '{"t":"%s","other_qemu":"%s","busy":"%s","load1":"%s"}\n' \
             "$(date -u +%FT%TZ)" "${q% }" "${busy[*]:-}" "$(cut -d' ' -f1 /proc/loadavg)" >> "$out"
     done
+    ;;
+run)
+    out=$2; shift 2
+    # QUIET_LOCK_HELD=1: the caller holds the lock already (e.g. for a series
+    # of runs: flock LOCK -c 'sleep 3600' &)
+    [ "${QUIET_LOCK_HELD:-0}" = 1 ] || exec 9>"$LOCK"
+    if [ "${QUIET_LOCK_HELD:-0}" != 1 ] && ! flock -n 9; then
+        echo "quiet.sh: $LOCK is held (a kernel matrix runs); waiting (max 1200 s)" >&2
+        flock -w 1200 9 || echo "quiet.sh: still held after 1200 s: running anyway" >&2
+    fi
+    "$0" wait 1200 || echo "quiet.sh: running anyway, beside a VM" >&2
+    "$0" watch "$out" &
+    watch=$!
+    rc=0
+    "$@" || rc=$?
+    kill "$watch"; wait "$watch" 2>/dev/null || true
+    echo "quiet.sh: beside the run: $("$0" report "$out")" >&2
+    exit "$rc"
     ;;
 report)
     python3 - "$2" <<'EOF'

@@ -22,8 +22,9 @@
 # entry, BPF JIT code and the hypervisor-less "hardware" are all emulated):
 # read the ratios to bare, as indications, not the ns/op.
 #
-# Before booting it waits until no other qemu-system runs (poll 20 s, max
-# 20 min; NO_WAIT=1 skips), and watches during the run (bench/quiet.sh).
+# Before booting it takes the kernel matrix's VM lock and waits until no
+# other qemu-system runs (poll 20 s, max 20 min each; NO_WAIT=1 skips both),
+# and watches during the run (bench/quiet.sh).
 # Raw results: bench/results/vm-capture-<kernel>-<date>.jsonl (+ .log: the
 # guest's output and netevd's logs; + .beside.jsonl: what ran beside).
 # Summary: python3 bench/vm-summarize.py FILE...
@@ -164,6 +165,13 @@ trap '[ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null; rm -rf "$OUTDIR"' EX
 
 waited=ok
 if [ "${NO_WAIT:-0}" != 1 ]; then
+    # the kernel matrix's lock (bench/quiet.sh): it starts no VM beside ours
+    # (QUIET_LOCK_HELD=1: the caller holds it already)
+    [ "${QUIET_LOCK_HELD:-0}" = 1 ] || exec 9>/run/lock/netev-vm-matrix.lock
+    if [ "${QUIET_LOCK_HELD:-0}" != 1 ] && ! flock -n 9; then
+        echo "vm-capture.sh: a kernel matrix holds the VM lock; waiting (max 1200 s)" >&2
+        flock -w 1200 9 || waited=lock-timeout
+    fi
     bench/quiet.sh wait 1200 || waited=timeout
 fi
 bench/quiet.sh watch "${OUT%.jsonl}.beside.jsonl" "$OUTDIR" &

@@ -6,7 +6,7 @@
 #
 # Boots the kernel with virtme-ng under software emulation (TCG; this
 # machine's /dev/kvm cannot boot stock kernels, see PLATFORM.md) with the
-# host's filesystem, and inside runs ROUNDS paired rounds (default 3). Each
+# host's filesystem, and inside runs ROUNDS paired rounds (default 5). Each
 # round: the three load loops bare, then under netevd --backend cgroup, then
 # under netevd --backend lsm, all in the same VM, each loop in a child cgroup
 # that netevd attaches to. A backend that does not load is recorded (with
@@ -136,13 +136,14 @@ fi
 # ----------------------------------------------------------------- host side
 cd "$(dirname "$0")/.."
 KERNEL=${1:?usage: bench/vm-capture.sh /boot/vmlinuz-VERSION [ROUNDS]}
-ROUNDS=${2:-3}
+ROUNDS=${2:-5}
 [ "$(id -u)" -eq 0 ] || { echo "vm-capture.sh: needs root (vng boots with the host's root)" >&2; exit 1; }
 [ -r "$KERNEL" ] || { echo "vm-capture.sh: no kernel $KERNEL" >&2; exit 1; }
 command -v vng >/dev/null || { echo "vm-capture.sh: vng not found (pip install virtme-ng)" >&2; exit 1; }
-# iterations per loop: ~10-40 s of a bare run each under TCG, so that one
-# boot with 3 rounds stays under ~6 minutes
-TCP_N=${TCP_N:-2000} BIND_N=${BIND_N:-5000} UDP_N=${UDP_N:-50000}
+# iterations per loop: ~1-2 s of a bare run each under TCG, so that one
+# boot with 5 rounds stays under ~6 minutes (netevd start-up, ~5-7 s, and
+# stop dominate)
+TCP_N=${TCP_N:-2000} BIND_N=${BIND_N:-12000} UDP_N=${UDP_N:-60000}
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
     cargo build --release -q -p netevd -p netev-loadgen

@@ -173,8 +173,7 @@ mod tests {
         }
         assert_eq!(
             LsmAvailability::Available.note(),
-            "bpf-lsm: available on this kernel, but this build has no LSM backend yet; using \
-             cgroup+tracepoints"
+            "bpf-lsm: available on this kernel"
         );
         assert_eq!(
             LsmAvailability::Unavailable("x".into()).note(),

@@ -45,6 +45,9 @@ MEMORY=${NETEV_VM_MEMORY:-2G}
 PER_BACKEND=${NETEV_VM_TIMEOUT:-900}
 BOOT_BOUND=180
 VNG=${NETEV_VNG:-vng}
+# setup.sh's virtme-ng lives in a virtual environment: vng runs its siblings
+# (virtme-run, virtme-ng-init) by name
+[ -d /opt/netev-setup/virtme-ng/bin ] && PATH=/opt/netev-setup/virtme-ng/bin:$PATH
 
 say() { echo "vm-matrix: $*"; }
 die() {

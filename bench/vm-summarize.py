@@ -3,7 +3,8 @@
 
 Each ratio is paired: a backend's ns/op in a round divided by the bare ns/op of
 the same loop in the same round, inside the same VM; the table gives the
-median of the rounds and, in brackets, their min-max.
+median of the rounds and, in brackets, their min-max. Files of the same kernel
+(several boots) are merged: their rounds are pooled, n counts them all.
 """
 import json
 import statistics
@@ -36,14 +37,22 @@ def load(path):
 
 
 def main(paths):
-    print("| kernel | backend | loads | tcp / bare | bind / bare | udp / bare | netevd start (s) |")
-    print("|---|---|---|---|---|---|---|")
-    bares = []
+    kernels = {}  # kernel -> {"starts": backend -> [..], "runs": (config, mode) -> {(file, round): ns}, "boots": [...]}
     for path in paths:
         meta, guest, host, starts, runs = load(path)
         kernel = guest.get("kernel") or meta.get("vm_kernel", "?")
-        bares.append((kernel, [statistics.median(runs[("bare", m)].values()) if runs.get(("bare", m)) else None
-                               for m in MODES], guest, host))
+        k = kernels.setdefault(kernel, {"starts": defaultdict(list), "runs": defaultdict(dict), "boots": []})
+        for b, st in starts.items():
+            k["starts"][b] += st
+        for key, byround in runs.items():
+            for r, v in byround.items():
+                k["runs"][key][(path, r)] = v
+        k["boots"].append((path, guest, host, runs))
+
+    print("| kernel | backend | loads | tcp / bare | bind / bare | udp / bare | netevd start (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for kernel, k in kernels.items():
+        starts, runs = k["starts"], k["runs"]
         for backend in ["cgroup", "lsm"]:
             st = starts.get(backend, [])
             if not st:
@@ -63,13 +72,26 @@ def main(paths):
                     cells.append("-")
             secs = [s["secs"] for s in st if s["loads"]]
             print(f"| {kernel} | {backend} | yes | " + " | ".join(cells) + f" | {statistics.median(secs):.1f} |")
-    print("\n| kernel | bare tcp ns/op | bare bind ns/op | bare udp ns/op | iterations (tcp/bind/udp) | VM wall time |")
-    print("|---|---|---|---|---|---|")
-    for kernel, b, guest, host in bares:
-        it = guest.get("iterations", {})
-        cells = [f"{x:.0f}" if x else "-" for x in b]
-        print(f"| {kernel} | " + " | ".join(cells)
-              + f" | {it.get('tcp')}/{it.get('bind')}/{it.get('udp')} | {host.get('wall_secs', '?')} s (vng rc {host.get('vng_rc', '?')}) |")
+
+    print("\nPer boot (median of its rounds):\n")
+    print("| kernel | boot (raw file) | bare tcp / bind / udp ns/op | cgroup tcp / bind / udp | lsm tcp / bind / udp | iterations (tcp/bind/udp) | VM wall time |")
+    print("|---|---|---|---|---|---|---|")
+    for kernel, k in kernels.items():
+        for path, guest, host, runs in k["boots"]:
+            bare = [statistics.median(runs[("bare", m)].values()) if runs.get(("bare", m)) else None for m in MODES]
+            cols = []
+            for backend in ["cgroup", "lsm"]:
+                rs = []
+                for m in MODES:
+                    b, g = runs.get(("bare", m), {}), runs.get((backend, m), {})
+                    rr = [g[r] / b[r] for r in g if r in b]
+                    rs.append(f"{statistics.median(rr):.2f}" if rr else "-")
+                cols.append(" / ".join(rs))
+            it = guest.get("iterations", {})
+            name = path.rsplit("/", 1)[-1]
+            print(f"| {kernel} | {name} | " + " / ".join(f"{x:.0f}" if x else "-" for x in bare)
+                  + f" | {cols[0]} | {cols[1]} | {it.get('tcp')}/{it.get('bind')}/{it.get('udp')}"
+                  + f" | {host.get('wall_secs', '?')} s (vng rc {host.get('vng_rc', '?')}) |")
 
 
 if __name__ == "__main__":

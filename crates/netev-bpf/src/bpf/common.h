@@ -704,6 +704,27 @@ static int flow_tick(void *map, struct flow_key *key, struct flow_val *v)
 	return 0;
 }
 
+/* Counts a call into its flow's record if the flow is already being
+ * coalesced; 0 if there is no such flow (the caller reports the call and
+ * starts one). A flow its timer has retired is drained here, so no call
+ * goes uncounted. */
+static __always_inline int join_flow(struct flow_key *key)
+{
+	struct flow_val *v = bpf_map_lookup_elem(&flows, key);
+
+	if (!v)
+		return 0;
+	__sync_fetch_and_add(&v->pending, 1);
+	if (v->dead) {
+		__u64 n = __sync_lock_test_and_set(&v->pending, 0);
+		if (n)
+			report_flow(v, n);
+	} else {
+		count(NETEV_CNT_COALESCED, 1);
+	}
+	return 1;
+}
+
 /* Starts coalescing a new flow whose first record is `e` (a full table
  * just means this flow is not coalesced). */
 static __always_inline void start_flow(struct flow_key *key, struct netev_event *e)
@@ -730,7 +751,6 @@ static __always_inline void start_flow(struct flow_key *key, struct netev_event 
 static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6)
 {
 	struct flow_key key = {};
-	struct flow_val *v;
 	struct netev_event *e;
 	struct caller c;
 	struct query q = { .op = op, .proto = ctx->protocol };
@@ -751,18 +771,8 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 		key.op = op;
 		key.verdict = ret;
 		key.rule_id = d.rule_id;
-		v = bpf_map_lookup_elem(&flows, &key);
-		if (v) {
-			__sync_fetch_and_add(&v->pending, 1);
-			if (v->dead) {
-				__u64 n = __sync_lock_test_and_set(&v->pending, 0);
-				if (n)
-					report_flow(v, n);
-			} else {
-				count(NETEV_CNT_COALESCED, 1);
-			}
+		if (join_flow(&key))
 			return ret;
-		}
 	}
 
 	RESERVE(e, sizeof(*e), return ret);

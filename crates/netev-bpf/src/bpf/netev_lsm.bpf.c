@@ -333,7 +333,6 @@ static __always_inline int lsm_send(struct sock *sk, __u16 sk_fam, __u16 fam, __
 				    __u16 rport)
 {
 	struct flow_key key = {};
-	struct flow_val *v;
 	struct netev_event *e;
 	struct caller c;
 	struct query q = { .op = NETEV_OP_SENDMSG };
@@ -353,18 +352,8 @@ static __always_inline int lsm_send(struct sock *sk, __u16 sk_fam, __u16 fam, __
 		key.op = NETEV_OP_SENDMSG;
 		key.verdict = !deny;
 		key.rule_id = d.rule_id;
-		v = bpf_map_lookup_elem(&flows, &key);
-		if (v) {
-			__sync_fetch_and_add(&v->pending, 1);
-			if (v->dead) {
-				__u64 n = __sync_lock_test_and_set(&v->pending, 0);
-				if (n)
-					report_flow(v, n);
-			} else {
-				count(NETEV_CNT_COALESCED, 1);
-			}
+		if (join_flow(&key))
 			return deny ? -EPERM : 0;
-		}
 	}
 	RESERVE(e, sizeof(*e), return deny ? -EPERM : 0);
 	init_event(e, &c, NETEV_OP_SENDMSG, &d, 1);

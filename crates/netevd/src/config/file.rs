@@ -794,6 +794,10 @@ pub(super) mod tests {
                 "/etc/netev/netev.toml:2: policy.ask_fallback: the ask fallback",
             ),
             (
+                "[capture]\nbackend = \"lsm2\"\n",
+                "/etc/netev/netev.toml:2: capture.backend: \"lsm2\" is not a backend: one of auto, lsm, cgroup",
+            ),
+            (
                 "[polcy]\nconnect = \"deny\"\n",
                 "/etc/netev/netev.toml:1: polcy: unknown table",
             ),

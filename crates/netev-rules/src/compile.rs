@@ -31,7 +31,55 @@ pub use netev_abi::{
     ADDR4_TRIE, KINDS, KIND_FAMILIES, KIND_PROTOS, MAX_CLASSES, MAX_RULES, RULE_WORDS,
 };
 
-/// The kernel's identity of a program: (kernel dev_t, inode) of its executable.
+/// A directory as the kernel names it: (kernel dev_t, inode), read from the
+/// dentries of the calling process's executable at the time of the call.
+pub type DirId = (u32, u64);
+
+/// Where the executables an exe condition names are, as the filesystem has
+/// them when the rules are installed. The kernel matches the executable of
+/// the calling process by where it really is (its dentry chain, symlinks
+/// already resolved by exec): a file is named by its directory and name, so a
+/// binary replaced under the same name (a package upgrade, `mv`) is still
+/// covered, and a directory covers files created in it later.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExeTargets {
+    /// Files by directory and name: exact paths (whether or not the file
+    /// exists yet), and the files a complex glob matched when expanded.
+    pub files: Vec<ExeFile>,
+    /// Directories whose files the pattern covers: `DIR/*` (the files
+    /// directly in it) and `DIR/**` (at any depth, plus the root of every
+    /// filesystem mounted below DIR, since the kernel's walk up a file's
+    /// dentries stops at its own filesystem's root).
+    pub dirs: Vec<ExeDir>,
+    /// Set when the pattern could not be resolved in full (an expansion cut
+    /// short by its bound, a link not followed): what and why, for the user.
+    pub warnings: Vec<String>,
+}
+
+/// One file an exe condition names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExeFile {
+    /// The directory it is in.
+    pub dir: DirId,
+    /// That directory's canonical path (for which directory rules cover it).
+    pub dir_path: String,
+    /// Its name in the directory (at most 255 bytes, no '/').
+    pub name: Vec<u8>,
+}
+
+/// One directory an exe condition names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExeDir {
+    /// The directory.
+    pub dir: DirId,
+    /// Its canonical path.
+    pub path: String,
+    /// `**`: files at any depth below it; else only the files directly in it.
+    pub deep: bool,
+}
+
+/// The kernel's identity of a program's executable file: (kernel dev_t,
+/// inode). Reported in events; rules match by [`ExePath`].
 pub type ExeId = (u32, u64);
 
 /// One bitmap of rules.

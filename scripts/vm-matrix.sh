@@ -34,8 +34,9 @@ MATRIX=(
 )
 # The kernel-facing groups of tests/e2e: capture exactness, rules and their
 # enforcement (with the kernel-vs-matcher property test), identity and the
-# exec race, coalescing, lifecycle (crash/restart, pins), scope.
-FILTERS=${NETEV_VM_FILTERS:-capture:: kernel_rules:: rules:: identity:: coalesce:: lifecycle:: scope:: backends::}
+# exec race, coalescing, lifecycle (crash/restart, pins), scope, and the
+# bypass suite (each trick on each backend).
+FILTERS=${NETEV_VM_FILTERS:-capture:: kernel_rules:: rules:: identity:: coalesce:: lifecycle:: scope:: backends:: bypass::}
 # The kernel-vs-matcher property test's cases per run (256 on the host):
 # emulation makes each case seconds long.
 export PROPTEST_CASES=${PROPTEST_CASES:-64}

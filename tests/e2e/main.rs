@@ -4,6 +4,7 @@
 
 mod backends;
 mod bus;
+mod bypass;
 mod capture;
 mod coalesce;
 mod config;

@@ -19,6 +19,7 @@ use netev_rules::{lifecycle, Action, ExeMatch, Policy, Rule, RuleError, RuleSet}
 
 use netev_host::users::uid_of;
 
+use super::resolve::kernel_dev;
 use super::store::RuleStore;
 
 /// Why a rule change was refused.
@@ -51,12 +52,6 @@ pub struct Engine {
     /// Bumped on every change of the rules or the policy (not on hits).
     generation: u64,
     hits: HashMap<u32, u64>,
-}
-
-/// The kernel's dev_t for a userspace st_dev (MAJOR << 20 | MINOR).
-pub fn kernel_dev(st_dev: u64) -> u32 {
-    let (major, minor) = (libc::major(st_dev), libc::minor(st_dev));
-    (major << 20) | minor
 }
 
 /// The identities of the executables a pattern names, as the filesystem has

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use netev_bpf::{abi, Capture, CaptureConfig, Record, RuleTables};
 use netev_event::{Family, Op, Proto};
-use netev_rules::compile::{compile, ExeId};
+use netev_rules::compile::{compile, ExeFile, ExeTargets};
 use netev_rules::fields::rule_from_fields;
 use netev_rules::{Action, Decision, ExeMatch, Policy, Query, Rule, RuleSet};
 use netev_tests::{root_or_skip, TestCgroup};
@@ -283,7 +283,7 @@ struct Env {
     /// Canonical paths of copies A and B.
     exes: [PathBuf; 2],
     /// Kernel identities of copies A and B.
-    ids: [ExeId; 2],
+    ids: [ExeFile; 2],
     /// Rule ids are never reused (the kernel keeps `once` state by id).
     next_id: u32,
     stats: Stats,
@@ -313,12 +313,15 @@ impl Env {
     }
 
     /// The resolver the daemon would use, over the programs of this test:
-    /// the (kernel dev_t, inode) of each copy the pattern matches.
-    fn resolve(&self, m: &ExeMatch) -> Vec<ExeId> {
-        (0..2)
-            .filter(|i| m.matches(&self.exes[*i].display().to_string()))
-            .map(|i| self.ids[i])
-            .collect()
+    /// each copy the pattern matches, by directory and name.
+    fn resolve(&self, m: &ExeMatch) -> ExeTargets {
+        ExeTargets {
+            files: (0..2)
+                .filter(|i| m.matches(&self.exes[*i].display().to_string()))
+                .map(|i| self.ids[i].clone())
+                .collect(),
+            ..ExeTargets::default()
+        }
     }
 
     fn rule(&mut self, s: &RuleSpec) -> Option<Rule> {
@@ -573,16 +576,22 @@ fn op_abi(op: Op) -> u8 {
 }
 
 /// Copies the probe program to `dir/name`, readable and runnable by anyone.
-fn copy_probe(dir: &Path, name: &str) -> (PathBuf, ExeId) {
+fn copy_probe(dir: &Path, name: &str) -> (PathBuf, ExeFile) {
     let dst = dir.join(name);
     std::fs::copy(load_bin(), &dst).expect("copying netev-load");
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let dst = std::fs::canonicalize(&dst).expect("canonical path");
-    let md = std::fs::metadata(&dst).expect("stat");
+    let parent = dst.parent().expect("a directory");
+    let md = std::fs::metadata(parent).expect("stat");
     let dev = md.dev();
     // the kernel's dev_t: MAJOR << 20 | MINOR
     let kdev = (libc::major(dev) << 20) | libc::minor(dev);
-    (dst, (kdev, md.ino()))
+    let file = ExeFile {
+        dir: (kdev, md.ino()),
+        dir_path: parent.display().to_string(),
+        name: name.as_bytes().to_vec(),
+    };
+    (dst, file)
 }
 
 #[test]

@@ -21,14 +21,17 @@ mod tables;
 
 pub use record::{c_bytes, decode, AbiError, RawEvent, RawExec, RawHdr, Record};
 pub use tables::{
-    family_index, kind_index, proto_index, RawAddrKey, RawExeKey, RawRuleMeta, RawRuleset,
-    RawUidKey,
+    family_index, guard_index, kind_index, proto_index, RawAddrKey, RawDirClasses, RawDirKey,
+    RawFileKey, RawRuleMeta, RawRuleset, RawUidKey,
 };
 
 /// Bytes of a task's command name, with its NUL (`NETEV_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 /// Bytes of an execve() path a record keeps, with its NUL (`NETEV_PATH_LEN`).
 pub const PATH_LEN: usize = 256;
+/// Bytes of a file name in a rule key, with its NUL (`NETEV_NAME_LEN`;
+/// NAME_MAX is 255).
+pub const NAME_LEN: usize = 256;
 
 /// Record kind (`enum netev_kind`, the first byte of every record): a
 /// network operation, [`RawEvent`].
@@ -73,6 +76,10 @@ pub const ACTION_ASK: u8 = 2;
 pub const F_HAS_RET: u8 = 0x01;
 /// `netev_hdr.flags`: the decision was "ask"; the verdict is the ask fallback.
 pub const F_ASKED: u8 = 0x02;
+/// `netev_hdr.flags`: socket() was refused because the backend cannot
+/// decide the socket's later calls and a rule or the default could refuse
+/// them (SCTP, ICMP and raw sockets on the cgroup backend).
+pub const F_GUARD: u8 = 0x04;
 
 /// Index of each per-CPU counter in the `counters` map (`enum netev_counter`).
 pub mod counter {
@@ -110,6 +117,22 @@ pub const ADDR4_BLOCKS: usize = 65536;
 /// In `struct netev_addr4_classes`: a longer prefix splits this /16, so the
 /// address trie decides.
 pub const ADDR4_TRIE: u16 = 0x8000;
+/// Directories the kernel walks up from an executable looking for a
+/// directory rule (`NETEV_DIR_DEPTH`).
+pub const DIR_DEPTH: usize = 1024;
+/// Files (exact exe paths) one table set holds (`NETEV_MAX_FILES`).
+pub const MAX_FILES: usize = 16384;
+/// Directories one table set holds (`NETEV_MAX_DIRS`).
+pub const MAX_DIRS: usize = 16384;
+/// Users one table set holds (`NETEV_MAX_UIDS`).
+pub const MAX_UIDS: usize = 4096;
+/// Address prefixes one table set holds (`NETEV_MAX_ADDRS`).
+pub const MAX_ADDRS: usize = 16384;
+/// socket() guards per family (`NETEV_GUARD_WHATS`): SCTP, ICMP datagram,
+/// ICMPv6 datagram, raw ([`guard_index`]).
+pub const GUARD_WHATS: usize = 4;
+/// socket() guards (`NETEV_GUARDS`): inet and inet6 × [`GUARD_WHATS`].
+pub const GUARDS: usize = 2 * GUARD_WHATS;
 
 /// Family index in the kind table (`enum netev_kind_family`): AF_INET.
 pub const KIND_FAMILY_INET: usize = 0;
@@ -152,6 +175,14 @@ pub const IPPROTO_TCP: u16 = 6;
 pub const IPPROTO_UDP: u16 = 17;
 /// `IPPROTO_ICMPV6`.
 pub const IPPROTO_ICMPV6: u16 = 58;
+/// `IPPROTO_SCTP`.
+pub const IPPROTO_SCTP: u16 = 132;
+/// `SOCK_STREAM`.
+pub const SOCK_STREAM: u16 = 1;
+/// `SOCK_DGRAM`.
+pub const SOCK_DGRAM: u16 = 2;
+/// `SOCK_RAW`.
+pub const SOCK_RAW: u16 = 3;
 
 const _: () = assert!(KINDS <= KIND_TABLE && KIND_TABLE.is_power_of_two());
 const _: () = assert!(MAX_CLASSES.is_power_of_two() && RULE_WORDS.is_power_of_two());

@@ -6,10 +6,11 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::{
-    AF_INET, AF_INET6, AF_UNIX, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-    KIND_FAMILIES, KIND_FAMILY_INET, KIND_FAMILY_INET6, KIND_FAMILY_OTHER, KIND_FAMILY_UNIX,
-    KIND_PROTOS, KIND_PROTO_ICMP, KIND_PROTO_ICMPV6, KIND_PROTO_OTHER, KIND_PROTO_TCP,
-    KIND_PROTO_UDP, KIND_TABLE, OPS,
+    AF_INET, AF_INET6, AF_UNIX, GUARDS, GUARD_WHATS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP,
+    IPPROTO_TCP, IPPROTO_UDP, KIND_FAMILIES, KIND_FAMILY_INET, KIND_FAMILY_INET6,
+    KIND_FAMILY_OTHER, KIND_FAMILY_UNIX, KIND_PROTOS, KIND_PROTO_ICMP, KIND_PROTO_ICMPV6,
+    KIND_PROTO_OTHER, KIND_PROTO_TCP, KIND_PROTO_UDP, KIND_TABLE, NAME_LEN, OPS, SOCK_DGRAM,
+    SOCK_RAW,
 };
 
 /// `struct netev_ruleset`.
@@ -31,7 +32,21 @@ pub struct RawRuleset {
     /// Applied when the decision is ask.
     pub ask_fallback: u8,
     /// Padding.
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 1],
+    /// Class of a program deeper than [`crate::DIR_DEPTH`] directories
+    /// below anything found.
+    pub exe_too_deep: u16,
+    /// Class of every rule.
+    pub all: u16,
+    /// socket() guards ([`guard_index`]): deny/ask rules that could apply
+    /// to the socket's later calls.
+    pub guard_deny: [u16; GUARDS],
+    /// ... and allow rules that could.
+    pub guard_allow: [u16; GUARDS],
+    /// ... and whether a later call's default is not allow.
+    pub guard_default: [u8; GUARDS],
+    /// Padding.
+    pub _pad2: [u8; 2],
     /// Class by kind ([`kind_index`]).
     pub kind: [u16; KIND_TABLE],
 }
@@ -48,18 +63,44 @@ pub struct RawRuleMeta {
     pub once: u8,
     /// Padding.
     pub _pad: u16,
+    /// CLOCK_BOOTTIME ns at which the rule stops matching; 0: never.
+    pub expires_ns: u64,
 }
 
-/// `struct netev_exe_key`.
+/// `struct netev_dir_key`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct RawExeKey {
-    /// Inode.
+pub struct RawDirKey {
+    /// The directory's inode.
     pub ino: u64,
     /// Kernel dev_t.
     pub dev: u32,
     /// Slot.
     pub slot: u32,
+}
+
+/// `struct netev_dir_classes`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawDirClasses {
+    /// Class of an executable directly in the directory.
+    pub direct: u16,
+    /// Class of one further below.
+    pub deep: u16,
+}
+
+/// `struct netev_file_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawFileKey {
+    /// The directory's inode.
+    pub ino: u64,
+    /// Kernel dev_t of the directory.
+    pub dev: u32,
+    /// Slot.
+    pub slot: u32,
+    /// The file's name, NUL-padded.
+    pub name: [u8; NAME_LEN],
 }
 
 /// `struct netev_uid_key`.
@@ -86,7 +127,30 @@ pub struct RawAddrKey {
     pub _pad: [u8; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<RawRuleset>() == 24 + 2 * KIND_TABLE);
+const _: () = assert!(std::mem::size_of::<RawRuleset>() == 28 + 5 * GUARDS + 2 * KIND_TABLE);
+
+/// Index of a socket's guard ([`crate::GUARDS`]), as `guard_index()` in
+/// netev.bpf.c computes it: `None` for a socket whose calls the cgroup
+/// backend decides (TCP, UDP) or a family it has no guard for.
+pub const fn guard_index(af: u16, sock_type: u16, proto: u16) -> Option<usize> {
+    let fam = match af {
+        AF_INET => 0,
+        AF_INET6 => 1,
+        _ => return None,
+    };
+    let what = if proto == IPPROTO_SCTP {
+        0
+    } else if sock_type == SOCK_RAW {
+        3
+    } else if sock_type == SOCK_DGRAM && proto == IPPROTO_ICMP {
+        1
+    } else if sock_type == SOCK_DGRAM && proto == IPPROTO_ICMPV6 {
+        2
+    } else {
+        return None;
+    };
+    Some(fam * GUARD_WHATS + what)
+}
 
 /// Index of a socket family (`AF_*`) in the kind table, as
 /// `family_index()` in netev.bpf.c computes it.

@@ -40,7 +40,11 @@ fn rust_enums() -> BTreeMap<&'static str, BTreeMap<String, i64>> {
     BTreeMap::from([
         (
             "netev_len",
-            e![NETEV_COMM_LEN = COMM_LEN, NETEV_PATH_LEN = PATH_LEN],
+            e![
+                NETEV_COMM_LEN = COMM_LEN,
+                NETEV_PATH_LEN = PATH_LEN,
+                NETEV_NAME_LEN = NAME_LEN
+            ],
         ),
         (
             "netev_kind",
@@ -81,7 +85,11 @@ fn rust_enums() -> BTreeMap<&'static str, BTreeMap<String, i64>> {
         ),
         (
             "netev_flag",
-            e![NETEV_F_HAS_RET = F_HAS_RET, NETEV_F_ASKED = F_ASKED],
+            e![
+                NETEV_F_HAS_RET = F_HAS_RET,
+                NETEV_F_ASKED = F_ASKED,
+                NETEV_F_GUARD = F_GUARD
+            ],
         ),
         (
             "netev_linux",
@@ -93,6 +101,10 @@ fn rust_enums() -> BTreeMap<&'static str, BTreeMap<String, i64>> {
                 IPPROTO_TCP = IPPROTO_TCP,
                 IPPROTO_UDP = IPPROTO_UDP,
                 IPPROTO_ICMPV6 = IPPROTO_ICMPV6,
+                IPPROTO_SCTP = IPPROTO_SCTP,
+                SOCK_STREAM = SOCK_STREAM,
+                SOCK_DGRAM = SOCK_DGRAM,
+                SOCK_RAW = SOCK_RAW,
             ],
         ),
         (
@@ -128,6 +140,13 @@ fn rust_enums() -> BTreeMap<&'static str, BTreeMap<String, i64>> {
                 NETEV_PORTS = PORTS,
                 NETEV_ADDR4_BLOCKS = ADDR4_BLOCKS,
                 NETEV_ADDR4_TRIE = ADDR4_TRIE,
+                NETEV_DIR_DEPTH = DIR_DEPTH,
+                NETEV_MAX_FILES = MAX_FILES,
+                NETEV_MAX_DIRS = MAX_DIRS,
+                NETEV_MAX_UIDS = MAX_UIDS,
+                NETEV_MAX_ADDRS = MAX_ADDRS,
+                NETEV_GUARD_WHATS = GUARD_WHATS,
+                NETEV_GUARDS = GUARDS,
             ],
         ),
         (
@@ -228,15 +247,26 @@ fn rust_layouts() -> BTreeMap<&'static str, Layout> {
             layout!(RawRuleset { "words" => words, "exe_other" => exe_other,
                 "uid_other" => uid_other, "addr_none" => addr_none, "port_none" => port_none,
                 "default_action" => default_action, "ask_fallback" => ask_fallback,
-                "_pad" => _pad, "kind" => kind }),
+                "_pad" => _pad, "exe_too_deep" => exe_too_deep, "all" => all,
+                "guard_deny" => guard_deny, "guard_allow" => guard_allow,
+                "guard_default" => guard_default, "_pad2" => _pad2, "kind" => kind }),
         ),
         (
             "netev_rule_meta",
-            layout!(RawRuleMeta { "id" => id, "action" => action, "once" => once, "_pad" => _pad }),
+            layout!(RawRuleMeta { "id" => id, "action" => action, "once" => once, "_pad" => _pad,
+                "expires_ns" => expires_ns }),
         ),
         (
-            "netev_exe_key",
-            layout!(RawExeKey { "ino" => ino, "dev" => dev, "slot" => slot }),
+            "netev_dir_key",
+            layout!(RawDirKey { "ino" => ino, "dev" => dev, "slot" => slot }),
+        ),
+        (
+            "netev_dir_classes",
+            layout!(RawDirClasses { "direct" => direct, "deep" => deep }),
+        ),
+        (
+            "netev_file_key",
+            layout!(RawFileKey { "ino" => ino, "dev" => dev, "slot" => slot, "name" => name }),
         ),
         (
             "netev_uid_key",
@@ -335,14 +365,16 @@ fn abi_matches_btf() {
         size_of::<types::netev_rule_meta>(),
         size_of::<RawRuleMeta>()
     );
-    assert_eq!(size_of::<types::netev_exe_key>(), size_of::<RawExeKey>());
+    assert_eq!(size_of::<types::netev_dir_key>(), size_of::<RawDirKey>());
+    assert_eq!(size_of::<types::netev_file_key>(), size_of::<RawFileKey>());
     assert_eq!(size_of::<types::netev_uid_key>(), size_of::<RawUidKey>());
     assert_eq!(size_of::<types::netev_addr_key>(), size_of::<RawAddrKey>());
     same!(types::netev_ruleset, RawRuleset, words => words, exe_other => exe_other,
           uid_other => uid_other, addr_none => addr_none, port_none => port_none,
           default_action => default_action, ask_fallback => ask_fallback, kind => kind);
     same!(types::netev_rule_meta, RawRuleMeta, id => id, action => action, once => once);
-    same!(types::netev_exe_key, RawExeKey, ino => ino, dev => dev, slot => slot);
+    same!(types::netev_dir_key, RawDirKey, ino => ino, dev => dev, slot => slot);
+    same!(types::netev_file_key, RawFileKey, ino => ino, dev => dev, slot => slot, name => name);
     same!(types::netev_addr_key, RawAddrKey, prefixlen => prefixlen, slot => slot, addr => addr);
     same!(types::netev_exec, RawExec, ppid => ppid, uid => uid, app_ino => app_ino,
           app_dev => app_dev, filename_len => filename_len, comm => comm,

@@ -248,6 +248,13 @@ impl BpfCapture {
     ) -> Result<Box<Skeleton>, Error> {
         // The two open skeletons have the same settings and maps, under
         // different types.
+        // The exemption names the daemon by pid and start time, so that a
+        // process that later gets a dead daemon's pid is not exempt.
+        let self_start =
+            netev_host::proc_status::start_ticks(config.exclude_tgid).map_err(|e| Error::Io {
+                what: format!("reading when process {} started", config.exclude_tgid),
+                source: e,
+            })?;
         macro_rules! configure_and_load {
             ($builder:expr, $variant:ident) => {{
                 let mut open = $builder
@@ -259,6 +266,7 @@ impl BpfCapture {
                     .as_deref_mut()
                     .expect("the BPF object has read-only settings");
                 rodata.self_tgid = config.exclude_tgid;
+                rodata.self_start_ticks = self_start;
                 rodata.coalesce = config.coalesce as u8;
                 rodata.wakeup_bytes = config.wakeup_bytes;
                 open.maps
@@ -480,7 +488,8 @@ impl Capture for BpfCapture {
             bits: handle!(rule_bits),
             live: handle!(rule_live),
             meta: handle!(rule_meta),
-            exe: handle!(rule_exe),
+            dir: handle!(rule_dir),
+            file: handle!(rule_file),
             uid: handle!(rule_uid),
             addr: handle!(rule_addr),
             port: handle!(rule_port),

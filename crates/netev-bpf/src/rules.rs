@@ -16,9 +16,11 @@ use netev_rules::compile::KernelTables;
 use crate::Error;
 
 // The records of the rule tables are the ABI's; re-exported where they were.
-pub use netev_abi::{RawAddrKey, RawExeKey, RawRuleMeta, RawRuleset, RawUidKey};
+pub use netev_abi::{
+    RawAddrKey, RawDirClasses, RawDirKey, RawFileKey, RawRuleMeta, RawRuleset, RawUidKey,
+};
 
-// install() flips between the two slots with `1 - active`.
+// install() flips between the two slots by the parity of a count of installs.
 const _: () = assert!(SLOTS == 2);
 
 /// The maps that hold rules: handles of their own (duplicated descriptors),
@@ -30,7 +32,8 @@ pub(crate) struct RuleMaps {
     pub bits: MapHandle,
     pub live: MapHandle,
     pub meta: MapHandle,
-    pub exe: MapHandle,
+    pub dir: MapHandle,
+    pub file: MapHandle,
     pub uid: MapHandle,
     pub addr: MapHandle,
     pub port: MapHandle,
@@ -76,19 +79,50 @@ impl crate::RuleTables for MapRuleTables {
     }
 }
 
-/// Keys written into each slot's hash and trie maps, to clear them later.
+/// Keys written into each slot's hash and trie maps, to clear them later
+/// (recorded as each is written, so a failed install leaves none behind
+/// untracked).
 #[derive(Default)]
 struct Installed {
     slots: [SlotKeys; SLOTS],
     classes: [usize; SLOTS],
+    /// What `rule_active` holds: a count of installs, whose low bit is the
+    /// slot in use (the kernel keeps each process's program class for one
+    /// count, so the count must change at every install).
     active: u32,
 }
 
 #[derive(Default)]
 struct SlotKeys {
-    exe: Vec<RawExeKey>,
+    dir: Vec<RawDirKey>,
+    file: Vec<RawFileKey>,
     uid: Vec<RawUidKey>,
     addr: Vec<RawAddrKey>,
+}
+
+/// CLOCK_BOOTTIME now, in ns: what bpf_ktime_get_boot_ns() reads.
+fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A timed rule's end on the kernel's clock (0: never). A time already
+/// past becomes 1 ns after boot: expired.
+fn expires_ns(expires: Option<chrono::DateTime<chrono::Utc>>) -> u64 {
+    let Some(t) = expires else { return 0 };
+    let left = (t - chrono::Utc::now())
+        .num_nanoseconds()
+        .unwrap_or(i64::MAX);
+    if left <= 0 {
+        1
+    } else {
+        boottime_ns().saturating_add(left as u64)
+    }
 }
 
 fn map_err(what: &str) -> impl Fn(libbpf_rs::Error) -> Error + '_ {
@@ -119,11 +153,15 @@ impl Installed {
                 t.classes.len()
             )));
         }
-        let slot = 1 - self.active;
+        let next = self.active.wrapping_add(1);
+        let slot = next & 1;
         wait_for_readers()?;
         let keys = std::mem::take(&mut self.slots[slot as usize]);
-        for k in &keys.exe {
-            let _ = m.exe.delete(bytemuck::bytes_of(k));
+        for k in &keys.dir {
+            let _ = m.dir.delete(bytemuck::bytes_of(k));
+        }
+        for k in &keys.file {
+            let _ = m.file.delete(bytemuck::bytes_of(k));
         }
         for k in &keys.uid {
             let _ = m.uid.delete(bytemuck::bytes_of(k));
@@ -183,6 +221,7 @@ impl Installed {
                     action: r.action.abi(),
                     once: r.once as u8,
                     _pad: 0,
+                    expires_ns: expires_ns(r.expires),
                 };
                 vals.extend_from_slice(bytemuck::bytes_of(&meta));
             }
@@ -197,24 +236,49 @@ impl Installed {
                 .map_err(map_err("rule_meta"))?;
         }
 
-        let mut keys = SlotKeys::default();
-        for ((dev, ino), class) in &t.exe {
-            let k = RawExeKey {
+        let keys = &mut self.slots[slot as usize];
+        for ((dev, ino), direct, deep) in &t.exe_dirs {
+            let k = RawDirKey {
                 ino: *ino,
                 dev: *dev,
                 slot,
             };
-            m.exe
+            let v = RawDirClasses {
+                direct: *direct,
+                deep: *deep,
+            };
+            keys.dir.push(k);
+            m.dir
+                .update(
+                    bytemuck::bytes_of(&k),
+                    bytemuck::bytes_of(&v),
+                    MapFlags::ANY,
+                )
+                .map_err(map_err("rule_dir"))?;
+        }
+        for ((dev, ino), name, class) in &t.exe_files {
+            let mut k = RawFileKey::zeroed();
+            if name.len() >= k.name.len() || name.is_empty() || name.contains(&0) {
+                return Err(Error::Rules(format!(
+                    "an exe rule names a file whose name ({} bytes) no kernel file name can be",
+                    name.len()
+                )));
+            }
+            k.ino = *ino;
+            k.dev = *dev;
+            k.slot = slot;
+            k.name[..name.len()].copy_from_slice(name);
+            m.file
                 .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
-                .map_err(map_err("rule_exe"))?;
-            keys.exe.push(k);
+                .map_err(map_err("rule_file"))?;
+            keys.file.push(k);
         }
         for (uid, class) in &t.uid {
             let k = RawUidKey { uid: *uid, slot };
+            keys.uid.push(k);
             m.uid
                 .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
                 .map_err(map_err("rule_uid"))?;
-            keys.uid.push(k);
         }
         for (net, len, class) in &t.addr {
             let k = RawAddrKey {
@@ -223,10 +287,10 @@ impl Installed {
                 addr: net.octets(),
                 _pad: [0; 3],
             };
+            keys.addr.push(k);
             m.addr
                 .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
                 .map_err(map_err("rule_addr"))?;
-            keys.addr.push(k);
         }
         // `struct netev_addr4_classes`, `struct netev_port_classes`: the whole
         // slot in one write each
@@ -244,11 +308,17 @@ impl Installed {
                 MapFlags::ANY,
             )
             .map_err(map_err("rule_port"))?;
-        self.slots[slot as usize] = keys;
 
         let mut header = RawRuleset::zeroed();
         header.words = t.words() as u32;
         header.exe_other = t.exe_other;
+        header.exe_too_deep = t.exe_too_deep;
+        header.all = t.all;
+        header.guard_deny = t.guard_deny;
+        header.guard_allow = t.guard_allow;
+        for (i, d) in t.guard_default.iter().enumerate() {
+            header.guard_default[i] = *d as u8;
+        }
         header.uid_other = t.uid_other;
         header.addr_none = t.addr_none;
         header.port_none = t.port_none;
@@ -267,9 +337,9 @@ impl Installed {
 
         // the switch: one 4-byte array element
         m.active
-            .update(&0u32.to_ne_bytes(), &slot.to_ne_bytes(), MapFlags::ANY)
+            .update(&0u32.to_ne_bytes(), &next.to_ne_bytes(), MapFlags::ANY)
             .map_err(map_err("rule_active"))?;
-        self.active = slot;
+        self.active = next;
 
         // once rules no table names any more are forgotten
         let named: std::collections::HashSet<u32> =

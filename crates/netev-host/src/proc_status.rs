@@ -113,3 +113,39 @@ mod tests {
         assert_eq!(ProcStatus::read(u32::MAX), None);
     }
 }
+
+/// When a process started, in clock ticks since boot (`/proc/PID/stat`'s
+/// 22nd field, `starttime`): with the pid, it names one process for as long
+/// as the machine runs, where a pid alone is reused.
+pub fn start_ticks(pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_start_ticks(&stat).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat has no start time field"),
+        )
+    })
+}
+
+/// The `starttime` of a `/proc/PID/stat` line. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its last ')'.
+fn parse_start_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // fields 3.. follow; starttime is field 22
+    rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_read_past_a_hostile_command_name() {
+        let line = "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
+        assert_eq!(parse_start_ticks(line), Some(777));
+        assert_eq!(parse_start_ticks("42 (x"), None);
+        let me = start_ticks(std::process::id()).unwrap();
+        assert!(me > 0);
+        assert_eq!(start_ticks(std::process::id()).unwrap(), me);
+    }
+}

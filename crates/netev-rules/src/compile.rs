@@ -28,7 +28,8 @@ use crate::{Action, Decision, ExeMatch, Policy, Rule, RuleError};
 
 // The kernel tables' limits are the ABI's (netev-abi mirrors netev.h).
 pub use netev_abi::{
-    ADDR4_TRIE, KINDS, KIND_FAMILIES, KIND_PROTOS, MAX_CLASSES, MAX_RULES, RULE_WORDS,
+    ADDR4_TRIE, GUARDS, GUARD_WHATS, KINDS, KIND_FAMILIES, KIND_PROTOS, MAX_CLASSES, MAX_RULES,
+    RULE_WORDS,
 };
 
 /// A directory as the kernel names it: (kernel dev_t, inode), read from the
@@ -82,6 +83,25 @@ pub struct ExeDir {
 /// inode). Reported in events; rules match by [`ExePath`].
 pub type ExeId = (u32, u64);
 
+/// Where a calling process's executable is, as the kernel finds it: its
+/// name, and the directories from its own up to its filesystem's root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExePath {
+    /// The file's name in its directory.
+    pub name: Vec<u8>,
+    /// Its directory first, then each one above, up to the filesystem's root.
+    pub dirs: Vec<DirId>,
+    /// Whether `dirs` reaches the root (else the walk hit its bound).
+    pub complete: bool,
+}
+
+/// Whether the directory at canonical path `outer` contains (or is) `inner`.
+fn path_covers(outer: &str, inner: &str) -> bool {
+    outer == "/"
+        || inner == outer
+        || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
+}
+
 /// One bitmap of rules.
 pub type Bitmap = [u64; RULE_WORDS];
 
@@ -111,6 +131,8 @@ pub struct KernelRule {
     pub action: Action,
     /// Consumed by its first match.
     pub once: bool,
+    /// A timed rule's end: the kernel stops matching it then by itself.
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A complete rule set in kernel form.
@@ -122,10 +144,25 @@ pub struct KernelTables {
     pub classes: Vec<Bitmap>,
     /// Class per kind ([`kind_index`]).
     pub kind: Vec<u16>,
-    /// Class per known executable.
-    pub exe: Vec<(ExeId, u16)>,
-    /// Class of an executable not listed in `exe`.
+    /// Class per file an exe condition names, by directory and name.
+    pub exe_files: Vec<(DirId, Vec<u8>, u16)>,
+    /// Per directory an exe condition names: the class of an executable
+    /// directly in it, and of one further below.
+    pub exe_dirs: Vec<(DirId, u16, u16)>,
+    /// Class of an executable no file or directory entry covers.
     pub exe_other: u16,
+    /// Class of an executable whose walk up its directories was cut short:
+    /// the rules naming no program, and every directory rule's deny and ask.
+    pub exe_too_deep: u16,
+    /// Class of every rule.
+    pub all: u16,
+    /// socket() guards ([`netev_abi::guard_index`]): the deny and ask rules
+    /// that could apply to such a socket's later calls.
+    pub guard_deny: [u16; GUARDS],
+    /// ... the allow rules that could.
+    pub guard_allow: [u16; GUARDS],
+    /// ... whether the default of one of those calls is not allow.
+    pub guard_default: [bool; GUARDS],
     /// Class per uid named by a rule.
     pub uid: Vec<(u32, u16)>,
     /// Class of any other uid.
@@ -155,7 +192,7 @@ impl KernelTables {
 }
 
 /// An operation as the kernel sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KernelQuery {
     /// The op.
     pub op: Op,
@@ -164,7 +201,7 @@ pub struct KernelQuery {
     /// IP protocol.
     pub proto: Proto,
     /// The caller's executable.
-    pub exe: Option<ExeId>,
+    pub exe: Option<ExePath>,
     /// The caller's uid.
     pub uid: u32,
     /// Address (IPv4 mapped) on the side the op is about.
@@ -236,7 +273,7 @@ pub fn port_prefixes(lo: u16, hi: u16) -> Vec<(u16, u8)> {
 pub fn compile(
     rules: &[Rule],
     policy: &Policy,
-    resolve: &mut dyn FnMut(&ExeMatch) -> Vec<ExeId>,
+    resolve: &mut dyn FnMut(&ExeMatch) -> ExeTargets,
 ) -> Result<KernelTables, RuleError> {
     if rules.len() > MAX_RULES {
         return Err(RuleError::Capacity(format!(
@@ -273,24 +310,97 @@ pub fn compile(
         }
     }
 
-    // Programs: each identity gets the rules naming it plus those naming none.
-    let mut exe_rules: BTreeMap<ExeId, BTreeSet<usize>> = BTreeMap::new();
-    let mut resolved: HashMap<&ExeMatch, Vec<ExeId>> = HashMap::new();
+    // Programs, by where their executable is. Each file and directory an
+    // exe condition names gets the rules naming none, plus every rule whose
+    // files or directories contain it: the kernel takes the file's entry,
+    // else the first directory's on its way up, so each entry must already
+    // hold what the directories above it add.
+    let mut resolved: HashMap<&ExeMatch, ExeTargets> = HashMap::new();
+    let mut files: BTreeMap<(DirId, Vec<u8>), (String, BTreeSet<usize>)> = BTreeMap::new();
+    // (rule, directory path, deep)
+    let mut dir_rules: Vec<(usize, String, bool)> = Vec::new();
+    let mut dirs: BTreeMap<DirId, String> = BTreeMap::new();
     for (i, r) in rules.iter().enumerate() {
         if let Some(m) = &r.cond.exe {
-            let ids = resolved.entry(m).or_insert_with(|| resolve(m));
-            for id in ids.iter() {
-                exe_rules.entry(*id).or_default().insert(i);
+            let t = resolved.entry(m).or_insert_with(|| resolve(m));
+            for f in &t.files {
+                files
+                    .entry((f.dir, f.name.clone()))
+                    .or_insert_with(|| (f.dir_path.clone(), BTreeSet::new()))
+                    .1
+                    .insert(i);
+            }
+            for d in &t.dirs {
+                dir_rules.push((i, d.path.clone(), d.deep));
+                dirs.entry(d.dir).or_insert_with(|| d.path.clone());
             }
         }
     }
     let no_exe = bitmap_of(rules, |r| r.cond.exe.is_none());
     let exe_other = interner.class(no_exe)?;
-    let mut exe = Vec::new();
-    for (id, set) in exe_rules {
+    // the directory rules covering an executable directly in `dir`
+    // (direct) or further below it
+    let dir_bits = |dir: &str, direct: bool, bits: &mut Bitmap| {
+        for (i, path, deep) in &dir_rules {
+            if (*deep && path_covers(path, dir)) || (direct && !*deep && path == dir) {
+                set_bit(bits, *i);
+            }
+        }
+    };
+    let mut exe_files = Vec::with_capacity(files.len());
+    for ((dir, name), (dir_path, set)) in files {
         let mut bits = no_exe;
         set.into_iter().for_each(|i| set_bit(&mut bits, i));
-        exe.push((id, interner.class(bits)?));
+        dir_bits(&dir_path, true, &mut bits);
+        exe_files.push((dir, name, interner.class(bits)?));
+    }
+    let mut exe_dirs = Vec::with_capacity(dirs.len());
+    for (dir, path) in dirs {
+        let (mut direct, mut deep) = (no_exe, no_exe);
+        dir_bits(&path, true, &mut direct);
+        dir_bits(&path, false, &mut deep);
+        exe_dirs.push((dir, interner.class(direct)?, interner.class(deep)?));
+    }
+    let mut too_deep = no_exe;
+    for (i, _, deep) in &dir_rules {
+        if *deep && rules[*i].action != Action::Allow {
+            set_bit(&mut too_deep, *i);
+        }
+    }
+    let exe_too_deep = interner.class(too_deep)?;
+    let all = interner.class(bitmap_of(rules, |_| true))?;
+
+    // socket() guards: per family and kind of socket, the rules that could
+    // apply to a later call the cgroup backend cannot decide.
+    let mut guard_deny = [0u16; GUARDS];
+    let mut guard_allow = [0u16; GUARDS];
+    let mut guard_default = [false; GUARDS];
+    for g in 0..GUARDS {
+        let family = if g < GUARD_WHATS {
+            Family::INET
+        } else {
+            Family::INET6
+        };
+        // what: SCTP, ICMP datagram, ICMPv6 datagram, raw
+        let (ops, proto): (&[Op], Option<Proto>) = match g % GUARD_WHATS {
+            0 => (&[Op::Bind, Op::Connect, Op::Sendmsg], Some(Proto(132))),
+            1 => (&[Op::Sendmsg], Some(Proto::ICMP)),
+            2 => (&[Op::Sendmsg], Some(Proto::ICMPV6)),
+            _ => (&[Op::Sendmsg], None), // raw: any protocol
+        };
+        let could = |r: &Rule| {
+            let c = &r.cond;
+            (c.ops.is_empty() || ops.iter().any(|o| c.ops.contains(o)))
+                && c.family.is_none_or(|f| f == family)
+                && c.proto.is_none_or(|p| proto.is_none_or(|want| p == want))
+        };
+        guard_deny[g] =
+            interner.class(bitmap_of(rules, |r| r.action != Action::Allow && could(r)))?;
+        guard_allow[g] =
+            interner.class(bitmap_of(rules, |r| r.action == Action::Allow && could(r)))?;
+        guard_default[g] = ops
+            .iter()
+            .any(|o| policy.default[op_index(*o)] != Action::Allow);
     }
 
     let no_uid = bitmap_of(rules, |r| r.cond.uid.is_none());
@@ -376,6 +486,19 @@ pub fn compile(
         port_class[usize::from(value)..=last as usize].fill(class);
     }
 
+    for (what, n, max) in [
+        ("program files", exe_files.len(), netev_abi::MAX_FILES),
+        ("program directories", exe_dirs.len(), netev_abi::MAX_DIRS),
+        ("users", uid.len(), netev_abi::MAX_UIDS),
+        ("address prefixes", addr.len(), netev_abi::MAX_ADDRS),
+    ] {
+        if n > max {
+            return Err(RuleError::Capacity(format!(
+                "the rules name {n} {what}, but the kernel tables hold {max}; \
+                 name a directory (DIR/** or DIR/*) instead of many files, or merge rules"
+            )));
+        }
+    }
     Ok(KernelTables {
         rules: rules
             .iter()
@@ -383,12 +506,22 @@ pub fn compile(
                 id: r.id,
                 action: r.action,
                 once: r.duration == crate::Duration::Once,
+                expires: match r.duration {
+                    crate::Duration::Until(t) => Some(t),
+                    _ => None,
+                },
             })
             .collect(),
         classes: interner.classes,
         kind,
-        exe,
+        exe_files,
+        exe_dirs,
         exe_other,
+        exe_too_deep,
+        all,
+        guard_deny,
+        guard_allow,
+        guard_default,
         uid,
         uid_other,
         addr,
@@ -402,6 +535,31 @@ pub fn compile(
 }
 
 impl KernelTables {
+    /// The class of an executable, found as `exe_class_of()` in common.h
+    /// finds it.
+    pub fn exe_class(&self, e: &ExePath) -> u16 {
+        let Some(own) = e.dirs.first() else {
+            return self.exe_other;
+        };
+        if let Some((_, _, c)) = self
+            .exe_files
+            .iter()
+            .find(|(d, n, _)| d == own && *n == e.name)
+        {
+            return *c;
+        }
+        for (depth, dir) in e.dirs.iter().enumerate() {
+            if let Some((_, direct, deep)) = self.exe_dirs.iter().find(|(d, _, _)| d == dir) {
+                return if depth == 0 { *direct } else { *deep };
+            }
+        }
+        if e.complete {
+            self.exe_other
+        } else {
+            self.exe_too_deep
+        }
+    }
+
     /// Decides as the BPF program does (`netev_decide` in netev.bpf.c): for
     /// tests of the compiler against [`crate::RuleSet::decide`]. `consumed`
     /// holds the ids of `once` rules used up; a match on one adds it.
@@ -422,9 +580,7 @@ impl KernelTables {
             .collect();
         let classes = [
             self.kind[kind_index(q.op, q.family, q.proto)],
-            q.exe
-                .and_then(|id| self.exe.iter().find(|(e, _)| *e == id))
-                .map_or(self.exe_other, |(_, c)| *c),
+            q.exe.as_ref().map_or(self.exe_other, |e| self.exe_class(e)),
             self.uid
                 .iter()
                 .find(|(u, _)| *u == q.uid)
@@ -501,20 +657,144 @@ mod tests {
         assert_eq!(port_prefixes(0, 65535), vec![(0, 0)]);
     }
 
-    const EXES: [&str; 3] = ["/usr/bin/a", "/usr/bin/b", "/opt/c"];
+    const EXES: [&str; 4] = ["/usr/bin/a", "/usr/bin/b", "/opt/c", "/usr/bin/sub/d"];
+    const DIRS: [&str; 5] = ["/", "/usr", "/usr/bin", "/opt", "/usr/bin/sub"];
 
-    fn exe_id(path: &str) -> ExeId {
-        (
-            8,
-            EXES.iter().position(|e| *e == path).unwrap() as u64 + 100,
-        )
+    fn dir_id(path: &str) -> DirId {
+        (8, DIRS.iter().position(|d| *d == path).unwrap() as u64 + 2)
     }
 
-    fn resolve(m: &ExeMatch) -> Vec<ExeId> {
-        EXES.iter()
-            .filter(|e| m.matches(e))
-            .map(|e| exe_id(e))
-            .collect()
+    fn parent(path: &str) -> (&str, &str) {
+        let (dir, name) = path.rsplit_once('/').unwrap();
+        (if dir.is_empty() { "/" } else { dir }, name)
+    }
+
+    /// The kernel's view of an executable of this little filesystem.
+    fn exe_path(path: &str) -> ExePath {
+        let (mut dir, name) = parent(path);
+        let mut dirs = vec![dir_id(dir)];
+        while dir != "/" {
+            dir = parent(dir).0;
+            dirs.push(dir_id(dir));
+        }
+        ExePath {
+            name: name.as_bytes().to_vec(),
+            dirs,
+            complete: true,
+        }
+    }
+
+    /// What netevd's resolver says for this little filesystem.
+    fn resolve(m: &ExeMatch) -> ExeTargets {
+        let text = m.as_str();
+        let file = |path: &str| {
+            let (dir, name) = parent(path);
+            ExeFile {
+                dir: dir_id(dir),
+                dir_path: dir.into(),
+                name: name.as_bytes().to_vec(),
+            }
+        };
+        let dir = |path: &str, deep| {
+            let path = if path.is_empty() { "/" } else { path };
+            ExeDir {
+                dir: dir_id(path),
+                path: path.into(),
+                deep,
+            }
+        };
+        let mut t = ExeTargets::default();
+        if let Some(d) = text.strip_suffix("/**") {
+            t.dirs.push(dir(d, true));
+        } else if let Some(d) = text
+            .strip_suffix("/*")
+            .filter(|d| !d.contains(['*', '?', '[']))
+        {
+            t.dirs.push(dir(d, false));
+        } else if m.is_glob() {
+            t.files = EXES
+                .iter()
+                .filter(|e| m.matches(e))
+                .map(|e| file(e))
+                .collect();
+        } else {
+            t.files.push(file(text));
+        }
+        t
+    }
+
+    #[test]
+    fn executables_are_found_by_file_then_nearest_directory() {
+        let rule = |id: u32, action: &str, exe: &str| {
+            let mut r = rule_from_fields(
+                [("action", action), ("exe", exe)],
+                chrono::Utc::now(),
+                &|_| None,
+            )
+            .unwrap();
+            r.id = id;
+            r
+        };
+        let rules = vec![
+            rule(1, "allow", "/usr/bin/a"),
+            rule(2, "deny", "/usr/bin/*"),
+            rule(3, "ask", "/usr/**"),
+            rule(4, "allow", "/opt/**"),
+        ];
+        let t = compile(&rules, &Policy::default(), &mut resolve).unwrap();
+        let rules_of = |e: &ExePath| -> Vec<u32> {
+            let bits = t.classes[usize::from(t.exe_class(e))];
+            (0..rules.len())
+                .filter(|i| bits[i / 64] & (1 << (i % 64)) != 0)
+                .map(|i| rules[i].id)
+                .collect()
+        };
+        assert_eq!(rules_of(&exe_path("/usr/bin/a")), [1, 2, 3]);
+        assert_eq!(
+            rules_of(&exe_path("/usr/bin/new")),
+            [2, 3],
+            "a file made after install"
+        );
+        assert_eq!(rules_of(&exe_path("/usr/bin/sub/d")), [3], "* is one level");
+        assert_eq!(rules_of(&exe_path("/opt/c")), [4]);
+        assert_eq!(rules_of(&exe_path("/other")), Vec::<u32>::new());
+        let mut deep = exe_path("/usr/bin/sub/d");
+        deep.dirs.truncate(1);
+        deep.complete = false;
+        assert_eq!(
+            rules_of(&deep),
+            [3],
+            "cut short: every directory's deny and ask"
+        );
+    }
+
+    #[test]
+    fn guards_name_the_rules_that_could_refuse_an_undecided_call() {
+        let mut r = rule_from_fields(
+            [("action", "deny"), ("ops", "connect"), ("ports", "9")],
+            chrono::Utc::now(),
+            &|_| None,
+        )
+        .unwrap();
+        r.id = 7;
+        let t = compile(&[r], &Policy::default(), &mut resolve).unwrap();
+        let sctp4 = netev_abi::guard_index(2, 1, 132).unwrap();
+        let icmp4 = netev_abi::guard_index(2, 2, 1).unwrap();
+        assert_eq!(
+            t.classes[usize::from(t.guard_deny[sctp4])][0],
+            1,
+            "SCTP connect"
+        );
+        assert_eq!(
+            t.classes[usize::from(t.guard_deny[icmp4])][0],
+            0,
+            "ICMP has no connect"
+        );
+        assert!(!t.guard_default[sctp4]);
+        let mut strict = Policy::default();
+        strict.set(Op::Sendmsg, Action::Deny);
+        let t = compile(&[], &strict, &mut resolve).unwrap();
+        assert!(t.guard_default[icmp4]);
     }
 
     fn arb_rule() -> impl Strategy<Value = Vec<(&'static str, String)>> {
@@ -527,11 +807,18 @@ mod tests {
             )
             .prop_map(|v| v.join(","))
             .boxed()),
-            opt(
-                prop::sample::select(vec!["/usr/bin/a", "/usr/bin/*", "/opt/c", "/nowhere"])
-                    .prop_map(String::from)
-                    .boxed(),
-            ),
+            opt(prop::sample::select(vec![
+                "/usr/bin/a",
+                "/usr/bin/*",
+                "/opt/c",
+                "/nowhere",
+                "/usr/**",
+                "/usr/bin/[ab]",
+                "/**",
+                "/usr/bin/sub/d",
+            ])
+            .prop_map(String::from)
+            .boxed()),
             opt(prop::sample::select(vec!["0", "1000"])
                 .prop_map(String::from)
                 .boxed()),
@@ -646,7 +933,7 @@ mod tests {
             for (op, family, proto, exe, uid, addr, port) in queries {
                 let q = Query { op, family, proto, exe, uid, addr, port };
                 let kq = KernelQuery {
-                    op, family, proto, exe: exe.map(exe_id), uid,
+                    op, family, proto, exe: exe.map(exe_path), uid,
                     addr: addr.map(crate::mapped_addr), port,
                 };
                 let once = |r: &Rule| r.duration != crate::Duration::Once || !consumed_ref.contains(&r.id);

@@ -41,7 +41,12 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Settings, written by the loader before load. */
-const volatile __u32 self_tgid = 0;       /* the daemon: never captured */
+const volatile __u32 self_tgid = 0;       /* the daemon: never captured ... */
+/* ... while it is the process that loaded us: its start time, in clock
+ * ticks since boot (/proc/self/stat's starttime). A netevd killed with -9
+ * leaves its programs pinned and enforcing; a new process that gets the
+ * dead daemon's pid must not inherit its exemption. */
+const volatile __u64 self_start_ticks = 0;
 const volatile __u8 coalesce = 1;         /* fold repeated send/recv per flow */
 const volatile __u64 wakeup_bytes = 16384; /* wake the reader past this backlog */
 
@@ -51,7 +56,9 @@ struct netev_event abi_netev_event;
 struct netev_exec abi_netev_exec;
 struct netev_ruleset abi_netev_ruleset;
 struct netev_rule_meta abi_netev_rule_meta;
-struct netev_exe_key abi_netev_exe_key;
+struct netev_dir_key abi_netev_dir_key;
+struct netev_dir_classes abi_netev_dir_classes;
+struct netev_file_key abi_netev_file_key;
 struct netev_uid_key abi_netev_uid_key;
 struct netev_addr_key abi_netev_addr_key;
 enum netev_len abi_netev_len;
@@ -89,11 +96,18 @@ struct {
 
 /* Process identity by tgid: the executable's inode, read from the task
  * (nine dependent kernel reads) once per process image instead of once per
- * event. An entry is only trusted while the task's mm is the one it was
- * read with: exec replaces the mm, and a reused pid comes with a new one. */
+ * event, and the rules' class of the executable, found by where it is (see
+ * exe_class()) once per process image and rule set. An entry is only
+ * trusted while the task's mm is the one it was read with: exec replaces
+ * the mm, and a reused pid comes with a new one. */
 struct proc_ident {
 	__u64 mm;
 	__u64 app_ino;
+	__u64 exe_file; /* the struct file exec opened (a kernel address) */
+	/* (rule_active + 1) << 16 | the executable's class, in one word so
+	 * that a reader never pairs a class with another rule set's number;
+	 * 0: not found yet */
+	__u64 exe_class;
 	__u32 app_dev;
 	__u32 _pad;
 };
@@ -193,21 +207,37 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NETEV_SLOTS * 16384);
-	__type(key, struct netev_exe_key);
-	__type(value, __u16);
-} rule_exe SEC(".maps");
+	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_DIRS);
+	__type(key, struct netev_dir_key);
+	__type(value, struct netev_dir_classes);
+} rule_dir SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NETEV_SLOTS * 4096);
+	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_FILES);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* 272-byte keys: allocated as used */
+	__type(key, struct netev_file_key);
+	__type(value, __u16);
+} rule_file SEC(".maps");
+
+/* Where exe_class() builds a file key (272 bytes: too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct netev_file_key);
+} file_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_UIDS);
 	__type(key, struct netev_uid_key);
 	__type(value, __u16);
 } rule_uid SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, NETEV_SLOTS * 16384);
+	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_ADDRS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(key_size, sizeof(struct netev_addr_key));
 	__uint(value_size, sizeof(__u16));
@@ -267,9 +297,20 @@ static __always_inline void submit(void *rec)
 	bpf_ringbuf_submit(rec, backlog >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
+/* One aligned 8-byte store: a reader on another CPU sees the old word or
+ * the new one, never half of each. */
+#define WRITE_ONCE_U64(x, v) (*(volatile __u64 *)&(x) = (v))
+#define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
+
 static __always_inline int is_self(void)
 {
-	return (bpf_get_current_pid_tgid() >> 32) == self_tgid;
+	struct task_struct *leader;
+
+	if ((bpf_get_current_pid_tgid() >> 32) != self_tgid)
+		return 0;
+	/* USER_HZ is 100 on every architecture /proc reports in */
+	leader = bpf_get_current_task_btf()->group_leader;
+	return leader->start_boottime / (NSEC_PER_SEC / 100) == self_start_ticks;
 }
 
 /* Tracepoints fire for the whole machine: keep the target cgroup only. */
@@ -287,6 +328,8 @@ static __always_inline void read_identity(struct task_struct *task, struct proc_
 	struct mm_struct *mm = task->mm;
 	struct file *exe = mm ? mm->exe_file : NULL;
 
+	out->exe_file = (__u64)exe;
+	out->exe_class = 0;
 	if (exe) {
 		out->app_ino = exe->f_inode->i_ino;
 		out->app_dev = exe->f_inode->i_sb->s_dev;
@@ -298,6 +341,9 @@ struct caller {
 	__u64 pid_tgid;
 	__u64 uid_gid;
 	__u64 app_ino;
+	__u64 mm;
+	__u64 exe_file;
+	__u64 exe_class; /* as in struct proc_ident */
 	__u32 app_dev;
 	__u32 ppid;
 };
@@ -313,18 +359,123 @@ static __always_inline void get_caller(struct caller *c)
 	c->pid_tgid = bpf_get_current_pid_tgid();
 	c->uid_gid = bpf_get_current_uid_gid();
 	c->ppid = task->real_parent->tgid;
+	c->mm = mm;
 	tgid = c->pid_tgid >> 32;
 	cached = bpf_map_lookup_elem(&procs, &tgid);
 	if (cached && cached->mm == mm) {
 		c->app_ino = cached->app_ino;
 		c->app_dev = cached->app_dev;
+		c->exe_file = cached->exe_file;
+		c->exe_class = READ_ONCE_U64(cached->exe_class);
 		return;
 	}
 	fresh.mm = mm;
 	read_identity(task, &fresh);
 	c->app_ino = fresh.app_ino;
 	c->app_dev = fresh.app_dev;
+	c->exe_file = fresh.exe_file;
+	c->exe_class = 0;
 	bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY);
+}
+
+/* --- the executable's class: by where the file is ---------------------- */
+
+struct dir_walk {
+	__u64 dentry; /* the directory to look at next (a kernel address) */
+	__u32 slot;
+	__u16 class;
+	__u8 found;
+	__u8 end; /* reached the filesystem's root */
+};
+
+/* One directory up (a bpf_loop callback): the first directory with rules
+ * decides, with its "direct" class for the executable's own directory and
+ * its "deep" class further up. Reads go through bpf_probe_read_kernel (the
+ * pointers are plain numbers in the callback's context). A mount point is
+ * never crossed: the walk follows d_parent within the executable's own
+ * filesystem, so a bind mount cannot make a file look as if it were
+ * somewhere else (the rule compiler lists the root of every filesystem
+ * mounted below a DIR/** rule instead). */
+static int dir_step(__u32 i, struct dir_walk *w)
+{
+	struct dentry *d = (struct dentry *)w->dentry;
+	struct netev_dir_key k = { .slot = w->slot };
+	struct netev_dir_classes *dc;
+	struct dentry *up;
+
+	k.ino = BPF_CORE_READ(d, d_inode, i_ino);
+	k.dev = BPF_CORE_READ(d, d_sb, s_dev);
+	dc = bpf_map_lookup_elem(&rule_dir, &k);
+	if (dc) {
+		w->class = i == 0 ? dc->direct : dc->deep;
+		w->found = 1;
+		return 1;
+	}
+	up = BPF_CORE_READ(d, d_parent);
+	if (!up || up == d) {
+		w->end = 1;
+		return 1;
+	}
+	w->dentry = (__u64)up;
+	return 0;
+}
+
+/* The class of an executable in the rule tables of `slot`: its file by
+ * directory and name, else the first directory with rules on the way up,
+ * else "no rule names it"; a walk cut short by NETEV_DIR_DEPTH gets the
+ * class that keeps every directory rule's deny and ask (fail closed). */
+static __noinline __u32 exe_class_of(__u64 exe_file, __u32 slot, __u32 other, __u32 too_deep)
+{
+	struct file *f = (struct file *)exe_file;
+	struct dentry *d, *dir;
+	struct netev_file_key *fk;
+	struct dir_walk w = { .slot = slot };
+	__u32 zero = 0;
+	__u16 *cls;
+
+	if (!f)
+		return other;
+	d = BPF_CORE_READ(f, f_path.dentry);
+	dir = BPF_CORE_READ(d, d_parent);
+	if (!d || !dir)
+		return other;
+	fk = bpf_map_lookup_elem(&file_scratch, &zero);
+	if (!fk)
+		return other;
+	__builtin_memset(fk, 0, sizeof(*fk));
+	fk->slot = slot;
+	fk->ino = BPF_CORE_READ(dir, d_inode, i_ino);
+	fk->dev = BPF_CORE_READ(dir, d_sb, s_dev);
+	bpf_probe_read_kernel_str(fk->name, sizeof(fk->name), BPF_CORE_READ(d, d_name.name));
+	cls = bpf_map_lookup_elem(&rule_file, fk);
+	if (cls)
+		return *cls;
+	w.dentry = (__u64)dir;
+	bpf_loop(NETEV_DIR_DEPTH, dir_step, &w, 0);
+	if (w.found)
+		return w.class;
+	return w.end ? other : too_deep;
+}
+
+/* The caller's executable class for the rules in force (`gen`: the value
+ * of rule_active they were read with), kept in its procs entry until the
+ * rules change. */
+static __always_inline __u32 exe_class(struct caller *c, __u32 gen, __u32 slot,
+				       struct netev_ruleset *rs)
+{
+	struct proc_ident *p;
+	__u64 tag = ((__u64)gen + 1) << 16;
+	__u32 tgid, cls;
+
+	if ((c->exe_class & ~0xffffULL) == tag)
+		return c->exe_class & 0xffff;
+	cls = exe_class_of(c->exe_file, slot, rs->exe_other, rs->exe_too_deep);
+	c->exe_class = tag | (cls & 0xffff);
+	tgid = c->pid_tgid >> 32;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (p && p->mm == c->mm)
+		WRITE_ONCE_U64(p->exe_class, c->exe_class);
+	return cls;
 }
 
 /* The outcome of the rules for one operation. */
@@ -333,6 +484,7 @@ struct decision {
 	__u8 action;   /* enum netev_action, as decided */
 	__u8 applied;  /* NETEV_ACTION_ALLOW or _DENY: what happens now */
 	__u8 op;       /* carried decisions: the op it was made for */
+	__u8 flags;    /* NETEV_F_* for the event (NETEV_F_GUARD) */
 };
 
 /* What the rules are asked. */
@@ -399,30 +551,66 @@ static __always_inline struct netev_rule_bits *class_bits(__u32 slot, __u32 clas
 }
 
 struct scan {
-	struct netev_rule_bits *b[6];
+	struct netev_rule_bits *b[6]; /* b[5]: the slot's live rules */
+	__u64 now;   /* bpf_ktime_get_boot_ns(), for timed rules */
 	__u32 words;
-	__u32 w;  /* out: the first word with a match */
-	__u64 m;  /* out: its matching bits (0: none) */
+	__u32 slot;
+	__u32 w;     /* the word being looked at */
+	__u32 id;    /* out: the rule that matched (0: none) */
+	__u8 action; /* out: its action */
+	__u8 claim;  /* consume the once rule that matches (else only look) */
 };
 
-/* One bitmap word (a bpf_loop callback, so the verifier checks it once
- * instead of once per word). */
-static int scan_word(__u32 w, struct scan *s)
+/* One step of the scan (a bpf_loop callback, so the verifier checks it once
+ * instead of once per word): the first matching rule of word s->w, or on
+ * to the next word. A rule that cannot be used any more is dropped from
+ * "live" and the same word looked at again: a timed rule past its time (the
+ * kernel expires it even while netevd is not running), or a once rule
+ * another CPU consumed first (the compare-and-swap on once_state lets
+ * exactly one operation through). So however many CPUs race for once
+ * rules, an operation gets the next matching rule, never the default by
+ * mistake: each step either moves on a word or drops a rule, so
+ * NETEV_RULE_WORDS + NETEV_MAX_RULES steps always reach the end. */
+static int scan_step(__u32 i, struct scan *s)
 {
-	__u64 m;
+	struct netev_rule_bits *live = s->b[5];
+	struct netev_rule_meta *meta;
+	__u32 w = s->w, bit, idx, *used;
+	__u64 m, one;
 
 	if (w >= NETEV_RULE_WORDS || w >= s->words)
 		return 1;
-	if (!s->b[0] || !s->b[1] || !s->b[2] || !s->b[3] || !s->b[4] || !s->b[5])
+	if (!s->b[0] || !s->b[1] || !s->b[2] || !s->b[3] || !s->b[4] || !live)
 		return 1;
+	w = bounded(w, NETEV_RULE_WORDS - 1);
 	m = s->b[0]->w[w] & s->b[1]->w[w] & s->b[2]->w[w] & s->b[3]->w[w] & s->b[4]->w[w] &
-	    s->b[5]->w[w];
-	if (!m)
+	    live->w[w];
+	if (!m) {
+		s->w++;
 		return 0;
-	s->w = w;
-	s->m = m;
+	}
+	bit = w * 64 + ctz64(m);
+	one = 1ULL << (bit & 63);
+	idx = s->slot * NETEV_MAX_RULES + bounded(bit, NETEV_MAX_RULES - 1);
+	meta = bpf_map_lookup_elem(&rule_meta, &idx);
+	if (!meta)
+		return 1;
+	if (meta->expires_ns && s->now >= meta->expires_ns) {
+		__sync_fetch_and_and(&live->w[w], ~one);
+		return 0;
+	}
+	if (meta->once && s->claim) {
+		used = bpf_map_lookup_elem(&once_state, &meta->id);
+		__sync_fetch_and_and(&live->w[w], ~one);
+		if (!used || __sync_val_compare_and_swap(used, 0, 1) != 0)
+			return 0; /* consumed by another CPU: the next rule */
+	}
+	s->id = meta->id;
+	s->action = meta->action;
 	return 1;
 }
+
+#define SCAN_STEPS (NETEV_RULE_WORDS + NETEV_MAX_RULES)
 
 /* The first live rule in checking order whose every condition holds: the
  * lowest bit set in the AND of one bitmap per condition dimension. Never
@@ -430,7 +618,7 @@ static int scan_word(__u32 w, struct scan *s)
  * bitmap words in use. */
 static __noinline int decide(struct query *q, struct caller *c, struct decision *out)
 {
-	__u32 zero = 0, slot, kind, idx, try;
+	__u32 zero = 0, slot, gen, kind, idx;
 	__u32 *active;
 	__u16 *cls;
 	struct netev_ruleset *rs;
@@ -441,8 +629,11 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 	out->rule_id = 0;
 	out->action = NETEV_ACTION_ALLOW;
 	out->applied = NETEV_ACTION_ALLOW;
+	out->flags = 0;
 	active = bpf_map_lookup_elem(&rule_active, &zero);
-	slot = active ? (*active & 1) : 0;
+	/* a count of installs: its low bit is the slot in use */
+	gen = active ? *active : 0;
+	slot = gen & 1;
 	rs = bpf_map_lookup_elem(&rule_sets, &slot);
 	if (!rs)
 		return 0;
@@ -455,11 +646,7 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 	       proto_index(q->proto);
 	if (kind >= NETEV_KINDS)
 		goto done;
-	{
-		struct netev_exe_key ek = { .ino = c->app_ino, .dev = c->app_dev, .slot = slot };
-		cls = bpf_map_lookup_elem(&rule_exe, &ek);
-		c1 = cls ? *cls : rs->exe_other;
-	}
+	c1 = exe_class(c, gen, slot, rs);
 	{
 		struct netev_uid_key uk = { .uid = (__u32)c->uid_gid, .slot = slot };
 		cls = bpf_map_lookup_elem(&rule_uid, &uk);
@@ -504,39 +691,92 @@ static __noinline int decide(struct query *q, struct caller *c, struct decision 
 	if (!sc.b[0] || !sc.b[1] || !sc.b[2] || !sc.b[3] || !sc.b[4] || !live)
 		goto done;
 	sc.words = rs->words;
-
-	/* A once rule another CPU consumed first is dropped from "live" and the
-	 * scan repeated; a few rounds cover any realistic race. */
-	for (try = 0; try < 4; try++) {
-		struct netev_rule_meta *meta;
-		__u32 bit, w, *used;
-
-		sc.m = 0;
-		bpf_loop(NETEV_RULE_WORDS, scan_word, &sc, 0);
-		if (!sc.m)
-			goto done; /* no rule matches: the default decides */
-		w = bounded(sc.w, NETEV_RULE_WORDS - 1);
-		bit = w * 64 + ctz64(sc.m);
-		idx = slot * NETEV_MAX_RULES + bounded(bit, NETEV_MAX_RULES - 1);
-		meta = bpf_map_lookup_elem(&rule_meta, &idx);
-		if (!meta)
-			goto done;
-		if (meta->once) {
-			used = bpf_map_lookup_elem(&once_state, &meta->id);
-			if (!used || __sync_val_compare_and_swap(used, 0, 1) != 0) {
-				__sync_fetch_and_and(&live->w[w], ~(1ULL << (bit & 63)));
-				continue;
-			}
-			__sync_fetch_and_and(&live->w[w], ~(1ULL << (bit & 63)));
-		}
-		out->rule_id = meta->id;
-		out->action = meta->action;
-		break;
+	sc.slot = slot;
+	sc.now = bpf_ktime_get_boot_ns();
+	sc.claim = 1;
+	bpf_loop(SCAN_STEPS, scan_step, &sc, 0);
+	if (sc.id) {
+		out->rule_id = sc.id;
+		out->action = sc.action;
 	}
+	/* else no rule matches: the default decides */
 done:
 	out->applied = out->action == NETEV_ACTION_ASK ? rs->ask_fallback : out->action;
 	return 0;
 }
+
+#ifndef NETEV_LSM
+/* The cgroup backend's socket() guard (NETEV_F_GUARD). Its hooks never see
+ * SCTP's bind, connect and sends, nor ICMP or raw sends, so a rule that
+ * should refuse one of those would silently let it through. Instead such a
+ * socket is refused at socket() when a deny or ask rule could apply to one
+ * of its later calls for this caller (program and user; any address and
+ * port), or when the default for one of them is not allow and no allow
+ * rule could apply. Returns 1 to refuse, with the rule (0: the default). */
+static __noinline int guard_refuses(struct caller *c, __u32 g, __u32 *rule_id)
+{
+	__u32 zero = 0, slot, gen, all;
+	__u32 *active;
+	__u16 *cls;
+	struct netev_ruleset *rs;
+	struct scan sc = {};
+	__u32 c1, c2;
+
+	*rule_id = 0;
+	if (g >= NETEV_GUARDS)
+		return 0;
+	g = bounded(g, 7);
+	active = bpf_map_lookup_elem(&rule_active, &zero);
+	gen = active ? *active : 0;
+	slot = gen & 1;
+	rs = bpf_map_lookup_elem(&rule_sets, &slot);
+	if (!rs)
+		return 0;
+	c1 = exe_class(c, gen, slot, rs);
+	{
+		struct netev_uid_key uk = { .uid = (__u32)c->uid_gid, .slot = slot };
+		cls = bpf_map_lookup_elem(&rule_uid, &uk);
+		c2 = cls ? *cls : rs->uid_other;
+	}
+	all = rs->all;
+	sc.b[1] = class_bits(slot, c1);
+	sc.b[2] = class_bits(slot, c2);
+	sc.b[3] = class_bits(slot, all);
+	sc.b[4] = sc.b[3];
+	sc.b[5] = bpf_map_lookup_elem(&rule_live, &slot);
+	sc.words = rs->words;
+	sc.slot = slot;
+	sc.now = bpf_ktime_get_boot_ns();
+
+	sc.b[0] = class_bits(slot, rs->guard_deny[g]);
+	bpf_loop(SCAN_STEPS, scan_step, &sc, 0);
+	if (sc.id) {
+		*rule_id = sc.id;
+		return 1;
+	}
+	if (!rs->guard_default[g])
+		return 0;
+	sc.b[0] = class_bits(slot, rs->guard_allow[g]);
+	sc.w = 0;
+	bpf_loop(SCAN_STEPS, scan_step, &sc, 0);
+	return sc.id == 0;
+}
+
+/* guard_index() in netev-abi: which guard a socket() needs, or -1. */
+static __always_inline int guard_index(__u16 family, __u16 type, __u16 proto)
+{
+	int fam = family == AF_INET ? 0 : family == AF_INET6 ? 1 : -1;
+	int what = proto == IPPROTO_SCTP			 ? 0
+		   : type == SOCK_RAW				 ? 3
+		   : type == SOCK_DGRAM && proto == IPPROTO_ICMP	 ? 1
+		   : type == SOCK_DGRAM && proto == IPPROTO_ICMPV6 ? 2
+								 : -1;
+
+	if (fam < 0 || what < 0)
+		return -1;
+	return fam * NETEV_GUARD_WHATS + what;
+}
+#endif
 
 static __always_inline void fill_task(struct netev_event *e, struct caller *c, __u8 op, __u8 verdict)
 {
@@ -567,6 +807,7 @@ static __always_inline void init_event(struct netev_event *e, struct caller *c, 
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_task(e, c, op, verdict);
 	e->rule_id = d->rule_id;
+	e->hdr.flags |= d->flags;
 	if (d->action == NETEV_ACTION_ASK)
 		e->hdr.flags |= NETEV_F_ASKED;
 }
@@ -589,15 +830,25 @@ static __always_inline void query_addr(struct query *q, __u16 family, const __u8
 
 /* --- socket addresses from the cgroup sock_addr context --------------- */
 
+/* The family the kernel acts on at a sock_addr hook: the hook's own. The
+ * caller's sa_family is not it: the *4 hooks run before the kernel checks
+ * it, and the kernel reads AF_UNSPEC as AF_INET (a UDP sendto, a bind of
+ * 0.0.0.0), so deciding on the caller's field would let such a call past
+ * every address and port rule. (Any other family the kernel refuses after
+ * the hook.) */
+static __always_inline __u16 hook_family(int v6)
+{
+	return v6 ? AF_INET6 : AF_INET;
+}
+
 /* The query of a sock_addr hook. Rules see the socket's family (as socket()
  * and connect6 do): a dual-stack AF_INET6 socket that reaches an IPv4 peer
  * comes through the *4 hooks (sendmsg to ::ffff:a.b.c.d, a UDP connect given
- * a sockaddr_in) with user_family AF_INET; its peer is compared as
- * ::ffff:a.b.c.d either way. */
-static __always_inline void sock_addr_query(struct query *q, struct bpf_sock_addr *ctx,
+ * a sockaddr_in); its peer is compared as ::ffff:a.b.c.d either way. */
+static __always_inline void sock_addr_query(struct query *q, struct bpf_sock_addr *ctx, int v6,
 					    const __u8 *addr, __u16 port)
 {
-	query_addr(q, ctx->user_family, addr, port);
+	query_addr(q, hook_family(v6), addr, port);
 	q->family = ctx->family;
 }
 
@@ -650,12 +901,12 @@ static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	count(NETEV_CNT_CALLS, 1);
 	get_caller(&c);
 	user_addr(ctx, v6, addr, &port);
-	sock_addr_query(&q, ctx, addr, port);
+	sock_addr_query(&q, ctx, v6, addr, port);
 	decide(&q, &c, &d);
 
 	RESERVE(e, sizeof(*e), goto out);
 	init_event(e, &c, op, &d, 1);
-	e->family = ctx->user_family;
+	e->family = hook_family(v6);
 	e->type = ctx->type;
 	e->protocol = ctx->protocol;
 	if (op == NETEV_OP_BIND) {
@@ -763,7 +1014,7 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	count(NETEV_CNT_CALLS, 1);
 	get_caller(&c);
 	user_addr(ctx, v6, key.raddr, &key.rport);
-	sock_addr_query(&q, ctx, key.raddr, key.rport);
+	sock_addr_query(&q, ctx, v6, key.raddr, key.rport);
 	decide(&q, &c, &d);
 	ret = enforced && d.applied == NETEV_ACTION_DENY ? 0 : 1;
 	if (coalesce) {
@@ -777,7 +1028,7 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 
 	RESERVE(e, sizeof(*e), return ret);
 	init_event(e, &c, op, &d, enforced);
-	e->family = ctx->user_family;
+	e->family = hook_family(v6);
 	e->type = ctx->type;
 	e->protocol = ctx->protocol;
 	__builtin_memcpy(e->raddr, key.raddr, 16);

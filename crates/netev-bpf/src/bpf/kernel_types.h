@@ -61,9 +61,25 @@ struct inode {
 	struct super_block *i_sb;
 };
 
+struct qstr {
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+	struct super_block *d_sb;
+};
+
+struct path {
+	struct dentry *dentry;
+};
+
 struct file {
 	void *private_data;
 	struct inode *f_inode;
+	struct path f_path;
 };
 
 struct fdtable {
@@ -96,6 +112,8 @@ struct pt_regs___netev {
 struct task_struct {
 	int pid;
 	int tgid;
+	__u64 start_boottime;
+	struct task_struct *group_leader;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 	struct files_struct *files;

@@ -24,6 +24,8 @@ int netev_sock_create(struct bpf_sock *ctx)
 	struct caller c;
 	struct query q = { .op = NETEV_OP_SOCKET };
 	struct decision d;
+	__u32 guard_rule;
+	int g;
 
 	if (is_self())
 		return 1;
@@ -31,6 +33,13 @@ int netev_sock_create(struct bpf_sock *ctx)
 	q.family = ctx->family;
 	q.proto = ctx->protocol;
 	decide(&q, &c, &d);
+	g = guard_index(ctx->family, ctx->type, ctx->protocol);
+	if (g >= 0 && d.applied != NETEV_ACTION_DENY && guard_refuses(&c, g, &guard_rule)) {
+		d.rule_id = guard_rule;
+		d.action = NETEV_ACTION_DENY;
+		d.applied = NETEV_ACTION_DENY;
+		d.flags = NETEV_F_GUARD;
+	}
 	bpf_map_update_elem(&socket_decisions, &c.pid_tgid, &d, BPF_ANY);
 	return d.applied == NETEV_ACTION_DENY ? 0 : 1;
 }

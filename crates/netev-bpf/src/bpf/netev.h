@@ -20,6 +20,7 @@
 enum netev_len {
 	NETEV_COMM_LEN = 16,  /* task comm, with its NUL */
 	NETEV_PATH_LEN = 256, /* execve() path kept, with its NUL */
+	NETEV_NAME_LEN = 256, /* a file name (NAME_MAX 255), with its NUL */
 };
 
 /* Record kinds: the first byte of every ring-buffer record. */
@@ -57,6 +58,10 @@ enum netev_action {
 enum netev_flag {
 	NETEV_F_HAS_RET = 0x01, /* ret holds the syscall's return value */
 	NETEV_F_ASKED = 0x02,   /* the decision was "ask": verdict is the ask fallback */
+	/* socket() refused because the backend cannot decide this socket's
+	 * later calls (SCTP's bind/connect/send, ICMP and raw sends on the
+	 * cgroup backend) and a rule or the default policy could refuse them */
+	NETEV_F_GUARD = 0x04,
 };
 
 /* Linux's own numbers that records carry and the kind table sorts by: a BPF
@@ -69,6 +74,10 @@ enum netev_linux {
 	IPPROTO_TCP = 6,
 	IPPROTO_UDP = 17,
 	IPPROTO_ICMPV6 = 58,
+	IPPROTO_SCTP = 132,
+	SOCK_STREAM = 1,
+	SOCK_DGRAM = 2,
+	SOCK_RAW = 3,
 };
 
 /*
@@ -109,6 +118,16 @@ enum netev_table {
 	NETEV_PORTS = 65536,        /* entries of netev_port_classes */
 	NETEV_ADDR4_BLOCKS = 65536, /* entries of netev_addr4_classes: IPv4 /16s */
 	NETEV_ADDR4_TRIE = 0x8000,  /* in netev_addr4_classes: the trie decides */
+	NETEV_DIR_DEPTH = 1024,     /* directories walked up from an executable */
+	/* entries per slot of the hash and trie tables */
+	NETEV_MAX_FILES = 16384,
+	NETEV_MAX_DIRS = 16384,
+	NETEV_MAX_UIDS = 4096,
+	NETEV_MAX_ADDRS = 16384,
+	/* socket() guards (cgroup backend), by family (inet, inet6) x what:
+	 * SCTP, ICMP datagram, ICMPv6 datagram, raw */
+	NETEV_GUARD_WHATS = 4,
+	NETEV_GUARDS = 2 * NETEV_GUARD_WHATS,
 };
 
 struct netev_ruleset {
@@ -119,7 +138,18 @@ struct netev_ruleset {
 	__u16 port_none; /* class of an op without a port */
 	__u8 default_action[8]; /* enum netev_action, by op - 1 */
 	__u8 ask_fallback; /* NETEV_ACTION_ALLOW or _DENY */
-	__u8 _pad[3];
+	__u8 _pad[1];
+	/* class of a program deeper than NETEV_DIR_DEPTH directories below
+	 * anything found: the deny and ask rules of every directory rule */
+	__u16 exe_too_deep;
+	__u16 all; /* class of every rule */
+	/* socket() guards (NETEV_GUARDS): the deny/ask rules, and the allow
+	 * rules, that could apply to the later calls of such a socket; and
+	 * whether the default policy of one of those calls is not allow */
+	__u16 guard_deny[NETEV_GUARDS];
+	__u16 guard_allow[NETEV_GUARDS];
+	__u8 guard_default[NETEV_GUARDS];
+	__u8 _pad2[2];
 	/* class by kind = ((op - 1) * NETEV_KIND_FAMILIES + family index) *
 	 * NETEV_KIND_PROTOS + protocol index; 256 entries so that a masked
 	 * index needs no further proof for the verifier */
@@ -135,12 +165,34 @@ struct netev_rule_meta {
 	__u8 action; /* enum netev_action */
 	__u8 once;   /* consumed by its first match (see once_state) */
 	__u16 _pad;
+	/* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) at which a timed rule stops
+	 * matching, in the kernel, whether or not netevd is running; 0: never */
+	__u64 expires_ns;
 };
 
-struct netev_exe_key {
+/* A directory (map "rule_dir"): its classes for an executable directly in
+ * it and for one further below. Executables are matched by where they are:
+ * the kernel walks up from mm->exe_file's dentry to its filesystem's root,
+ * and the first directory found decides. */
+struct netev_dir_key {
 	__u64 ino;
 	__u32 dev;
 	__u32 slot;
+};
+
+struct netev_dir_classes {
+	__u16 direct;
+	__u16 deep;
+};
+
+/* A file by directory and name (map "rule_file"), found before any
+ * directory: exact exe paths, which keep naming a binary replaced under the
+ * same name. */
+struct netev_file_key {
+	__u64 ino; /* the directory's */
+	__u32 dev;
+	__u32 slot;
+	char name[NETEV_NAME_LEN]; /* NUL-padded */
 };
 
 struct netev_uid_key {

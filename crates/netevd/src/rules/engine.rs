@@ -13,7 +13,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use netev_event::{Event, Op};
-use netev_rules::compile::{compile, ExeId, KernelTables};
+use netev_rules::compile::{compile, ExeDir, ExeFile, ExeTargets, KernelTables};
 use netev_rules::fields::apply_field;
 use netev_rules::{lifecycle, Action, ExeMatch, Policy, Rule, RuleError, RuleSet};
 
@@ -54,9 +54,41 @@ pub struct Engine {
     hits: HashMap<u32, u64>,
 }
 
-/// The identities of the executables a pattern names, as the filesystem has
-/// them now (symlinks followed: /bin/curl and /usr/bin/curl are one program).
-pub fn resolve_exe(m: &ExeMatch) -> Vec<ExeId> {
+/// Where the executables a pattern names are (an interim resolver: exact
+/// paths by directory and name, DIR/** and DIR/* as directories, other
+/// globs expanded).
+pub fn resolve_exe(m: &ExeMatch) -> ExeTargets {
+    let mut t = ExeTargets::default();
+    let dir_of = |p: &Path| {
+        let canon = std::fs::canonicalize(p).ok()?;
+        let md = std::fs::metadata(&canon).ok()?;
+        Some((
+            (kernel_dev(md.dev()), md.ino()),
+            canon.to_string_lossy().into_owned(),
+        ))
+    };
+    let text = m.as_str();
+    let tail = text
+        .strip_suffix("/**")
+        .map(|d| (d, true))
+        .or_else(|| text.strip_suffix("/*").map(|d| (d, false)));
+    if let Some((d, deep)) = tail.filter(|(d, _)| !d.contains(['*', '?', '['])) {
+        let d = if d.is_empty() { "/" } else { d };
+        if let Some((dir, path)) = dir_of(Path::new(d)) {
+            t.dirs.push(ExeDir { dir, path, deep });
+        }
+        return t;
+    }
+    let file = |p: &Path| {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let (parent, name) = (p.parent()?, p.file_name()?);
+        let (dir, dir_path) = dir_of(parent)?;
+        Some(ExeFile {
+            dir,
+            dir_path,
+            name: std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec(),
+        })
+    };
     let paths: Vec<std::path::PathBuf> = if m.is_glob() {
         let opts = glob::MatchOptions {
             case_sensitive: true,
@@ -69,15 +101,10 @@ pub fn resolve_exe(m: &ExeMatch) -> Vec<ExeId> {
     } else {
         vec![m.as_str().into()]
     };
-    let mut ids: Vec<ExeId> = paths
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .filter(|md| md.is_file())
-        .map(|md| (kernel_dev(md.dev()), md.ino()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    t.files = paths.iter().filter_map(|p| file(p)).collect();
+    t.files.sort();
+    t.files.dedup();
+    t
 }
 
 /// An exact exe path as the kernel will see it: canonical if it exists.

@@ -53,11 +53,6 @@ pub fn kernel_dev(st_dev: u64) -> u32 {
     (major << 20) | minor
 }
 
-/// Where the executables `m` names are (see [`resolve`]), for the compiler.
-pub fn resolve_exe(m: &ExeMatch) -> ExeTargets {
-    resolve(m).targets
-}
-
 /// Resolves `m` with the standard bounds: an exact path to its directory
 /// and name, `DIR/**` and `DIR/*` to directories, any other glob by a
 /// bounded expansion. `files` and `dirs` come sorted, without duplicates.
@@ -309,7 +304,7 @@ fn has_glob(s: &str) -> bool {
 /// filesystem mounted below it, since the kernel's walk up an executable's
 /// dentries stops at its own filesystem's root.
 fn directory(text: &str, dir: &str, deep: bool) -> Resolved {
-    let canon = match canonical(Path::new(dir), false) {
+    let canon = match safe_canonical(Path::new(dir)) {
         Ok(d) => d,
         Err(e) => return warned(format!("exe {text}: {e}; the rule matches no program")),
     };
@@ -402,7 +397,7 @@ fn expand(text: &str, max_entries: usize, max_time: Duration) -> Resolved {
     let lit = comps.iter().take_while(|c| !has_glob(c)).count();
     let rest = &comps[lit..];
     let prefix = format!("/{}", comps[..lit].join("/"));
-    let root = match canonical(Path::new(&prefix), false) {
+    let root = match safe_canonical(Path::new(&prefix)) {
         Ok(d) => d,
         Err(e) => return warned(format!("exe {text}: {e}; the rule matches no program")),
     };
@@ -426,12 +421,12 @@ fn expand(text: &str, max_entries: usize, max_time: Duration) -> Resolved {
     let mut dirs: HashMap<PathBuf, Option<DirId>> = HashMap::new();
     let mut skipped_links = 0usize;
     let start = Instant::now();
-    let mut visited = 0usize;
     let walk = walkdir::WalkDir::new(&root)
         .follow_links(false)
         .min_depth(1)
         .max_depth(max_depth);
-    for entry in walk {
+    // `visited` entries were looked at before this one
+    for (visited, entry) in walk.into_iter().enumerate() {
         if visited == max_entries || start.elapsed() > max_time {
             let bound = if visited == max_entries {
                 format!("{visited} entries")
@@ -446,7 +441,6 @@ fn expand(text: &str, max_entries: usize, max_time: Duration) -> Resolved {
             r.truncated = true;
             break;
         }
-        visited += 1;
         // An unreadable directory has nothing anyone runs from it but root,
         // who can read it: skip it.
         let Ok(entry) = entry else { continue };

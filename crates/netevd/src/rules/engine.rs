@@ -4,21 +4,22 @@
 //! Every change is compiled (which checks it against the kernel's capacity)
 //! before it is stored; the tables of the last change wait in
 //! [`Engine::take_tables`] for the owner (`super::owner`) to install them.
-//! The engine does no I/O but the rules database, and it is owned by one
+//! The engine does no I/O but the rules database and reading where the
+//! rules' programs are (`super::resolve`, bounded), and it is owned by one
 //! thread: nothing else holds it or waits on a lock of it.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use netev_event::{Event, Op};
-use netev_rules::compile::{compile, ExeDir, ExeFile, ExeTargets, KernelTables};
+use netev_rules::compile::{compile, KernelTables};
 use netev_rules::fields::apply_field;
 use netev_rules::{lifecycle, Action, ExeMatch, Policy, Rule, RuleError, RuleSet};
 
 use netev_host::users::uid_of;
 
+use super::resolve::{self, Resolved};
 use super::store::RuleStore;
 
 /// Why a rule change was refused.
@@ -53,70 +54,58 @@ pub struct Engine {
     hits: HashMap<u32, u64>,
 }
 
-/// The kernel's dev_t for a userspace st_dev (MAJOR << 20 | MINOR).
-pub fn kernel_dev(st_dev: u64) -> u32 {
-    let (major, minor) = (libc::major(st_dev), libc::minor(st_dev));
-    (major << 20) | minor
-}
+/// One change's resolutions of exe patterns: each pattern is resolved
+/// once, whether it is checked on its way in or compiled, and what it gave
+/// is at hand to report afterwards. Never kept across changes: a rule is
+/// compiled as the filesystem is when it is installed.
+#[derive(Default)]
+struct Resolutions(HashMap<ExeMatch, Resolved>);
 
-/// Where the executables a pattern names are (an interim resolver: exact
-/// paths by directory and name, DIR/** and DIR/* as directories, other
-/// globs expanded).
-pub fn resolve_exe(m: &ExeMatch) -> ExeTargets {
-    let mut t = ExeTargets::default();
-    let dir_of = |p: &Path| {
-        let canon = std::fs::canonicalize(p).ok()?;
-        let md = std::fs::metadata(&canon).ok()?;
-        Some((
-            (kernel_dev(md.dev()), md.ino()),
-            canon.to_string_lossy().into_owned(),
-        ))
-    };
-    let text = m.as_str();
-    let tail = text
-        .strip_suffix("/**")
-        .map(|d| (d, true))
-        .or_else(|| text.strip_suffix("/*").map(|d| (d, false)));
-    if let Some((d, deep)) = tail.filter(|(d, _)| !d.contains(['*', '?', '['])) {
-        let d = if d.is_empty() { "/" } else { d };
-        if let Some((dir, path)) = dir_of(Path::new(d)) {
-            t.dirs.push(ExeDir { dir, path, deep });
-        }
-        return t;
+impl Resolutions {
+    fn get(&mut self, m: &ExeMatch) -> &Resolved {
+        self.0
+            .entry(m.clone())
+            .or_insert_with(|| resolve::resolve(m))
     }
-    let file = |p: &Path| {
-        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let (parent, name) = (p.parent()?, p.file_name()?);
-        let (dir, dir_path) = dir_of(parent)?;
-        Some(ExeFile {
-            dir,
-            dir_path,
-            name: std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec(),
-        })
-    };
-    let paths: Vec<std::path::PathBuf> = if m.is_glob() {
-        let opts = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
+
+    /// Refuses a rule whose pattern's expansion was cut short by its
+    /// bound: it would cover only some of the programs it names, and which
+    /// ones would depend on the order a directory lists them in.
+    fn check(&mut self, rule: &Rule) -> Result<(), RuleError> {
+        let Some(m) = &rule.cond.exe else {
+            return Ok(());
         };
-        glob::glob_with(m.as_str(), opts)
-            .map(|it| it.filter_map(Result::ok).take(65536).collect())
-            .unwrap_or_default()
-    } else {
-        vec![m.as_str().into()]
-    };
-    t.files = paths.iter().filter_map(|p| file(p)).collect();
-    t.files.sort();
-    t.files.dedup();
-    t
+        let r = self.get(m);
+        if !r.truncated {
+            return Ok(());
+        }
+        let why = r.targets.warnings.join("; ");
+        Err(RuleError::Invalid {
+            field: "exe",
+            value: m.to_string(),
+            reason: format!("{why}. A rule that would cover only some of them is not added"),
+        })
+    }
+
+    /// Reports what `rules`' patterns could not resolve in full.
+    fn warn(&self, rules: &[Rule]) {
+        for r in rules {
+            let Some(m) = &r.cond.exe else { continue };
+            for w in self.0.get(m).iter().flat_map(|x| &x.targets.warnings) {
+                tracing::warn!(rule = r.id, exe = %m, "{w}");
+            }
+        }
+    }
 }
 
-/// An exact exe path as the kernel will see it: canonical if it exists.
+/// An exact exe path as the kernel will see it: its directory canonical,
+/// and the file too if it is a root-owned link (a user's link is left as
+/// written: see `resolve`). The userspace matcher then agrees with the
+/// kernel, which matches the executable where it really is.
 fn canonical_exe(rule: &mut Rule) {
     if let Some(exe) = &rule.cond.exe {
         if !exe.is_glob() {
-            if let Ok(p) = std::fs::canonicalize(exe.as_str()) {
+            if let Some(p) = resolve::exact_canonical(Path::new(exe.as_str())) {
                 if let Some(m) = p.to_str().and_then(|s| s.parse().ok()) {
                     rule.cond.exe = Some(m);
                 }
@@ -154,14 +143,28 @@ impl Engine {
     pub fn tables_now(&mut self) -> Result<KernelTables, RuleError> {
         match self.tables.take() {
             Some(t) => Ok(t),
-            None => Self::tables_of(&self.rules, &self.policy, Utc::now()),
+            None => {
+                let mut res = Resolutions::default();
+                let t = Self::tables_of(&self.rules, &self.policy, Utc::now(), &mut res)?;
+                res.warn(&self.rules);
+                Ok(t)
+            }
         }
     }
 
     /// Compiles the rules in force for the kernel (after a change that did
-    /// not compile them itself: the policy, a reread).
+    /// not compile them itself: the policy, a reread), and reports what
+    /// their patterns could not resolve in full: the filesystem may have
+    /// changed since they were added.
     fn recompile(&mut self) -> Result<(), RuleError> {
-        self.tables = Some(Self::tables_of(&self.rules, &self.policy, Utc::now())?);
+        let mut res = Resolutions::default();
+        self.tables = Some(Self::tables_of(
+            &self.rules,
+            &self.policy,
+            Utc::now(),
+            &mut res,
+        )?);
+        res.warn(&self.rules);
         self.generation += 1;
         Ok(())
     }
@@ -234,20 +237,25 @@ impl Engine {
         rules: &[Rule],
         policy: &Policy,
         now: DateTime<Utc>,
+        res: &mut Resolutions,
     ) -> Result<KernelTables, RuleError> {
         let set = RuleSet::active_at(rules, now, *policy);
-        compile(set.rules(), set.policy(), &mut resolve_exe)
+        compile(set.rules(), set.policy(), &mut |m| {
+            res.get(m).targets.clone()
+        })
     }
 
     /// Applies a change if the result still fits the kernel; stores it.
     /// The rules are compiled once, inside the database transaction (the
     /// new rules' ids decide their order, and the database assigns them):
-    /// those tables are what the owner installs.
+    /// those tables are what the owner installs. What the new and changed
+    /// rules' patterns could not resolve in full is reported.
     fn commit(
         &mut self,
         mut insert: Vec<Rule>,
         update: Vec<Rule>,
         remove: Vec<u32>,
+        res: &mut Resolutions,
     ) -> Result<Vec<u32>, ChangeError> {
         let kept = |r: &&Rule| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id);
         let (rules, policy) = (&self.rules, &self.policy);
@@ -261,11 +269,13 @@ impl Engine {
                     .chain(inserted)
                     .cloned()
                     .collect();
-                tables = Some(Self::tables_of(&next, policy, Utc::now())?);
+                tables = Some(Self::tables_of(&next, policy, Utc::now(), res)?);
                 Ok::<(), RuleError>(())
             })
             .map_err(ChangeError::Store)??;
         let ids = insert.iter().map(|r| r.id).collect();
+        res.warn(&insert);
+        res.warn(&update);
         self.rules
             .retain(|r| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id));
         self.rules.extend(update);
@@ -278,8 +288,10 @@ impl Engine {
 
     pub fn add(&mut self, mut rule: Rule) -> Result<u32, ChangeError> {
         canonical_exe(&mut rule);
+        let mut res = Resolutions::default();
+        res.check(&rule)?;
         rule.created = Utc::now();
-        Ok(self.commit(vec![rule], vec![], vec![])?[0])
+        Ok(self.commit(vec![rule], vec![], vec![], &mut res)?[0])
     }
 
     /// Adds the rule an answer to a prompt made, ranked just ahead of the
@@ -288,18 +300,22 @@ impl Engine {
         let asking = asking.and_then(|id| self.rules.iter().find(|r| r.id == id));
         lifecycle::rank_answer(&mut rule, asking);
         canonical_exe(&mut rule);
+        let mut res = Resolutions::default();
+        res.check(&rule)?;
         rule.created = Utc::now();
-        Ok(self.commit(vec![rule], vec![], vec![])?[0])
+        Ok(self.commit(vec![rule], vec![], vec![], &mut res)?[0])
     }
 
     pub fn add_many(&mut self, mut rules: Vec<Rule>, replace: bool) -> Result<usize, ChangeError> {
         rules.iter_mut().for_each(canonical_exe);
+        let mut res = Resolutions::default();
+        rules.iter().try_for_each(|r| res.check(r))?;
         let remove = if replace {
             self.rules.iter().map(|r| r.id).collect()
         } else {
             vec![]
         };
-        Ok(self.commit(rules, vec![], remove)?.len())
+        Ok(self.commit(rules, vec![], remove, &mut res)?.len())
     }
 
     pub fn update(&mut self, id: u32, fields: &[(String, String)]) -> Result<(), ChangeError> {
@@ -311,20 +327,26 @@ impl Engine {
         rule.action = action.unwrap_or(rule.action);
         rule.validate()?;
         canonical_exe(&mut rule);
-        self.commit(vec![], vec![rule], vec![]).map(|_| ())
+        let mut res = Resolutions::default();
+        res.check(&rule)?;
+        self.commit(vec![], vec![rule], vec![], &mut res)
+            .map(|_| ())
     }
 
     pub fn set_enabled(&mut self, id: u32, enabled: bool) -> Result<(), ChangeError> {
         let mut rule = self.get(id)?.clone();
         rule.enabled = enabled;
-        self.commit(vec![], vec![rule], vec![]).map(|_| ())
+        let mut res = Resolutions::default();
+        self.commit(vec![], vec![rule], vec![], &mut res)
+            .map(|_| ())
     }
 
     pub fn remove(&mut self, ids: &[u32]) -> Result<(), ChangeError> {
         for id in ids {
             self.get(*id)?;
         }
-        self.commit(vec![], vec![], ids.to_vec()).map(|_| ())
+        self.commit(vec![], vec![], ids.to_vec(), &mut Resolutions::default())
+            .map(|_| ())
     }
 
     fn get(&self, id: u32) -> Result<&Rule, ChangeError> {
@@ -370,13 +392,19 @@ impl Engine {
     /// Removes rules whose time is up; true if any was.
     pub fn expire(&mut self, now: DateTime<Utc>) -> bool {
         let gone = lifecycle::expired(&self.rules, now);
-        !gone.is_empty() && self.commit(vec![], vec![], gone).is_ok()
+        !gone.is_empty()
+            && self
+                .commit(vec![], vec![], gone, &mut Resolutions::default())
+                .is_ok()
     }
 
     /// Removes `once` rules the kernel used up; true if any was.
     pub fn consume(&mut self, ids: &[u32]) -> bool {
         let gone = lifecycle::used_up(&self.rules, ids);
-        !gone.is_empty() && self.commit(vec![], vec![], gone).is_ok()
+        !gone.is_empty()
+            && self
+                .commit(vec![], vec![], gone, &mut Resolutions::default())
+                .is_ok()
     }
 
     pub fn count_hit(&mut self, id: u32, n: u64) {
@@ -424,4 +452,126 @@ pub fn read_rules_file(path: &Path) -> anyhow::Result<Vec<Rule>> {
         Utc::now(),
         &uid_of,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netev_rules::Conditions;
+
+    fn exe_rule(exe: &str) -> Rule {
+        Rule::new(
+            Action::Deny,
+            Conditions {
+                exe: Some(exe.parse().unwrap()),
+                ..Conditions::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_rule_whose_glob_expansion_hits_the_bound_is_refused() {
+        let db = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(&db.path().join("rules.db")).unwrap();
+        // in memory where there is a tmpfs (see resolve's tests)
+        let t = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let d = std::fs::canonicalize(t.path()).unwrap();
+        for i in 0..=resolve::MAX_ENTRIES / 1000 {
+            let sub = d.join(format!("d{i}"));
+            std::fs::create_dir(&sub).unwrap();
+            for j in 0..1000 {
+                std::fs::File::create(sub.join(j.to_string())).unwrap();
+            }
+        }
+        let glob = format!("{}/**/[0-9]*", d.display());
+        for refused in [
+            engine.add(exe_rule(&glob)),
+            engine.add_many(vec![exe_rule(&glob)], false).map(|_| 0),
+            engine.add_answer(exe_rule(&glob), None),
+        ] {
+            match refused {
+                Err(ChangeError::Invalid(RuleError::Invalid {
+                    field: "exe",
+                    value,
+                    reason,
+                })) => {
+                    assert_eq!(value, glob);
+                    assert!(reason.contains("stopped after"), "{reason}");
+                    assert!(reason.contains("DIR/**"), "{reason}");
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+        assert!(engine.rules().is_empty());
+        // a rule changed to such a pattern is refused too, and stays as it was
+        let id = engine
+            .add(exe_rule(&format!("{}/d0/1*", d.display())))
+            .unwrap();
+        let changed = engine.update(id, &[("exe".into(), glob.clone())]);
+        assert!(
+            matches!(
+                changed,
+                Err(ChangeError::Invalid(RuleError::Invalid {
+                    field: "exe",
+                    ..
+                }))
+            ),
+            "{changed:?}"
+        );
+        assert_eq!(
+            engine.rules()[0].cond.exe.as_ref().unwrap().as_str(),
+            format!("{}/d0/1*", d.display())
+        );
+        // the same tree named as a directory is matched without expansion
+        engine
+            .add(exe_rule(&format!("{}/**", d.display())))
+            .unwrap();
+        assert_eq!(engine.rules().len(), 2);
+    }
+
+    #[test]
+    fn an_exact_exe_is_stored_canonical_through_root_links_only() {
+        let db = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(&db.path().join("rules.db")).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(t.path()).unwrap();
+        std::fs::create_dir(d.join("real")).unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        std::os::unix::fs::symlink("real", d.join("link")).unwrap();
+        if root {
+            std::os::unix::fs::lchown(d.join("link"), Some(65534), None).unwrap();
+        }
+        // a user's link is left as written; `..` is resolved, the file need
+        // not exist yet
+        let id = engine
+            .add(exe_rule(&format!("{}/real/../link/prog", d.display())))
+            .unwrap();
+        let exe = |e: &Engine| {
+            let r = e.rules().iter().find(|r| r.id == id).unwrap();
+            r.cond.exe.as_ref().unwrap().as_str().to_string()
+        };
+        assert_eq!(exe(&engine), format!("{}/real/../link/prog", d.display()));
+        let id2 = engine
+            .add(exe_rule(&format!("{}/real/../real/prog", d.display())))
+            .unwrap();
+        let r = engine.rules().iter().find(|r| r.id == id2).unwrap();
+        assert_eq!(
+            r.cond.exe.as_ref().unwrap().as_str(),
+            format!("{}/real/prog", d.display())
+        );
+        if root {
+            std::os::unix::fs::symlink("real", d.join("rootlink")).unwrap();
+            let id3 = engine
+                .add(exe_rule(&format!("{}/rootlink/prog", d.display())))
+                .unwrap();
+            let r = engine.rules().iter().find(|r| r.id == id3).unwrap();
+            assert_eq!(
+                r.cond.exe.as_ref().unwrap().as_str(),
+                format!("{}/real/prog", d.display())
+            );
+        }
+    }
 }

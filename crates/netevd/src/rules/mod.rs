@@ -3,6 +3,7 @@
 
 mod engine;
 mod owner;
+mod resolve;
 mod store;
 
 pub use engine::{read_rules_file, rule_for_answer, ChangeError, Engine};

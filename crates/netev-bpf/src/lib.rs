@@ -186,6 +186,12 @@ pub fn open_capture(config: &CaptureConfig) -> Result<Box<dyn Capture>, Error> {
             }
         },
     };
+    if capture.kind() == BackendKind::CgroupTracepoints {
+        capture.add_note(format!(
+            "cgroup+tracepoints cannot decide everything: {}",
+            netev_event::status::CGROUP_GAPS
+        ));
+    }
     // `netev doctor` reads this note back (LsmAvailability::from_note).
     capture.add_note(lsm.note());
     Ok(Box::new(capture))

@@ -211,6 +211,11 @@ pub struct Event {
     pub rule: Option<u32>,
     /// How many identical calls this event stands for (coalescing); 1 for one call.
     pub count: u32,
+    /// `socket()` refused by the cgroup backend's socket guard: the backend
+    /// cannot decide this socket's later calls and a rule or the default
+    /// could refuse them (docs/rules.md). Printed only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
 }
 
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -243,6 +248,7 @@ impl Event {
             verdict: Verdict::Allow,
             rule: None,
             count: 1,
+            guard: false,
         }
     }
 

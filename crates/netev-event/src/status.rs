@@ -3,6 +3,14 @@
 //! Written by netevd to `<run-dir>/status.json` once a second; the D-Bus
 //! `GetStatus` call will return the same data.
 
+/// What the cgroup+tracepoints backend cannot decide or report, said in the
+/// status notes and by `netev doctor` (docs/rules.md, "Which operations can
+/// be refused", has the whole table).
+pub const CGROUP_GAPS: &str = "listen, accept and recvmsg are observed, not enforced; SCTP, ICMP \
+    and raw sockets are decided at socket() (refused when a rule could refuse their later calls); \
+    unix sockets are observed; 32-bit socket, listen and accept calls are decided but not reported \
+    (docs/rules.md)";
+
 use serde::{Deserialize, Serialize};
 
 /// One attached hook.

@@ -55,6 +55,9 @@ pub(crate) fn format(ev: &Event) -> String {
     if ev.count != 1 {
         let _ = write!(s, " x{}", ev.count);
     }
+    if ev.guard {
+        s.push_str(" guard");
+    }
     s
 }
 

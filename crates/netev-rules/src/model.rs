@@ -234,6 +234,32 @@ impl ExeMatch {
         self.glob.is_some()
     }
 
+    /// The directory form the kernel matches without expanding anything:
+    /// `DIR/**` (or `DIR/**/*`) gives `(DIR, true)`, `DIR/*` gives
+    /// `(DIR, false)`, with DIR free of glob characters (`/**` is `/`).
+    /// `None` for an exact path or any other glob, which is expanded when
+    /// the rules are installed.
+    pub fn directory_form(&self) -> Option<(&str, bool)> {
+        self.glob.as_ref()?;
+        let t = &self.text;
+        let (dir, deep) = t
+            .strip_suffix("/**/*")
+            .map(|d| (d, true))
+            .or_else(|| t.strip_suffix("/**").map(|d| (d, true)))
+            .or_else(|| t.strip_suffix("/*").map(|d| (d, false)))?;
+        if dir.contains(['*', '?', '[']) {
+            return None;
+        }
+        Some((if dir.is_empty() { "/" } else { dir }, deep))
+    }
+
+    /// A glob the kernel cannot match as a directory: expanded against the
+    /// filesystem when the rules are installed, so files created later are
+    /// not covered until the next install.
+    pub fn is_expanded(&self) -> bool {
+        self.is_glob() && self.directory_form().is_none()
+    }
+
     /// Whether `path` (an absolute, canonical path) matches.
     pub fn matches(&self, path: &str) -> bool {
         match &self.glob {
@@ -562,4 +588,24 @@ impl Conditions {
 /// The side of the socket an op's address condition is about.
 pub fn op_uses_remote(op: Op) -> bool {
     !matches!(op, Op::Bind | Op::Listen)
+}
+
+#[cfg(test)]
+mod exe_form_tests {
+    use super::ExeMatch;
+
+    #[test]
+    fn directory_forms_are_told_from_expanded_globs() {
+        let form = |s: &str| s.parse::<ExeMatch>().unwrap().directory_form();
+        assert_eq!(form("/home/**"), Some(("/home", true)));
+        assert_eq!(form("/home/**/*"), Some(("/home", true)));
+        assert_eq!(form("/usr/bin/*"), Some(("/usr/bin", false)));
+        assert_eq!(form("/**"), Some(("/", true)));
+        assert_eq!(form("/usr/bin/curl"), None);
+        assert_eq!(form("/opt/*/bin/*"), None);
+        assert_eq!(form("/usr/bin/python3*"), None);
+        assert!("/opt/**/bin/*".parse::<ExeMatch>().unwrap().is_expanded());
+        assert!(!"/opt/**".parse::<ExeMatch>().unwrap().is_expanded());
+        assert!(!"/opt/x".parse::<ExeMatch>().unwrap().is_expanded());
+    }
 }

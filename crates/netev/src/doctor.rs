@@ -183,8 +183,8 @@ pub fn backend(root: bool, outcome: Result<String, String>) -> Check {
         "cgroup+tracepoints" => ok(
             "backend",
             format!(
-                "netevd runs cgroup+tracepoints here (listen and accept observed, not \
-                 enforced); bpf-lsm: {lsm}"
+                "netevd runs cgroup+tracepoints here ({}); bpf-lsm: {lsm}",
+                netev_event::status::CGROUP_GAPS
             ),
         ),
         _ => fail(

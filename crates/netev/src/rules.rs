@@ -147,6 +147,17 @@ async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
             let id = d.add_rule(f).await.map_err(e)?;
             println!("{id}");
             warn_observe_only(&d, &op).await;
+            if let Some(m) = exe.as_deref().and_then(|x| x.parse::<netev_rules::ExeMatch>().ok()) {
+                if m.is_expanded() {
+                    eprintln!(
+                        "netev: warning: {}: this glob is expanded against the files there now; \
+                         a program created later is not covered until the rules are next \
+                         installed. DIR/* and DIR/** are matched in the kernel as each program \
+                         runs and have no such gap",
+                        m.as_str().escape_debug()
+                    );
+                }
+            }
         }
         RulesCommand::Rm { ids } => {
             for id in ids {

@@ -154,6 +154,7 @@ impl Enricher {
         ev.verdict = verdict;
         ev.rule = (raw.rule_id != 0).then_some(raw.rule_id);
         ev.count = raw.count.max(1);
+        ev.guard = raw.hdr.flags & abi::F_GUARD != 0;
         Some(ev)
     }
 

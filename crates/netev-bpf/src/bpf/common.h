@@ -886,6 +886,30 @@ static __always_inline void sock_local_addr(struct bpf_sock_addr *ctx, int v6, s
 	e->lport = sk->src_port;
 }
 
+/* An IPv4 address (first 4 bytes) as ::ffff:a.b.c.d. */
+static __always_inline void mapped4(__u8 *addr)
+{
+	__u32 a4 = *(__u32 *)addr;
+
+	__builtin_memset(addr, 0, 10);
+	addr[10] = 0xff;
+	addr[11] = 0xff;
+	*(__u32 *)&addr[12] = a4;
+}
+
+/* A *4 hook run for a dual-stack AF_INET6 socket (udpv6_sendmsg hands a
+ * v4-mapped destination to udp_sendmsg): the event says what the caller
+ * has, an inet6 socket and ::ffff:a.b.c.d, as its connect() would. */
+static __always_inline void report_as_socket_family(struct bpf_sock_addr *ctx, int v6,
+						    struct netev_event *e)
+{
+	if (v6 || ctx->family != AF_INET6)
+		return;
+	e->family = AF_INET6;
+	mapped4(e->laddr);
+	mapped4(e->raddr);
+}
+
 /* bind and connect: decide, report, and return the verdict (1 = go on). */
 static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6)
 {
@@ -917,6 +941,7 @@ static __always_inline int addr_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 		e->rport = port;
 		sock_local_addr(ctx, v6, e);
 	}
+	report_as_socket_family(ctx, v6, e);
 	submit(e);
 out:
 	return d.applied == NETEV_ACTION_DENY ? 0 : 1;
@@ -1034,6 +1059,7 @@ static __always_inline int flow_event(struct bpf_sock_addr *ctx, __u8 op, int v6
 	__builtin_memcpy(e->raddr, key.raddr, 16);
 	e->rport = key.rport;
 	sock_local_addr(ctx, v6, e);
+	report_as_socket_family(ctx, v6, e);
 
 	if (coalesce)
 		start_flow(&key, e);

@@ -64,7 +64,7 @@ fn resolve_bounded(m: &ExeMatch, max_entries: usize, max_time: Duration) -> Reso
     let text = m.as_str();
     let mut r = if !m.is_glob() {
         exact(text)
-    } else if let Some((dir, deep)) = dir_pattern(text) {
+    } else if let Some((dir, deep)) = m.directory_form() {
         directory(text, dir, deep)
     } else {
         expand(text, max_entries, max_time)
@@ -276,24 +276,6 @@ fn exact(text: &str) -> Resolved {
         },
         truncated: false,
     }
-}
-
-/// `DIR/**` or `DIR/**/*` (deep) and `DIR/*` (not deep), DIR without glob
-/// characters: the kernel matches these by directory, without expansion.
-fn dir_pattern(text: &str) -> Option<(&str, bool)> {
-    let (dir, deep) = if let Some(d) = text.strip_suffix("/**/*") {
-        (d, true)
-    } else if let Some(d) = text.strip_suffix("/**") {
-        (d, true)
-    } else if let Some(d) = text.strip_suffix("/*") {
-        (d, false)
-    } else {
-        return None;
-    };
-    if has_glob(dir) {
-        return None;
-    }
-    Some((if dir.is_empty() { "/" } else { dir }, deep))
 }
 
 fn has_glob(s: &str) -> bool {
@@ -801,10 +783,10 @@ mod tests {
             assert_eq!(r.targets.dirs, vec![dir(deep)], "{p}");
             assert!(r.targets.files.is_empty() && r.targets.warnings.is_empty());
         }
-        assert_eq!(dir_pattern("/**"), Some(("/", true)));
-        assert_eq!(dir_pattern("/*"), Some(("/", false)));
-        assert_eq!(dir_pattern("/a/*/**"), None);
-        assert_eq!(dir_pattern("/a/b*"), None);
+        assert_eq!(em("/**").directory_form(), Some(("/", true)));
+        assert_eq!(em("/*").directory_form(), Some(("/", false)));
+        assert_eq!(em("/a/*/**").directory_form(), None);
+        assert_eq!(em("/a/b*").directory_form(), None);
         let r = resolve(&em(&format!("{}/none/**", d.display())));
         assert!(r.targets.dirs.is_empty());
         assert!(r.targets.warnings[0].contains("does not exist"));

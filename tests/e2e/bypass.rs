@@ -402,7 +402,16 @@ fn an_sctp_connect_is_refused_where_the_backend_can_decide_it() {
         return;
     }
     if let Some(why) = sctp_missing() {
-        return skip(test, &why);
+        // Not a skip: a kernel that cannot make an SCTP socket cannot be
+        // walked around with one (no rule is in force here, so the
+        // refusal is the kernel's own). The matrix's Debian kernels have
+        // SCTP and run the rest of this test.
+        assert!(
+            why.contains("not supported"),
+            "SCTP refused for another reason than missing support: {why}"
+        );
+        eprintln!("{test}: {why}: nothing to walk around on this kernel");
+        return;
     }
     let port = 47671;
     let rules = RulesFile::new(&deny(&format!("ops = [\"connect\"]\nports = {port}")));

@@ -596,11 +596,14 @@ mod exe_form_tests {
 
     #[test]
     fn directory_forms_are_told_from_expanded_globs() {
-        let form = |s: &str| s.parse::<ExeMatch>().unwrap().directory_form();
-        assert_eq!(form("/home/**"), Some(("/home", true)));
-        assert_eq!(form("/home/**/*"), Some(("/home", true)));
-        assert_eq!(form("/usr/bin/*"), Some(("/usr/bin", false)));
-        assert_eq!(form("/**"), Some(("/", true)));
+        let form = |s: &str| {
+            let m = s.parse::<ExeMatch>().unwrap();
+            m.directory_form().map(|(d, deep)| (d.to_string(), deep))
+        };
+        assert_eq!(form("/home/**"), Some(("/home".into(), true)));
+        assert_eq!(form("/home/**/*"), Some(("/home".into(), true)));
+        assert_eq!(form("/usr/bin/*"), Some(("/usr/bin".into(), false)));
+        assert_eq!(form("/**"), Some(("/".into(), true)));
         assert_eq!(form("/usr/bin/curl"), None);
         assert_eq!(form("/opt/*/bin/*"), None);
         assert_eq!(form("/usr/bin/python3*"), None);

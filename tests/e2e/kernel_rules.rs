@@ -590,6 +590,7 @@ fn copy_probe(dir: &Path, name: &str) -> (PathBuf, ExeFile) {
         dir: (kdev, md.ino()),
         dir_path: parent.display().to_string(),
         name: name.as_bytes().to_vec(),
+        content: None,
     };
     (dst, file)
 }

@@ -66,6 +66,22 @@ pub struct ExeFile {
     pub dir_path: String,
     /// Its name in the directory (at most 255 bytes, no '/').
     pub name: Vec<u8>,
+    /// What the file there holds now, for rules with `exe_hash`: set by the
+    /// resolver for exact paths that exist (None: no file, or not read).
+    pub content: Option<FileContent>,
+}
+
+/// One version of a file's content: its inode and change time (what the
+/// kernel compares at the call: a binary replaced or written since is
+/// another version) and the SHA-256 the resolver read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileContent {
+    /// Inode number.
+    pub ino: u64,
+    /// Change time (st_ctime), in ns since the epoch.
+    pub ctime_ns: u64,
+    /// SHA-256 of the content.
+    pub sha256: [u8; 32],
 }
 
 /// One directory an exe condition names.
@@ -693,6 +709,7 @@ mod tests {
                 dir: dir_id(dir),
                 dir_path: dir.into(),
                 name: name.as_bytes().to_vec(),
+                content: None,
             }
         };
         let dir = |path: &str, deep| {

@@ -409,6 +409,44 @@ pub struct Conditions {
     pub addr: Option<IpNet>,
     /// Port on the same side as `addr`.
     pub ports: Option<PortRange>,
+    /// The executable's content: the rule matches only while the file at
+    /// `exe` (an exact path) has this SHA-256.
+    pub exe_hash: Option<ExeHash>,
+    /// What a changed binary at `exe` gets instead (`ask` or `deny`); unset:
+    /// the rule just does not match it, and the next rule or the default
+    /// decides.
+    pub exe_changed: Option<Action>,
+}
+
+/// A SHA-256 of an executable's content, written `sha256:` and 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExeHash(pub [u8; 32]);
+
+impl FromStr for ExeHash {
+    type Err = RuleError;
+    fn from_str(s: &str) -> Result<ExeHash, RuleError> {
+        let invalid = || RuleError::Invalid {
+            field: "exe_hash",
+            value: s.to_string(),
+            reason: "expected sha256: and 64 hex digits (`sha256sum FILE` prints them)".into(),
+        };
+        let hex = s.strip_prefix("sha256:").ok_or_else(invalid)?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
+        }
+        Ok(ExeHash(out))
+    }
+}
+
+impl fmt::Display for ExeHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sha256:")?;
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// A rule as stored: conditions, action and bookkeeping.
@@ -482,6 +520,17 @@ impl Rule {
         if c.ops == [Op::Socket] && (c.addr.is_some() || c.ports.is_some()) {
             return clash("socket() has no address or port: such a rule could never match");
         }
+        if c.exe_hash.is_some() && c.exe.as_ref().is_none_or(|e| e.is_glob()) {
+            return clash("exe_hash needs an exact exe path: the file whose content it names");
+        }
+        if let Some(a) = c.exe_changed {
+            if c.exe_hash.is_none() {
+                return clash("exe_changed needs exe_hash: what changed is the file's content");
+            }
+            if a == Action::Allow {
+                return clash("exe_changed is ask or deny: a changed binary is never allowed by it");
+            }
+        }
         Ok(())
     }
 
@@ -545,6 +594,12 @@ impl Conditions {
     /// Whether these conditions hold for `q`.
     pub fn matches(&self, q: &Query<'_>) -> bool {
         if !self.ops.is_empty() && !self.ops.contains(&q.op) {
+            return false;
+        }
+        // A query names a path, not a content: a rule pinned to a content
+        // is decided in the kernel only (netevd), never matched here (netev
+        // run does not read binaries), which is the safe side for an allow.
+        if self.exe_hash.is_some() {
             return false;
         }
         if let Some(f) = self.family {

@@ -208,6 +208,7 @@ fn file(dir: &Path, id: DirId, name: &OsStr) -> ExeFile {
         dir: id,
         dir_path: dir.to_string_lossy().into_owned(),
         name: name.as_bytes().to_vec(),
+        content: None,
     }
 }
 
@@ -530,7 +531,8 @@ mod tests {
             vec![ExeFile {
                 dir: id(&d),
                 dir_path: d.to_string_lossy().into(),
-                name: b"curl".to_vec()
+                name: b"curl".to_vec(),
+                content: None,
             }]
         );
         assert!(r.targets.dirs.is_empty() && r.targets.warnings.is_empty() && !r.truncated);

@@ -768,6 +768,63 @@ fn a_program_replaced_by_mv_under_an_exact_rule_is_still_covered() {
     assert_eq!(after, "connect EPERM", "and the file now under its name");
 }
 
+/// The `sha256:…` of a file, as `sha256sum` prints it.
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output_bounded();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", text.split_whitespace().next().expect("a digest"))
+}
+
+#[test]
+fn a_changed_binary_under_a_content_pinned_allow_asks_again() {
+    if !root_or_skip("a_changed_binary_under_a_content_pinned_allow_asks_again") {
+        return;
+    }
+    let port = 47751;
+    let _listener = listen(port);
+    let dir = program_dir();
+    let root = dir.path().canonicalize().expect("canonical");
+    let prog = root.join("prog");
+    copy_program(&load_bin(), &prog);
+    // allowed while it is this content; a changed binary is asked about
+    // (the ask fallback, deny, applies at once); the default allows
+    let rules = RulesFile::new(&format!(
+        "[[rule]]\naction = \"allow\"\nops = \"connect\"\nports = {port}\nexe = \"{}\"\n\
+         exe_hash = \"{}\"\nexe_changed = \"ask\"\n",
+        prog.display(),
+        sha256_of(&prog)
+    ));
+    let cg = TestCgroup::new("bypass-exe-hash");
+    let daemon = Daemon::start(&cg, &["--rules-file", &rules.path()]);
+    let pinned = probe_connect(&cg, &prog, port);
+    // an update: other content (a byte appended to the ELF still runs)
+    // renamed over the name
+    let new = root.join(".prog.new");
+    copy_program(&load_bin(), &new);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&new)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"\0"))
+        .expect("changing the copy");
+    std::fs::rename(&new, &prog).expect("mv");
+    let changed = probe_connect(&cg, &prog, port);
+    let stopped = daemon.stop();
+    assert!(stopped.success, "{}", stopped.log);
+    assert_eq!(pinned, "ok", "the pinned content is allowed");
+    assert_eq!(changed, "connect EPERM", "a changed binary is asked about (fallback deny)");
+    let connects: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|e| e["op"] == "connect" && e["rport"] == port)
+        .collect();
+    assert_eq!(connects.len(), 2, "{connects:#?}");
+    assert_eq!(connects[0]["verdict"], "allow", "{}", connects[0]);
+    assert!(connects[0]["rule"].is_u64(), "the pinned rule decided: {}", connects[0]);
+    assert_eq!(connects[1]["verdict"], "deny", "{}", connects[1]);
+    assert_eq!(connects[1]["rule"], connects[0]["rule"], "the same rule, asking");
+}
+
 /// netevd with a private bus (and `extra`), the state kept in `state` so
 /// that a second one starts with the first one's rules.
 fn bus_daemon(cg: &TestCgroup, bus: &PrivateBus, state: &Path) -> Daemon {

@@ -440,7 +440,10 @@ static __always_inline __u64 inode_ctime_ns(struct inode *inode)
 		sec = BPF_CORE_READ(v61, i_ctime.tv_sec);
 		nsec = BPF_CORE_READ(v61, i_ctime.tv_nsec);
 	}
-	return (__u64)sec * NSEC_PER_SEC + nsec;
+	/* since 6.13 bit 31 of i_ctime_nsec flags that someone stat()ed the
+	 * file (I_CTIME_QUERIED); stat() itself masks it off, and nanoseconds
+	 * never reach it */
+	return (__u64)sec * NSEC_PER_SEC + (nsec & 0x7fffffff);
 }
 
 /* The class of an executable in the rule tables of `slot`: its file by

@@ -773,7 +773,10 @@ fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output_bounded();
     assert!(out.status.success(), "sha256sum {}", path.display());
     let text = String::from_utf8_lossy(&out.stdout);
-    format!("sha256:{}", text.split_whitespace().next().expect("a digest"))
+    format!(
+        "sha256:{}",
+        text.split_whitespace().next().expect("a digest")
+    )
 }
 
 #[test]
@@ -812,7 +815,10 @@ fn a_changed_binary_under_a_content_pinned_allow_asks_again() {
     let stopped = daemon.stop();
     assert!(stopped.success, "{}", stopped.log);
     assert_eq!(pinned, "ok", "the pinned content is allowed");
-    assert_eq!(changed, "connect EPERM", "a changed binary is asked about (fallback deny)");
+    assert_eq!(
+        changed, "connect EPERM",
+        "a changed binary is asked about (fallback deny)"
+    );
     let connects: Vec<&Value> = stopped
         .events
         .iter()
@@ -820,9 +826,16 @@ fn a_changed_binary_under_a_content_pinned_allow_asks_again() {
         .collect();
     assert_eq!(connects.len(), 2, "{connects:#?}");
     assert_eq!(connects[0]["verdict"], "allow", "{}", connects[0]);
-    assert!(connects[0]["rule"].is_u64(), "the pinned rule decided: {}", connects[0]);
+    assert!(
+        connects[0]["rule"].is_u64(),
+        "the pinned rule decided: {}",
+        connects[0]
+    );
     assert_eq!(connects[1]["verdict"], "deny", "{}", connects[1]);
-    assert_eq!(connects[1]["rule"], connects[0]["rule"], "the same rule, asking");
+    assert_eq!(
+        connects[1]["rule"], connects[0]["rule"],
+        "the same rule, asking"
+    );
 }
 
 /// netevd with a private bus (and `extra`), the state kept in `state` so

@@ -1151,8 +1151,10 @@ mod tests {
     #[test]
     fn what_is_not_a_regular_file_within_bounds_gets_no_content() {
         let (_t, d) = tmp();
-        let mut cache = ContentCache::default();
-        cache.max_size = 3;
+        let mut cache = ContentCache {
+            max_size: 3,
+            ..ContentCache::default()
+        };
         std::fs::write(d.join("big"), b"four").unwrap();
         std::fs::write(d.join("real"), b"x").unwrap();
         std::fs::create_dir(d.join("dir")).unwrap();

@@ -35,8 +35,10 @@ MATRIX=(
 # The kernel-facing groups of tests/e2e: capture exactness, rules and their
 # enforcement (with the kernel-vs-matcher property test), identity and the
 # exec race, coalescing, lifecycle (crash/restart, pins), scope, and the
-# bypass suite (each trick on each backend).
-FILTERS=${NETEV_VM_FILTERS:-capture:: kernel_rules:: rules:: identity:: coalesce:: lifecycle:: scope:: backends:: bypass::}
+# bypass suite (each trick on each backend). The bypass tests of glob
+# expansion (a_deep_glob_*) exercise netevd's resolver, not a kernel, and
+# build a 100k-file tree that 9p makes slow: they run on the host only.
+FILTERS=${NETEV_VM_FILTERS:-capture:: kernel_rules:: rules:: identity:: coalesce:: lifecycle:: scope:: backends:: bypass:: --skip bypass::a_deep_glob_}
 # The kernel-vs-matcher property test's cases per run (256 on the host):
 # emulation makes each case seconds long.
 export PROPTEST_CASES=${PROPTEST_CASES:-64}

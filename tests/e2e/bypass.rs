@@ -554,30 +554,58 @@ fn a_timed_rule_expires_in_the_kernel_while_netevd_is_down() {
         return;
     }
     let port = 47691;
-    let life = Duration::from_secs(5);
+    // long enough that a slow VM is still inside it when it checks the
+    // refusal; the rule is added once netevd runs, so its start (15 s in
+    // a TCG VM) does not eat into it
+    let life = Duration::from_secs(20);
     let _listener = listen(port);
-    let rules = RulesFile::new(&deny(&format!(
-        "ops = \"connect\"\nports = {port}\nduration = \"{}s\"",
-        life.as_secs()
-    )));
+    let bus = PrivateBus::system_like();
+    let state = tempfile::tempdir().expect("temp dir");
     let cg = TestCgroup::new("bypass-timed");
     let pins = PinDir::new("bypass-timed");
-    // the rule's time counts from when netevd reads the file, at start
-    let started = Instant::now();
     let mut daemon = Daemon::start(
         &cg,
-        &["--rules-file", &rules.path(), "--pin-dir", pins.arg()],
+        &[
+            "--bus",
+            bus.address(),
+            "--state-dir",
+            state.path().to_str().expect("utf-8"),
+            "--pin-dir",
+            pins.arg(),
+        ],
+    );
+    let port_s = port.to_string();
+    let secs = format!("{}s", life.as_secs());
+    let added = Instant::now();
+    let out = netev(
+        &bus,
+        &[
+            "rules",
+            "add",
+            "deny",
+            "--op",
+            "connect",
+            "--port",
+            &port_s,
+            "--duration",
+            &secs,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     daemon.crash();
     let first = probe_connect(&cg, &load_bin(), port);
     assert_eq!(
         first,
         "connect EPERM",
-        "refused at once (netevd took {:?} to start, the rule lives {life:?})",
-        started.elapsed()
+        "refused while the rule lives ({:?} after adding it, it lives {life:?})",
+        added.elapsed()
     );
     // past its time the kernel itself stops applying it: netevd is down
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = added + life + Duration::from_secs(60);
     let mut last = first;
     while last != "ok" && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
@@ -586,8 +614,8 @@ fn a_timed_rule_expires_in_the_kernel_while_netevd_is_down() {
     assert_eq!(
         last,
         "ok",
-        "{:?} after start, {life:?} past the rule's time, netevd down",
-        started.elapsed()
+        "{:?} after adding a rule that lives {life:?}, netevd down",
+        added.elapsed()
     );
 }
 
@@ -738,6 +766,63 @@ fn a_program_replaced_by_mv_under_an_exact_rule_is_still_covered() {
     assert!(stopped.success, "{}", stopped.log);
     assert_eq!(before, "connect EPERM", "the rule covers the program");
     assert_eq!(after, "connect EPERM", "and the file now under its name");
+}
+
+/// The `sha256:…` of a file, as `sha256sum` prints it.
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output_bounded();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", text.split_whitespace().next().expect("a digest"))
+}
+
+#[test]
+fn a_changed_binary_under_a_content_pinned_allow_asks_again() {
+    if !root_or_skip("a_changed_binary_under_a_content_pinned_allow_asks_again") {
+        return;
+    }
+    let port = 47751;
+    let _listener = listen(port);
+    let dir = program_dir();
+    let root = dir.path().canonicalize().expect("canonical");
+    let prog = root.join("prog");
+    copy_program(&load_bin(), &prog);
+    // allowed while it is this content; a changed binary is asked about
+    // (the ask fallback, deny, applies at once); the default allows
+    let rules = RulesFile::new(&format!(
+        "[[rule]]\naction = \"allow\"\nops = \"connect\"\nports = {port}\nexe = \"{}\"\n\
+         exe_hash = \"{}\"\nexe_changed = \"ask\"\n",
+        prog.display(),
+        sha256_of(&prog)
+    ));
+    let cg = TestCgroup::new("bypass-exe-hash");
+    let daemon = Daemon::start(&cg, &["--rules-file", &rules.path()]);
+    let pinned = probe_connect(&cg, &prog, port);
+    // an update: other content (a byte appended to the ELF still runs)
+    // renamed over the name
+    let new = root.join(".prog.new");
+    copy_program(&load_bin(), &new);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&new)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"\0"))
+        .expect("changing the copy");
+    std::fs::rename(&new, &prog).expect("mv");
+    let changed = probe_connect(&cg, &prog, port);
+    let stopped = daemon.stop();
+    assert!(stopped.success, "{}", stopped.log);
+    assert_eq!(pinned, "ok", "the pinned content is allowed");
+    assert_eq!(changed, "connect EPERM", "a changed binary is asked about (fallback deny)");
+    let connects: Vec<&Value> = stopped
+        .events
+        .iter()
+        .filter(|e| e["op"] == "connect" && e["rport"] == port)
+        .collect();
+    assert_eq!(connects.len(), 2, "{connects:#?}");
+    assert_eq!(connects[0]["verdict"], "allow", "{}", connects[0]);
+    assert!(connects[0]["rule"].is_u64(), "the pinned rule decided: {}", connects[0]);
+    assert_eq!(connects[1]["verdict"], "deny", "{}", connects[1]);
+    assert_eq!(connects[1]["rule"], connects[0]["rule"], "the same rule, asking");
 }
 
 /// netevd with a private bus (and `extra`), the state kept in `state` so

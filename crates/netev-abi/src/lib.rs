@@ -22,7 +22,7 @@ mod tables;
 pub use record::{c_bytes, decode, AbiError, RawEvent, RawExec, RawHdr, Record};
 pub use tables::{
     family_index, guard_index, kind_index, proto_index, RawAddrKey, RawDirClasses, RawDirKey,
-    RawFileKey, RawRuleMeta, RawRuleset, RawUidKey,
+    RawFileClasses, RawFileKey, RawRuleMeta, RawRuleset, RawUidKey,
 };
 
 /// Bytes of a task's command name, with its NUL (`NETEV_COMM_LEN`).

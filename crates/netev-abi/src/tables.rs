@@ -89,6 +89,23 @@ pub struct RawDirClasses {
     pub deep: u16,
 }
 
+/// `struct netev_file_classes`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct RawFileClasses {
+    /// Class while the executable is the pinned version (or always, when
+    /// `ino` is 0).
+    pub class: u16,
+    /// Class of any other version.
+    pub changed: u16,
+    /// Padding.
+    pub _pad: u32,
+    /// The pinned version's inode; 0: none.
+    pub ino: u64,
+    /// Its change time, ns.
+    pub ctime_ns: u64,
+}
+
 /// `struct netev_file_key`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]

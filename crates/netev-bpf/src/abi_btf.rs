@@ -265,6 +265,11 @@ fn rust_layouts() -> BTreeMap<&'static str, Layout> {
             layout!(RawDirClasses { "direct" => direct, "deep" => deep }),
         ),
         (
+            "netev_file_classes",
+            layout!(RawFileClasses { "class" => class, "changed" => changed, "_pad" => _pad,
+                "ino" => ino, "ctime_ns" => ctime_ns }),
+        ),
+        (
             "netev_file_key",
             layout!(RawFileKey { "ino" => ino, "dev" => dev, "slot" => slot, "name" => name }),
         ),

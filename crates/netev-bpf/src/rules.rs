@@ -17,7 +17,8 @@ use crate::Error;
 
 // The records of the rule tables are the ABI's; re-exported where they were.
 pub use netev_abi::{
-    RawAddrKey, RawDirClasses, RawDirKey, RawFileKey, RawRuleMeta, RawRuleset, RawUidKey,
+    RawAddrKey, RawDirClasses, RawDirKey, RawFileClasses, RawFileKey, RawRuleMeta, RawRuleset,
+    RawUidKey,
 };
 
 // install() flips between the two slots by the parity of a count of installs.
@@ -256,7 +257,8 @@ impl Installed {
                 )
                 .map_err(map_err("rule_dir"))?;
         }
-        for ((dev, ino), name, class) in &t.exe_files {
+        for f in &t.exe_files {
+            let ((dev, ino), name) = (&f.dir, &f.name);
             let mut k = RawFileKey::zeroed();
             if name.len() >= k.name.len() || name.is_empty() || name.contains(&0) {
                 return Err(Error::Rules(format!(
@@ -269,7 +271,17 @@ impl Installed {
             k.slot = slot;
             k.name[..name.len()].copy_from_slice(name);
             m.file
-                .update(bytemuck::bytes_of(&k), &class.to_ne_bytes(), MapFlags::ANY)
+                .update(
+                    bytemuck::bytes_of(&k),
+                    bytemuck::bytes_of(&RawFileClasses {
+                        class: f.class,
+                        changed: f.changed,
+                        _pad: 0,
+                        ino: f.version.map_or(0, |v| v.0),
+                        ctime_ns: f.version.map_or(0, |v| v.1),
+                    }),
+                    MapFlags::ANY,
+                )
                 .map_err(map_err("rule_file"))?;
             keys.file.push(k);
         }

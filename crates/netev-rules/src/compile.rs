@@ -109,6 +109,8 @@ pub struct ExePath {
     pub dirs: Vec<DirId>,
     /// Whether `dirs` reaches the root (else the walk hit its bound).
     pub complete: bool,
+    /// (inode, ctime in ns) of the file now.
+    pub version: Option<(u64, u64)>,
 }
 
 /// Whether the directory at canonical path `outer` contains (or is) `inner`.
@@ -151,6 +153,33 @@ pub struct KernelRule {
     pub expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One file of the program table (`struct netev_file_classes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFile {
+    /// Its directory.
+    pub dir: DirId,
+    /// Its name.
+    pub name: Vec<u8>,
+    /// The class of an executable there (while it is `version`, if set).
+    pub class: u16,
+    /// The class of any other version (rules with `exe_hash`).
+    pub changed: u16,
+    /// (inode, ctime in ns) of the content the `exe_hash` rules were checked
+    /// against; `None` when no rule pins its content.
+    pub version: Option<(u64, u64)>,
+}
+
+/// What the rules say about one file (compile's working set).
+#[derive(Default)]
+struct FileRules {
+    dir_path: String,
+    /// Rules naming it without a content.
+    plain: BTreeSet<usize>,
+    /// (rule, the content it names, whether it is the exe_changed twin).
+    pinned: BTreeSet<(usize, [u8; 32], bool)>,
+    content: Option<FileContent>,
+}
+
 /// A complete rule set in kernel form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelTables {
@@ -160,8 +189,8 @@ pub struct KernelTables {
     pub classes: Vec<Bitmap>,
     /// Class per kind ([`kind_index`]).
     pub kind: Vec<u16>,
-    /// Class per file an exe condition names, by directory and name.
-    pub exe_files: Vec<(DirId, Vec<u8>, u16)>,
+    /// Per file an exe condition names, by directory and name.
+    pub exe_files: Vec<KernelFile>,
     /// Per directory an exe condition names: the class of an executable
     /// directly in it, and of one further below.
     pub exe_dirs: Vec<(DirId, u16, u16)>,
@@ -291,9 +320,27 @@ pub fn compile(
     policy: &Policy,
     resolve: &mut dyn FnMut(&ExeMatch) -> ExeTargets,
 ) -> Result<KernelTables, RuleError> {
+    // A rule with `exe_changed` is two kernel rules, one bit after the
+    // other: itself, in the program class of its file only while the file
+    // holds the content it names, and its "changed" twin (same id, the
+    // exe_changed action) in the class of every other version.
+    let mut twin = Vec::with_capacity(rules.len());
+    let mut kernel_rules: Vec<Rule> = Vec::with_capacity(rules.len());
+    for r in rules {
+        kernel_rules.push(r.clone());
+        twin.push(false);
+        if let Some(a) = r.cond.exe_changed {
+            let mut t = r.clone();
+            t.action = a;
+            kernel_rules.push(t);
+            twin.push(true);
+        }
+    }
+    let rules = &kernel_rules[..];
     if rules.len() > MAX_RULES {
         return Err(RuleError::Capacity(format!(
-            "{} active rules, but the kernel tables hold {MAX_RULES}",
+            "{} active rules (a rule with exe_changed counts twice), but the kernel tables hold \
+             {MAX_RULES}",
             rules.len()
         )));
     }
@@ -332,7 +379,7 @@ pub fn compile(
     // else the first directory's on its way up, so each entry must already
     // hold what the directories above it add.
     let mut resolved: HashMap<&ExeMatch, ExeTargets> = HashMap::new();
-    let mut files: BTreeMap<(DirId, Vec<u8>), (String, BTreeSet<usize>)> = BTreeMap::new();
+    let mut files: BTreeMap<(DirId, Vec<u8>), FileRules> = BTreeMap::new();
     // (rule, directory path, deep)
     let mut dir_rules: Vec<(usize, String, bool)> = Vec::new();
     let mut dirs: BTreeMap<DirId, String> = BTreeMap::new();
@@ -340,11 +387,17 @@ pub fn compile(
         if let Some(m) = &r.cond.exe {
             let t = resolved.entry(m).or_insert_with(|| resolve(m));
             for f in &t.files {
-                files
+                let e = files
                     .entry((f.dir, f.name.clone()))
-                    .or_insert_with(|| (f.dir_path.clone(), BTreeSet::new()))
-                    .1
-                    .insert(i);
+                    .or_insert_with(|| FileRules {
+                        dir_path: f.dir_path.clone(),
+                        ..FileRules::default()
+                    });
+                e.content = e.content.or(f.content);
+                match r.cond.exe_hash {
+                    None => e.plain.insert(i),
+                    Some(h) => e.pinned.insert((i, h.0, twin[i])),
+                };
             }
             for d in &t.dirs {
                 dir_rules.push((i, d.path.clone(), d.deep));
@@ -364,11 +417,35 @@ pub fn compile(
         }
     };
     let mut exe_files = Vec::with_capacity(files.len());
-    for ((dir, name), (dir_path, set)) in files {
+    for ((dir, name), f) in files {
         let mut bits = no_exe;
-        set.into_iter().for_each(|i| set_bit(&mut bits, i));
-        dir_bits(&dir_path, true, &mut bits);
-        exe_files.push((dir, name, interner.class(bits)?));
+        f.plain.iter().for_each(|i| set_bit(&mut bits, *i));
+        dir_bits(&f.dir_path, true, &mut bits);
+        // the version hashed at install, and any other
+        let (mut same, mut changed) = (bits, bits);
+        let now = f.content.map(|c| c.sha256);
+        for (i, hash, is_twin) in &f.pinned {
+            let holds = now == Some(*hash);
+            if *is_twin {
+                if !holds {
+                    set_bit(&mut same, *i);
+                }
+                set_bit(&mut changed, *i);
+            } else if holds {
+                set_bit(&mut same, *i);
+            }
+        }
+        let pin = (!f.pinned.is_empty())
+            .then_some(f.content)
+            .flatten()
+            .map(|c| (c.ino, c.ctime_ns));
+        exe_files.push(KernelFile {
+            dir,
+            name,
+            class: interner.class(same)?,
+            changed: interner.class(changed)?,
+            version: pin,
+        });
     }
     let mut exe_dirs = Vec::with_capacity(dirs.len());
     for (dir, path) in dirs {
@@ -518,10 +595,11 @@ pub fn compile(
     Ok(KernelTables {
         rules: rules
             .iter()
-            .map(|r| KernelRule {
+            .zip(&twin)
+            .map(|(r, is_twin)| KernelRule {
                 id: r.id,
                 action: r.action,
-                once: r.duration == crate::Duration::Once,
+                once: r.duration == crate::Duration::Once && !is_twin,
                 expires: match r.duration {
                     crate::Duration::Until(t) => Some(t),
                     _ => None,
@@ -557,12 +635,15 @@ impl KernelTables {
         let Some(own) = e.dirs.first() else {
             return self.exe_other;
         };
-        if let Some((_, _, c)) = self
+        if let Some(f) = self
             .exe_files
             .iter()
-            .find(|(d, n, _)| d == own && *n == e.name)
+            .find(|f| f.dir == *own && f.name == e.name)
         {
-            return *c;
+            return match f.version {
+                Some(v) if e.version != Some(v) => f.changed,
+                _ => f.class,
+            };
         }
         for (depth, dir) in e.dirs.iter().enumerate() {
             if let Some((_, direct, deep)) = self.exe_dirs.iter().find(|(d, _, _)| d == dir) {
@@ -641,7 +722,7 @@ impl KernelTables {
 mod tests {
     use super::*;
     use crate::fields::rule_from_fields;
-    use crate::{Query, RuleSet};
+    use crate::{ExeHash, Query, RuleSet};
     use proptest::prelude::*;
     use std::net::IpAddr;
 
@@ -697,6 +778,7 @@ mod tests {
             name: name.as_bytes().to_vec(),
             dirs,
             complete: true,
+            version: None,
         }
     }
 
@@ -783,6 +865,85 @@ mod tests {
             [3],
             "cut short: every directory's deny and ask"
         );
+    }
+
+    #[test]
+    fn a_content_pinned_rule_matches_its_version_and_its_twin_every_other() {
+        let pinned = |changed: Action| {
+            let mut x = rule_from_fields(
+                [("action", "allow"), ("exe", "/usr/bin/a")],
+                chrono::Utc::now(),
+                &|_| None,
+            )
+            .unwrap();
+            x.id = 9;
+            x.cond.exe_hash = Some(ExeHash([0xab; 32]));
+            x.cond.exe_changed = Some(changed);
+            x
+        };
+        let content = FileContent {
+            ino: 5,
+            ctime_ns: 77,
+            sha256: [0xab; 32],
+        };
+        let mut with_content = |m: &ExeMatch| {
+            let mut t = resolve(m);
+            t.files.iter_mut().for_each(|f| f.content = Some(content));
+            t
+        };
+        let t = compile(
+            &[pinned(Action::Ask)],
+            &Policy::default(),
+            &mut with_content,
+        )
+        .unwrap();
+        assert_eq!(t.rules.len(), 2, "the rule and its twin");
+        assert_eq!((t.rules[1].id, t.rules[1].action), (9, Action::Ask));
+        let q = |version| KernelQuery {
+            op: Op::Connect,
+            family: Family::INET,
+            proto: Proto::TCP,
+            exe: Some(ExePath {
+                version,
+                ..exe_path("/usr/bin/a")
+            }),
+            uid: 0,
+            addr: None,
+            port: None,
+        };
+        let mut used = HashSet::new();
+        let same = t.decide(&q(Some((5, 77))), &mut used);
+        assert_eq!((same.action, same.rule), (Action::Allow, Some(9)));
+        let replaced = t.decide(&q(Some((6, 77))), &mut used);
+        assert_eq!(
+            (replaced.action, replaced.rule),
+            (Action::Ask, Some(9)),
+            "mv'd in"
+        );
+        let rewritten = t.decide(&q(Some((5, 78))), &mut used);
+        assert_eq!(rewritten.action, Action::Ask, "written in place");
+        let other = t.decide(&q(None), &mut used);
+        assert_eq!(other.action, Action::Ask);
+
+        // installed while the file held other content: only the twin
+        let mut other_content = |m: &ExeMatch| {
+            let mut t = resolve(m);
+            t.files.iter_mut().for_each(|f| {
+                f.content = Some(FileContent {
+                    sha256: [1; 32],
+                    ..content
+                })
+            });
+            t
+        };
+        let t = compile(
+            &[pinned(Action::Deny)],
+            &Policy::default(),
+            &mut other_content,
+        )
+        .unwrap();
+        let d = t.decide(&q(Some((5, 77))), &mut used);
+        assert_eq!((d.action, d.rule), (Action::Deny, Some(9)));
     }
 
     #[test]

@@ -528,7 +528,9 @@ impl Rule {
                 return clash("exe_changed needs exe_hash: what changed is the file's content");
             }
             if a == Action::Allow {
-                return clash("exe_changed is ask or deny: a changed binary is never allowed by it");
+                return clash(
+                    "exe_changed is ask or deny: a changed binary is never allowed by it",
+                );
             }
         }
         Ok(())

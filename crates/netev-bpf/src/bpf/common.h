@@ -59,6 +59,7 @@ struct netev_rule_meta abi_netev_rule_meta;
 struct netev_dir_key abi_netev_dir_key;
 struct netev_dir_classes abi_netev_dir_classes;
 struct netev_file_key abi_netev_file_key;
+struct netev_file_classes abi_netev_file_classes;
 struct netev_uid_key abi_netev_uid_key;
 struct netev_addr_key abi_netev_addr_key;
 enum netev_len abi_netev_len;
@@ -217,7 +218,7 @@ struct {
 	__uint(max_entries, NETEV_SLOTS * NETEV_MAX_FILES);
 	__uint(map_flags, BPF_F_NO_PREALLOC); /* 272-byte keys: allocated as used */
 	__type(key, struct netev_file_key);
-	__type(value, __u16);
+	__type(value, struct netev_file_classes);
 } rule_file SEC(".maps");
 
 /* Where exe_class() builds a file key (272 bytes: too big for the stack). */
@@ -420,6 +421,28 @@ static int dir_step(__u32 i, struct dir_walk *w)
 	return 0;
 }
 
+/* An inode's change time in ns, whichever way this kernel keeps it. */
+static __always_inline __u64 inode_ctime_ns(struct inode *inode)
+{
+	struct inode___v611 *v611 = (void *)inode;
+	struct inode___v66 *v66 = (void *)inode;
+	struct inode___v61 *v61 = (void *)inode;
+	__s64 sec;
+	__u64 nsec;
+
+	if (bpf_core_field_exists(v611->i_ctime_sec)) {
+		sec = BPF_CORE_READ(v611, i_ctime_sec);
+		nsec = BPF_CORE_READ(v611, i_ctime_nsec);
+	} else if (bpf_core_field_exists(v66->__i_ctime)) {
+		sec = BPF_CORE_READ(v66, __i_ctime.tv_sec);
+		nsec = BPF_CORE_READ(v66, __i_ctime.tv_nsec);
+	} else {
+		sec = BPF_CORE_READ(v61, i_ctime.tv_sec);
+		nsec = BPF_CORE_READ(v61, i_ctime.tv_nsec);
+	}
+	return (__u64)sec * NSEC_PER_SEC + nsec;
+}
+
 /* The class of an executable in the rule tables of `slot`: its file by
  * directory and name, else the first directory with rules on the way up,
  * else "no rule names it"; a walk cut short by NETEV_DIR_DEPTH gets the
@@ -429,9 +452,9 @@ static __noinline __u32 exe_class_of(__u64 exe_file, __u32 slot, __u32 other, __
 	struct file *f = (struct file *)exe_file;
 	struct dentry *d, *dir;
 	struct netev_file_key *fk;
+	struct netev_file_classes *fc;
 	struct dir_walk w = { .slot = slot };
 	__u32 zero = 0;
-	__u16 *cls;
 
 	if (!f)
 		return other;
@@ -447,9 +470,17 @@ static __noinline __u32 exe_class_of(__u64 exe_file, __u32 slot, __u32 other, __
 	fk->ino = BPF_CORE_READ(dir, d_inode, i_ino);
 	fk->dev = BPF_CORE_READ(dir, d_sb, s_dev);
 	bpf_probe_read_kernel_str(fk->name, sizeof(fk->name), BPF_CORE_READ(d, d_name.name));
-	cls = bpf_map_lookup_elem(&rule_file, fk);
-	if (cls)
-		return *cls;
+	fc = bpf_map_lookup_elem(&rule_file, fk);
+	if (fc) {
+		struct inode *inode;
+
+		if (!fc->ino)
+			return fc->class;
+		inode = BPF_CORE_READ(f, f_inode);
+		if (BPF_CORE_READ(inode, i_ino) == fc->ino && inode_ctime_ns(inode) == fc->ctime_ns)
+			return fc->class;
+		return fc->changed;
+	}
 	w.dentry = (__u64)dir;
 	bpf_loop(NETEV_DIR_DEPTH, dir_step, &w, 0);
 	if (w.found)

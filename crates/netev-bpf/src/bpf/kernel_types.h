@@ -61,6 +61,27 @@ struct inode {
 	struct super_block *i_sb;
 };
 
+/* The inode's change time moved twice: a timespec64 i_ctime until 6.6,
+ * __i_ctime until 6.11, then i_ctime_sec and i_ctime_nsec. One flavour
+ * each; CO-RE picks the one the running kernel has (inode_ctime_ns()). */
+struct timespec64___netev {
+	__s64 tv_sec;
+	long tv_nsec;
+};
+
+struct inode___v61 {
+	struct timespec64___netev i_ctime;
+};
+
+struct inode___v66 {
+	struct timespec64___netev __i_ctime;
+};
+
+struct inode___v611 {
+	__s64 i_ctime_sec;
+	__u32 i_ctime_nsec;
+};
+
 struct qstr {
 	const unsigned char *name;
 };

@@ -195,6 +195,20 @@ struct netev_file_key {
 	char name[NETEV_NAME_LEN]; /* NUL-padded */
 };
 
+/* A file's classes (the value of "rule_file"). With rules that pin the
+ * file's content (exe_hash), `class` holds while the executable is the
+ * version they were checked against — that inode, that change time — and
+ * `changed` for any other (a binary replaced by mv or a package upgrade,
+ * or written in place): the kernel tells them apart at the call, without
+ * waiting for userspace to notice. ino 0: nothing pinned, `class` holds. */
+struct netev_file_classes {
+	__u16 class;
+	__u16 changed;
+	__u32 _pad;
+	__u64 ino;
+	__u64 ctime_ns;
+};
+
 struct netev_uid_key {
 	__u32 uid;
 	__u32 slot;

@@ -4,12 +4,24 @@
 use chrono::{DateTime, Utc};
 
 use crate::model::{parse_addr, parse_family, parse_op, parse_proto};
-use crate::{Action, Conditions, Duration, ExeMatch, PortRange, Rule, RuleError};
+use crate::{Action, Conditions, Duration, ExeHash, ExeMatch, PortRange, Rule, RuleError};
 
 /// Fields a rule can be written with.
-pub const FIELDS: [&str; 12] = [
-    "action", "ops", "exe", "user", "family", "proto", "addr", "ports", "duration", "priority",
-    "enabled", "comment",
+pub const FIELDS: [&str; 14] = [
+    "action",
+    "ops",
+    "exe",
+    "exe_hash",
+    "exe_changed",
+    "user",
+    "family",
+    "proto",
+    "addr",
+    "ports",
+    "duration",
+    "priority",
+    "enabled",
+    "comment",
 ];
 
 /// Fields that are only ever output (the daemon keeps them).
@@ -68,6 +80,21 @@ pub fn apply_field(
             }
         }
         "exe" => c.exe = set.then(|| value.parse::<ExeMatch>()).transpose()?,
+        "exe_hash" => c.exe_hash = set.then(|| value.parse::<ExeHash>()).transpose()?,
+        "exe_changed" => {
+            c.exe_changed = match value {
+                "" => None,
+                "ask" => Some(Action::Ask),
+                "deny" => Some(Action::Deny),
+                _ => {
+                    return Err(RuleError::Invalid {
+                        field: "exe_changed",
+                        value: value.to_string(),
+                        reason: "expected ask or deny (what a changed binary at exe gets)".into(),
+                    })
+                }
+            }
+        }
         "user" => {
             c.uid = if !set || value == "any" {
                 None
@@ -168,6 +195,12 @@ pub fn rule_to_fields(
     }
     if let Some(e) = &c.exe {
         put("exe", e.to_string());
+    }
+    if let Some(h) = &c.exe_hash {
+        put("exe_hash", h.to_string());
+    }
+    if let Some(a) = c.exe_changed {
+        put("exe_changed", a.name().to_string());
     }
     if let Some(uid) = c.uid {
         put("user", uid.to_string());
@@ -432,5 +465,120 @@ mod tests {
         let fields = rule_to_fields(&r, &|_| None);
         let back = rule_from_listing(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
         assert_eq!(back, r);
+    }
+
+    const HASH: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn content_fields_round_trip() {
+        let mut r = parse(&[
+            ("action", "allow"),
+            ("exe", "/usr/bin/curl"),
+            ("exe_hash", HASH),
+            ("exe_changed", "ask"),
+        ])
+        .unwrap();
+        assert_eq!(r.cond.exe_hash.unwrap().to_string(), HASH);
+        assert_eq!(r.cond.exe_changed, Some(Action::Ask));
+        r.created = now();
+        let fields = rule_to_fields(&r, &|_| None);
+        assert!(fields.contains(&("exe_hash".into(), HASH.into())));
+        assert!(fields.contains(&("exe_changed".into(), "ask".into())));
+        let back = rule_from_listing(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        assert_eq!(back, r);
+        // deny too; empty values unset them
+        let d = parse(&[
+            ("action", "allow"),
+            ("exe", "/usr/bin/curl"),
+            ("exe_hash", HASH),
+            ("exe_changed", "deny"),
+        ])
+        .unwrap();
+        assert_eq!(d.cond.exe_changed, Some(Action::Deny));
+        let u = parse(&[
+            ("action", "allow"),
+            ("exe", "/usr/bin/curl"),
+            ("exe_hash", ""),
+            ("exe_changed", " "),
+        ])
+        .unwrap();
+        assert_eq!((u.cond.exe_hash, u.cond.exe_changed), (None, None));
+        let fields = rule_to_fields(&u, &|_| None);
+        assert!(!fields.iter().any(|(k, _)| k.starts_with("exe_")));
+    }
+
+    #[test]
+    fn content_fields_are_checked() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("action", "allow"), ("exe", "/x"), ("exe_hash", "deadbeef")],
+                "expected sha256: and 64 hex digits",
+            ),
+            (
+                &[
+                    ("action", "allow"),
+                    ("exe", "/x"),
+                    ("exe_hash", &HASH.replace("sha256:", "md5:")),
+                ],
+                "expected sha256:",
+            ),
+            (
+                &[
+                    ("action", "allow"),
+                    ("exe", "/x"),
+                    ("exe_hash", &HASH[..70]),
+                ],
+                "64 hex digits",
+            ),
+            (
+                &[
+                    ("action", "allow"),
+                    ("exe", "/x"),
+                    ("exe_hash", &HASH.replace('9', "g")),
+                ],
+                "64 hex digits",
+            ),
+            (
+                &[
+                    ("action", "allow"),
+                    ("exe", "/x"),
+                    ("exe_hash", HASH),
+                    ("exe_changed", "allow"),
+                ],
+                "exe_changed = \"allow\": expected ask or deny",
+            ),
+            (
+                &[
+                    ("action", "allow"),
+                    ("exe", "/x"),
+                    ("exe_hash", HASH),
+                    ("exe_changed", "maybe"),
+                ],
+                "expected ask or deny",
+            ),
+            (
+                &[("action", "allow"), ("exe", "/x"), ("exe_changed", "ask")],
+                "exe_changed needs exe_hash",
+            ),
+            (
+                &[
+                    ("action", "allow"),
+                    ("exe", "/usr/bin/*"),
+                    ("exe_hash", HASH),
+                ],
+                "exe_hash needs an exact exe path",
+            ),
+            (
+                &[("action", "allow"), ("exe_hash", HASH)],
+                "exe_hash needs an exact exe path",
+            ),
+        ];
+        for (fields, want) in cases {
+            let err = parse(fields).unwrap_err().to_string();
+            assert!(
+                err.contains(want),
+                "{fields:?}: {err:?} should contain {want:?}"
+            );
+        }
     }
 }

@@ -119,6 +119,10 @@ struct OutRule {
     #[serde(skip_serializing_if = "Option::is_none")]
     exe: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    exe_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe_changed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     family: Option<String>,
@@ -147,6 +151,8 @@ pub fn export(rules: &[Rule], user_name: &dyn Fn(u32) -> Option<String>) -> Stri
                     action: r.action.to_string(),
                     ops: c.ops.iter().map(|o| o.name().to_string()).collect(),
                     exe: c.exe.as_ref().map(|e| e.to_string()),
+                    exe_hash: c.exe_hash.map(|h| h.to_string()),
+                    exe_changed: c.exe_changed.map(|a| a.name().to_string()),
                     user: c.uid.map(|u| user_name(u).unwrap_or_else(|| u.to_string())),
                     family: c.family.map(|f| f.to_string()),
                     proto: c.proto.map(|p| p.to_string()),
@@ -298,5 +304,34 @@ duration = "2027-01-01T00:00:00Z"
         );
         let e = load("[[rule]]\naction = \"deny\"\nduration = \"500ms\"\n").unwrap_err();
         assert!(e.to_string().contains("unknown unit"), "{e}");
+    }
+
+    #[test]
+    fn content_fields_are_read_and_exported() {
+        let hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let text = format!(
+            "[[rule]]\naction = \"allow\"\nexe = \"/usr/bin/curl\"\nexe_hash = \"{hash}\"\nexe_changed = \"ask\"\n"
+        );
+        let rules = load(&text).unwrap();
+        assert_eq!(rules[0].cond.exe_hash.unwrap().to_string(), hash);
+        assert_eq!(rules[0].cond.exe_changed, Some(Action::Ask));
+        let out = export(&rules, &|_| None);
+        assert!(out.contains(&format!("exe_hash = \"{hash}\"")), "{out}");
+        assert!(out.contains("exe_changed = \"ask\""), "{out}");
+        let mut again = load(&out).unwrap();
+        again[0].created = rules[0].created;
+        assert_eq!(again, rules);
+        let bad = "[[rule]]\naction = \"allow\"\nexe = \"/x\"\nexe_hash = \"sha256:00\"\n";
+        match load(bad) {
+            Err(RuleError::File {
+                line: 4, reason, ..
+            }) => {
+                assert!(reason.contains("64 hex digits"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let clash = "[[rule]]\naction = \"allow\"\nexe = \"/x\"\nexe_changed = \"deny\"\n";
+        let e = load(clash).unwrap_err().to_string();
+        assert!(e.contains("exe_changed needs exe_hash"), "{e}");
     }
 }

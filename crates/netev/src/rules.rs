@@ -8,6 +8,8 @@ use netev_event::Op;
 
 use crate::bus::{connect, explain, runtime, BusChoice, Failure};
 
+// parsed once per run: the size of `Add` costs nothing worth a box
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// List the rules in checking order's id order, with hit counts.
@@ -27,6 +29,19 @@ pub enum RulesCommand {
         /// Executable: absolute path or glob (/usr/bin/*).
         #[arg(long, value_name = "PATH")]
         exe: Option<String>,
+        /// Pin the rule to the executable's content: sha256:<64 hex digits>
+        /// (as `sha256sum` prints them), or `current` for the SHA-256 of the
+        /// --exe file as it is now (read here, by netev). Needs an exact
+        /// --exe path. The rule matches only while the binary at that path
+        /// is the version hashed; netevd checks it in the kernel at every
+        /// call (docs/rules.md, "Content").
+        #[arg(long, value_name = "HASH")]
+        exe_hash: Option<String>,
+        /// What a changed binary at --exe gets instead of this rule: ask or
+        /// deny (needs --exe-hash). Unset: the rule just does not match it,
+        /// and the next rule or the default policy decides.
+        #[arg(long, value_name = "ACTION")]
+        exe_changed: Option<String>,
         /// User name or uid.
         #[arg(long, value_name = "USER")]
         user: Option<String>,
@@ -126,7 +141,11 @@ async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
                 print!("{}", table(&rules));
             }
         }
-        RulesCommand::Add { action, op, exe, user, family, proto, addr, port, duration, priority, comment, disabled } => {
+        RulesCommand::Add { action, op, exe, exe_hash, exe_changed, user, family, proto, addr, port, duration, priority, comment, disabled } => {
+            let exe_hash = match exe_hash.as_deref() {
+                Some("current") => Some(current_hash(exe.as_deref())?),
+                other => other.map(str::to_string),
+            };
             let ops = op.iter().map(|o| o.name()).collect::<Vec<_>>().join(",");
             let prio = priority.to_string();
             let mut f: HashMap<&str, &str> = HashMap::new();
@@ -136,7 +155,7 @@ async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
             if !ops.is_empty() {
                 f.insert("ops", &ops);
             }
-            for (k, v) in [("exe", &exe), ("user", &user), ("family", &family), ("proto", &proto), ("addr", &addr), ("ports", &port), ("comment", &comment)] {
+            for (k, v) in [("exe", &exe), ("exe_hash", &exe_hash), ("exe_changed", &exe_changed), ("user", &user), ("family", &family), ("proto", &proto), ("addr", &addr), ("ports", &port), ("comment", &comment)] {
                 if let Some(v) = v {
                     f.insert(k, v);
                 }
@@ -195,6 +214,110 @@ async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
         },
     }
     Ok(())
+}
+
+/// `--exe-hash current`: the `sha256:` form of the SHA-256 of the --exe
+/// file, found as netevd finds it (only root-owned symlinks followed).
+fn current_hash(exe: Option<&str>) -> Result<String, Failure> {
+    let exe = exe.ok_or_else(|| {
+        fail("--exe-hash current hashes the --exe file: give --exe with an exact path".into())
+    })?;
+    if exe
+        .parse::<netev_rules::ExeMatch>()
+        .is_ok_and(|m| m.is_glob())
+    {
+        return Err(fail(format!(
+            "--exe-hash current: {exe} is a glob; a content names one file: give its exact path"
+        )));
+    }
+    let path = root_canonical(std::path::Path::new(exe))
+        .map_err(|why| fail(format!("--exe-hash current: {why}")))?;
+    let hash = sha256_file(&path).map_err(|err| {
+        fail(format!(
+            "--exe-hash current: cannot read {}: {err}",
+            path.display()
+        ))
+    })?;
+    Ok(hash)
+}
+
+/// `path` with its symlinks resolved, as netevd resolves an exe rule's
+/// path: only links root owns are followed (a user's link could point
+/// anywhere), and the file must exist and be a regular file.
+fn root_canonical(path: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Component, PathBuf};
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &std::path::Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(s) => todo.push(s.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                _ => {}
+            }
+        }
+    };
+    push(&mut todo, path);
+    let mut out = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        let md =
+            std::fs::symlink_metadata(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+        if md.file_type().is_symlink() {
+            if md.uid() != 0 {
+                return Err(format!(
+                    "{} is a symbolic link owned by uid {}, not root: netev does not follow it; \
+                     name the real file",
+                    next.display(),
+                    md.uid()
+                ));
+            }
+            hops += 1;
+            if hops > 40 {
+                return Err(format!(
+                    "{}: too many levels of symbolic links",
+                    path.display()
+                ));
+            }
+            let target =
+                std::fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+            if target.is_absolute() {
+                out = PathBuf::from("/");
+            }
+            push(&mut todo, &target);
+        } else if !todo.is_empty() && !md.is_dir() {
+            return Err(format!("{}: not a directory", next.display()));
+        } else if todo.is_empty() && !md.is_file() {
+            return Err(format!("{} is not a regular file", next.display()));
+        } else {
+            out = next;
+        }
+    }
+    Ok(out)
+}
+
+/// `sha256:` and the hex SHA-256 of the file at `path`, read in chunks.
+fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    Ok(netev_rules::ExeHash(digest).to_string())
 }
 
 /// Rules on ops the running backend can only observe still match (and are
@@ -300,4 +423,50 @@ fn table(rules: &[HashMap<String, String>]) -> String {
         out.push_str("(no rules: every op gets the default policy; see `netev rules default`)\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_hash_reads_the_exe_file() {
+        let t = std::env::temp_dir().join(format!("netev-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&t).unwrap();
+        let f = t.join("prog");
+        std::fs::write(&f, b"test").unwrap();
+        let f_s = f.to_str().unwrap();
+        assert_eq!(
+            current_hash(Some(f_s)).unwrap(),
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        // through `..`, as netevd resolves it
+        let dotted = format!(
+            "{}/../{}/prog",
+            t.display(),
+            t.file_name().unwrap().to_str().unwrap()
+        );
+        assert!(current_hash(Some(&dotted)).is_ok());
+        let no_exe = current_hash(None).unwrap_err().message;
+        assert!(no_exe.contains("give --exe"), "{no_exe}");
+        let glob = current_hash(Some("/usr/bin/*")).unwrap_err().message;
+        assert!(glob.contains("glob"), "{glob}");
+        let missing = current_hash(Some(&format!("{}/none", t.display())))
+            .unwrap_err()
+            .message;
+        assert!(missing.contains("none"), "{missing}");
+        let dir = current_hash(Some(t.to_str().unwrap())).unwrap_err().message;
+        assert!(dir.contains("not a regular file"), "{dir}");
+        // a user's link is not followed; a root-owned one is
+        std::os::unix::fs::symlink(&f, t.join("link")).unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            let link = t.join("link");
+            assert!(current_hash(link.to_str()).is_ok());
+            std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+            let user = current_hash(link.to_str()).unwrap_err().message;
+            assert!(user.contains("owned by uid 65534"), "{user}");
+        }
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 }

@@ -8,7 +8,7 @@
 //! rules' programs are (`super::resolve`, bounded), and it is owned by one
 //! thread: nothing else holds it or waits on a lock of it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use netev_rules::{lifecycle, Action, ExeMatch, Policy, Rule, RuleError, RuleSet}
 
 use netev_host::users::uid_of;
 
-use super::resolve::{self, Resolved};
+use super::resolve::{self, ContentCache, Resolved};
 use super::store::RuleStore;
 
 /// Why a rule change was refused.
@@ -52,20 +52,39 @@ pub struct Engine {
     /// Bumped on every change of the rules or the policy (not on hits).
     generation: u64,
     hits: HashMap<u32, u64>,
+    /// The hashes of the `exe_hash` rules' binaries, by file version.
+    content: ContentCache,
 }
 
 /// One change's resolutions of exe patterns: each pattern is resolved
 /// once, whether it is checked on its way in or compiled, and what it gave
 /// is at hand to report afterwards. Never kept across changes: a rule is
-/// compiled as the filesystem is when it is installed.
+/// compiled as the filesystem is when it is installed (only the hashes of
+/// file versions already read are, in the engine's [`ContentCache`]).
 #[derive(Default)]
-struct Resolutions(HashMap<ExeMatch, Resolved>);
+struct Resolutions(HashMap<ExeMatch, (Resolved, bool)>);
 
 impl Resolutions {
     fn get(&mut self, m: &ExeMatch) -> &Resolved {
-        self.0
+        &self
+            .0
             .entry(m.clone())
-            .or_insert_with(|| resolve::resolve(m))
+            .or_insert_with(|| (resolve::resolve(m), false))
+            .0
+    }
+
+    /// As [`Self::get`], with the content of an exact path's file filled in
+    /// (read once per change, and not at all for a version already hashed).
+    fn with_content(&mut self, m: &ExeMatch, cache: &mut ContentCache) -> &Resolved {
+        let (r, filled) = self
+            .0
+            .entry(m.clone())
+            .or_insert_with(|| (resolve::resolve(m), false));
+        if !*filled {
+            cache.fill(m, r);
+            *filled = true;
+        }
+        r
     }
 
     /// Refuses a rule whose pattern's expansion was cut short by its
@@ -87,12 +106,27 @@ impl Resolutions {
         })
     }
 
-    /// Reports what `rules`' patterns could not resolve in full.
+    /// Reports what `rules`' patterns could not resolve in full, and a
+    /// content-pinned rule whose file holds another content now.
     fn warn(&self, rules: &[Rule]) {
         for r in rules {
             let Some(m) = &r.cond.exe else { continue };
-            for w in self.0.get(m).iter().flat_map(|x| &x.targets.warnings) {
+            let Some((res, _)) = self.0.get(m) else {
+                continue;
+            };
+            for w in &res.targets.warnings {
                 tracing::warn!(rule = r.id, exe = %m, "{w}");
+            }
+            let Some(pin) = r.cond.exe_hash else { continue };
+            let now = res.targets.files.iter().find_map(|f| f.content);
+            if let Some(c) = now.filter(|c| c.sha256 != pin.0) {
+                tracing::warn!(
+                    rule = r.id,
+                    exe = %m,
+                    "the file holds {} now, not the content the rule names ({pin}): it is a \
+                     changed binary to the rule",
+                    netev_rules::ExeHash(c.sha256)
+                );
             }
         }
     }
@@ -135,6 +169,7 @@ impl Engine {
             tables: None,
             generation: 1,
             hits: HashMap::new(),
+            content: ContentCache::default(),
         })
     }
 
@@ -145,7 +180,13 @@ impl Engine {
             Some(t) => Ok(t),
             None => {
                 let mut res = Resolutions::default();
-                let t = Self::tables_of(&self.rules, &self.policy, Utc::now(), &mut res)?;
+                let t = Self::tables_of(
+                    &self.rules,
+                    &self.policy,
+                    Utc::now(),
+                    &mut res,
+                    &mut self.content,
+                )?;
                 res.warn(&self.rules);
                 Ok(t)
             }
@@ -163,6 +204,7 @@ impl Engine {
             &self.policy,
             Utc::now(),
             &mut res,
+            &mut self.content,
         )?);
         res.warn(&self.rules);
         self.generation += 1;
@@ -233,15 +275,28 @@ impl Engine {
         &self.policy
     }
 
+    /// Compiles the rules active at `now`; the content of a file is read
+    /// only for the exact paths that a rule pins with `exe_hash`.
     fn tables_of(
         rules: &[Rule],
         policy: &Policy,
         now: DateTime<Utc>,
         res: &mut Resolutions,
+        cache: &mut ContentCache,
     ) -> Result<KernelTables, RuleError> {
         let set = RuleSet::active_at(rules, now, *policy);
+        let pinned: HashSet<&ExeMatch> = set
+            .rules()
+            .iter()
+            .filter(|r| r.cond.exe_hash.is_some())
+            .filter_map(|r| r.cond.exe.as_ref())
+            .collect();
         compile(set.rules(), set.policy(), &mut |m| {
-            res.get(m).targets.clone()
+            if pinned.contains(m) {
+                res.with_content(m, cache).targets.clone()
+            } else {
+                res.get(m).targets.clone()
+            }
         })
     }
 
@@ -258,7 +313,7 @@ impl Engine {
         res: &mut Resolutions,
     ) -> Result<Vec<u32>, ChangeError> {
         let kept = |r: &&Rule| !remove.contains(&r.id) && !update.iter().any(|u| u.id == r.id);
-        let (rules, policy) = (&self.rules, &self.policy);
+        let (rules, policy, cache) = (&self.rules, &self.policy, &mut self.content);
         let mut tables = None;
         self.store
             .change(&mut insert, &update, &remove, |inserted| {
@@ -269,7 +324,7 @@ impl Engine {
                     .chain(inserted)
                     .cloned()
                     .collect();
-                tables = Some(Self::tables_of(&next, policy, Utc::now(), res)?);
+                tables = Some(Self::tables_of(&next, policy, Utc::now(), res, cache)?);
                 Ok::<(), RuleError>(())
             })
             .map_err(ChangeError::Store)??;
@@ -458,6 +513,7 @@ pub fn read_rules_file(path: &Path) -> anyhow::Result<Vec<Rule>> {
 mod tests {
     use super::*;
     use netev_rules::Conditions;
+    use std::os::unix::fs::MetadataExt;
 
     fn exe_rule(exe: &str) -> Rule {
         Rule::new(
@@ -573,5 +629,46 @@ mod tests {
                 format!("{}/real/prog", d.display())
             );
         }
+    }
+
+    #[test]
+    fn only_content_pinned_exact_paths_are_read_and_once_per_version() {
+        let db = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(&db.path().join("rules.db")).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(t.path()).unwrap();
+        let (pinned, plain) = (d.join("pinned"), d.join("plain"));
+        std::fs::write(&pinned, b"test").unwrap();
+        std::fs::write(&plain, b"plain").unwrap();
+        engine.add(exe_rule(&plain.to_string_lossy())).unwrap();
+        assert_eq!(engine.content.reads, 0, "no rule pins plain's content");
+        let mut rule = exe_rule(&pinned.to_string_lossy());
+        rule.action = Action::Allow;
+        rule.cond.exe_hash = Some(
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                .parse()
+                .unwrap(),
+        );
+        rule.cond.exe_changed = Some(Action::Ask);
+        let id = engine.add(rule).unwrap();
+        assert_eq!(engine.content.reads, 1);
+        // later changes and a fresh compile: the same version, not read again
+        engine.add(exe_rule("/usr/bin/true")).unwrap();
+        engine.set_enabled(id, true).unwrap();
+        engine.recompile().unwrap();
+        assert!(engine.tables_now().is_ok());
+        assert_eq!(engine.content.reads, 1);
+        // rewritten: read at the next change
+        let before = std::fs::metadata(&pinned).unwrap();
+        for _ in 0..200 {
+            std::fs::write(&pinned, b"changed").unwrap();
+            let now = std::fs::metadata(&pinned).unwrap();
+            if (now.ctime(), now.ctime_nsec()) != (before.ctime(), before.ctime_nsec()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        engine.recompile().unwrap();
+        assert_eq!(engine.content.reads, 2);
     }
 }

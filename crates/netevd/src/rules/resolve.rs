@@ -21,8 +21,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use netev_rules::compile::{DirId, ExeDir, ExeFile, ExeTargets};
+use netev_rules::compile::{DirId, ExeDir, ExeFile, ExeTargets, FileContent};
 use netev_rules::ExeMatch;
+use sha2::{Digest, Sha256};
 
 /// The most entries one glob's expansion visits.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -33,6 +34,11 @@ pub const MAX_TIME: Duration = Duration::from_secs(2);
 const MAX_HOPS: usize = 40;
 /// The longest name a directory entry can have (NAME_MAX).
 const NAME_MAX: usize = 255;
+/// The largest file whose content is hashed for an `exe_hash` rule: a
+/// larger one gets no content (the rule matches nothing) and a warning.
+pub const MAX_HASHED: u64 = 1 << 30;
+/// The most contents [`ContentCache`] keeps before it starts afresh.
+pub const MAX_CACHED: usize = 4096;
 
 /// A pattern resolved: its targets, and whether its expansion was cut short
 /// by a bound (the engine refuses to add such a rule; other warnings are
@@ -276,6 +282,165 @@ fn exact(text: &str) -> Resolved {
             warnings,
         },
         truncated: false,
+    }
+}
+
+/// The SHA-256 of files already read, by (st_dev, inode, ctime in ns): the
+/// version of a file the kernel tells from another by its inode and change
+/// time, so an install of unchanged binaries reads none of them. Bounded by
+/// [`MAX_CACHED`] entries (cleared when full).
+#[derive(Debug)]
+pub struct ContentCache {
+    known: HashMap<(u64, u64, u64), [u8; 32]>,
+    /// Files read and hashed (not answered from the cache).
+    pub reads: u64,
+    /// The largest file hashed ([`MAX_HASHED`]; lowered by tests).
+    pub max_size: u64,
+}
+
+impl Default for ContentCache {
+    fn default() -> ContentCache {
+        ContentCache {
+            known: HashMap::new(),
+            reads: 0,
+            max_size: MAX_HASHED,
+        }
+    }
+}
+
+/// A change time as the kernel's rule check compares it: st_ctime in ns
+/// since the epoch (u64 arithmetic, as the BPF side does it).
+fn ctime_ns(md: &std::fs::Metadata) -> u64 {
+    (md.ctime() as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(md.ctime_nsec() as u64)
+}
+
+impl ContentCache {
+    /// What the regular file `name` in the canonical directory `dir` (with
+    /// the kernel's id `dir_id`) holds now. `Ok(None)`: there is no file
+    /// there (a rule may name one not created yet). A symlink is never
+    /// followed (a root-owned one was resolved before; a user's is not a
+    /// program's location), nor anything but a regular file read.
+    pub fn content(
+        &mut self,
+        dir: &Path,
+        dir_id: DirId,
+        name: &OsStr,
+    ) -> Result<Option<FileContent>, String> {
+        let path = dir.join(name);
+        let shown = path.display();
+        let md = match std::fs::symlink_metadata(&path) {
+            Ok(md) => md,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{shown}: {e}")),
+        };
+        if md.file_type().is_symlink() {
+            return Err(format!(
+                "{shown} is a symbolic link not followed: no content read"
+            ));
+        }
+        if !md.is_file() {
+            return Err(format!("{shown} is not a regular file: no content read"));
+        }
+        // O_NOFOLLOW: not a link swapped in since; O_NONBLOCK: not stalled
+        // by a FIFO swapped in since (checked again on the open file)
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let before = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
+        if !before.is_file() {
+            return Err(format!("{shown} is not a regular file: no content read"));
+        }
+        // the kernel tells a version by its inode alone on the directory's
+        // filesystem: a file from another one (a bind mount swapped in)
+        // could share the number
+        if kernel_dev(before.dev()) != dir_id.0 {
+            return Err(format!(
+                "{shown} is not on its directory's filesystem: no content read"
+            ));
+        }
+        let key = (before.dev(), before.ino(), ctime_ns(&before));
+        let content = |sha256| FileContent {
+            ino: before.ino(),
+            ctime_ns: key.2,
+            sha256,
+        };
+        if let Some(sha) = self.known.get(&key) {
+            return Ok(Some(content(*sha)));
+        }
+        if before.len() > self.max_size {
+            return Err(format!(
+                "{shown} is larger than {} MiB: its content is not hashed",
+                self.max_size >> 20
+            ));
+        }
+        self.reads += 1;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match io::Read::read(&mut f, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("{shown}: {e}")),
+            };
+            total += n as u64;
+            if total > self.max_size {
+                return Err(format!(
+                    "{shown} grew beyond {} MiB while read: no content",
+                    self.max_size >> 20
+                ));
+            }
+            hasher.update(&buf[..n]);
+        }
+        // written while read: what was hashed is no one version
+        let after = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
+        if ctime_ns(&after) != key.2 || after.len() != total {
+            return Err(format!(
+                "{shown} changed while it was read: no content; it is read again at the next \
+                 change of the rules"
+            ));
+        }
+        let sha: [u8; 32] = hasher.finalize().into();
+        if self.known.len() >= MAX_CACHED {
+            self.known.clear();
+        }
+        self.known.insert(key, sha);
+        Ok(Some(content(sha)))
+    }
+
+    /// Fills in the content of an exact path's file (see [`Self::content`]):
+    /// for the rules that pin it with `exe_hash`. What cannot be read is
+    /// added to the warnings; a glob's files are left as they are.
+    pub fn fill(&mut self, m: &ExeMatch, r: &mut Resolved) {
+        if m.is_glob() {
+            return;
+        }
+        for f in &mut r.targets.files {
+            let name = OsStr::from_bytes(&f.name);
+            match self.content(Path::new(&f.dir_path), f.dir, name) {
+                Ok(Some(c)) => f.content = Some(c),
+                Ok(None) => {
+                    f.content = None;
+                    r.targets.warnings.push(format!(
+                        "exe {m}: no file there yet, so a rule pinned to its content (exe_hash) \
+                         holds for no binary there until the rules are installed again after one \
+                         is"
+                    ));
+                }
+                Err(e) => {
+                    f.content = None;
+                    r.targets
+                        .warnings
+                        .push(format!("exe {m}: {e}; a rule pinned to its content (exe_hash) holds for no binary there"));
+                }
+            }
+        }
     }
 }
 
@@ -895,5 +1060,131 @@ mod tests {
         // a shallow one does not: the mount's files are not directly in it
         let r = resolve(&em(&format!("{}/*", d.display())));
         assert_eq!(r.targets.dirs.len(), 1);
+    }
+
+    /// SHA-256 of "test".
+    const TEST_SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn hex(b: &[u8; 32]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Rewrites `p` in place with `text` until its change time moves (a
+    /// coarse clock may give a rewrite within one tick the same ctime).
+    fn rewrite(p: &Path, text: &[u8]) {
+        let before = std::fs::metadata(p).unwrap();
+        for _ in 0..200 {
+            std::fs::write(p, text).unwrap();
+            if ctime_ns(&std::fs::metadata(p).unwrap()) != ctime_ns(&before) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the change time of {} never moved", p.display());
+    }
+
+    #[test]
+    fn an_exact_file_gets_its_content_once_per_version() {
+        let (_t, d) = tmp();
+        let p = d.join("prog");
+        std::fs::write(&p, b"test").unwrap();
+        let m = em(&p.to_string_lossy());
+        let mut cache = ContentCache::default();
+        let mut r = resolve(&m);
+        assert_eq!(r.targets.files[0].content, None, "not read unless asked");
+        cache.fill(&m, &mut r);
+        let md = std::fs::metadata(&p).unwrap();
+        let c = r.targets.files[0].content.expect("content");
+        assert_eq!(hex(&c.sha256), TEST_SHA);
+        assert_eq!(c.ino, md.ino());
+        assert_eq!(
+            c.ctime_ns,
+            md.ctime() as u64 * 1_000_000_000 + md.ctime_nsec() as u64
+        );
+        assert!(r.targets.warnings.is_empty(), "{:?}", r.targets.warnings);
+        assert_eq!(cache.reads, 1);
+        // the same version again: from the cache
+        let mut again = resolve(&m);
+        cache.fill(&m, &mut again);
+        assert_eq!(again.targets.files[0].content, Some(c));
+        assert_eq!(cache.reads, 1, "not read again");
+        // rewritten in place: another change time, another hash
+        rewrite(&p, b"other");
+        let mut changed = resolve(&m);
+        cache.fill(&m, &mut changed);
+        let c2 = changed.targets.files[0].content.unwrap();
+        assert_eq!(cache.reads, 2);
+        assert_eq!(c2.ino, c.ino);
+        assert_ne!(c2.ctime_ns, c.ctime_ns);
+        assert_ne!(c2.sha256, c.sha256);
+        // replaced by mv: another inode
+        let tmp_new = d.join("prog.new");
+        std::fs::write(&tmp_new, b"test").unwrap();
+        std::fs::rename(&tmp_new, &p).unwrap();
+        let mut moved = resolve(&m);
+        cache.fill(&m, &mut moved);
+        let c3 = moved.targets.files[0].content.unwrap();
+        assert_ne!(c3.ino, c.ino);
+        assert_eq!(hex(&c3.sha256), TEST_SHA);
+        // a glob's files are not read
+        let g = em(&format!("{}/pr?g", d.display()));
+        let mut gr = resolve(&g);
+        cache.fill(&g, &mut gr);
+        assert_eq!(gr.targets.files[0].content, None);
+        assert_eq!(cache.reads, 3);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let (_t, d) = tmp();
+        let mut cache = ContentCache::default();
+        let id = id(&d);
+        for i in 0..=MAX_CACHED {
+            let name = format!("f{i}");
+            std::fs::write(d.join(&name), i.to_string()).unwrap();
+            cache.content(&d, id, OsStr::new(&name)).unwrap().unwrap();
+        }
+        assert!(cache.known.len() <= MAX_CACHED);
+        assert_eq!(cache.known.len(), 1, "cleared when full, then the last one");
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_within_bounds_gets_no_content() {
+        let (_t, d) = tmp();
+        let mut cache = ContentCache {
+            max_size: 3,
+            ..ContentCache::default()
+        };
+        std::fs::write(d.join("big"), b"four").unwrap();
+        std::fs::write(d.join("real"), b"x").unwrap();
+        std::fs::create_dir(d.join("dir")).unwrap();
+        user_link(&d.join("real"), &d.join("link"));
+        let fill = |cache: &mut ContentCache, name: &str| {
+            let m = em(&format!("{}/{name}", d.display()));
+            let mut r = resolve(&m);
+            cache.fill(&m, &mut r);
+            (
+                r.targets.files.first().and_then(|f| f.content),
+                r.targets.warnings,
+            )
+        };
+        let (c, w) = fill(&mut cache, "big");
+        assert_eq!(c, None);
+        assert!(w.iter().any(|w| w.contains("larger than")), "{w:?}");
+        let (c, w) = fill(&mut cache, "link");
+        assert_eq!(c, None);
+        assert!(
+            w.iter().any(|w| w.contains("symbolic link not followed")),
+            "{w:?}"
+        );
+        let (c, w) = fill(&mut cache, "dir");
+        assert_eq!(c, None);
+        assert!(w.iter().any(|w| w.contains("not a regular file")), "{w:?}");
+        let (c, w) = fill(&mut cache, "later");
+        assert_eq!(c, None);
+        assert!(w.iter().any(|w| w.contains("no file there yet")), "{w:?}");
+        let (c, w) = fill(&mut cache, "real");
+        assert!(c.is_some() && w.is_empty(), "{w:?}");
+        assert_eq!(cache.reads, 1, "only the file within bounds was read");
     }
 }

@@ -14,12 +14,30 @@ use netev_rules::fields::{rule_from_listing, rule_to_fields};
 use netev_rules::{Policy, Rule};
 use rusqlite::{params, Connection, OptionalExtension};
 
-const COLUMNS: [&str; 15] = [
-    "action", "ops", "exe", "user", "family", "proto", "addr", "ports", "duration", "priority",
-    "enabled", "comment", "hits", "last_hit", "created",
+const COLUMNS: [&str; 17] = [
+    "action",
+    "ops",
+    "exe",
+    "exe_hash",
+    "exe_changed",
+    "user",
+    "family",
+    "proto",
+    "addr",
+    "ports",
+    "duration",
+    "priority",
+    "enabled",
+    "comment",
+    "hits",
+    "last_hit",
+    "created",
 ];
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `exe_hash` and `exe_changed` (added to a version 1 table at open). An
+/// older netevd refuses a version 2 database rather than read a
+/// content-pinned allow rule as one for any content.
+const SCHEMA_VERSION: i64 = 2;
 
 pub struct RuleStore {
     db: Connection,
@@ -57,11 +75,24 @@ impl RuleStore {
             );
         }
         let cols = COLUMNS.map(|c| format!("{c} TEXT")).join(", ");
-        db.execute_batch(&format!(
+        let tx = db.unchecked_transaction()?;
+        tx.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS rules (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols});
-             CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             PRAGMA user_version = {SCHEMA_VERSION};"
+             CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         ))?;
+        // an older table lacks the columns of later fields: added, empty
+        // (unset), every row and value kept
+        let have: Vec<String> = tx
+            .prepare("SELECT name FROM pragma_table_info('rules')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for c in COLUMNS.iter().filter(|c| !have.iter().any(|h| h == *c)) {
+            tx.execute_batch(&format!("ALTER TABLE rules ADD COLUMN {c} TEXT"))
+                .with_context(|| format!("adding the column {c} to the rules database"))?;
+            tracing::info!(column = c, "rules database: column added");
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+        tx.commit()?;
         Ok(RuleStore { db })
     }
 
@@ -280,5 +311,67 @@ mod tests {
             vec![0x5a; 8192],
             "left untouched"
         );
+    }
+
+    #[test]
+    fn an_old_database_gains_the_content_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.db");
+        {
+            // as netevd wrote it before exe_hash (schema 1)
+            let db = Connection::open(&path).unwrap();
+            db.execute_batch(
+                "CREATE TABLE rules (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT, ops TEXT, \
+                 exe TEXT, user TEXT, family TEXT, proto TEXT, addr TEXT, ports TEXT, \
+                 duration TEXT, priority TEXT, enabled TEXT, comment TEXT, hits TEXT, \
+                 last_hit TEXT, created TEXT);
+                 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO rules (action, ops, exe, duration, priority, enabled, comment, hits, created)
+                   VALUES ('deny', 'connect', '/usr/bin/curl', 'always', '5', 'true', 'old', '7',
+                           '2026-11-01T00:00:00Z');
+                 INSERT INTO settings VALUES ('ask_fallback', 'allow');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut store = RuleStore::open(&path).unwrap();
+        let old = store.load().unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].id, 1);
+        assert_eq!(old[0].action, Action::Deny);
+        assert_eq!(old[0].cond.exe.as_ref().unwrap().as_str(), "/usr/bin/curl");
+        assert_eq!((old[0].priority, old[0].hits), (5, 7));
+        assert_eq!(old[0].comment, "old");
+        assert_eq!(old[0].cond.exe_hash, None);
+        assert_eq!(store.policy().unwrap().ask_fallback, Action::Allow);
+        let hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let mut pinned = vec![rule_from_fields(
+            [
+                ("action", "allow"),
+                ("exe", "/usr/bin/curl"),
+                ("exe_hash", hash),
+                ("exe_changed", "ask"),
+            ],
+            Utc::now(),
+            &|_| None,
+        )
+        .unwrap()];
+        store
+            .change(&mut pinned, &[], &[], |_| Ok::<(), ()>(()))
+            .unwrap()
+            .unwrap();
+        drop(store);
+        let store = RuleStore::open(&path).unwrap();
+        let rules = store.load().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].cond, old[0].cond);
+        assert_eq!(rules[1].cond, pinned[0].cond);
+        assert_eq!(rules[1].cond.exe_hash.unwrap().to_string(), hash);
+        assert_eq!(rules[1].cond.exe_changed, Some(Action::Ask));
+        let v: i64 = store
+            .db
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 }

@@ -14,25 +14,15 @@ use netev_rules::fields::{rule_from_listing, rule_to_fields};
 use netev_rules::{Policy, Rule};
 use rusqlite::{params, Connection, OptionalExtension};
 
-const COLUMNS: [&str; 17] = [
-    "action",
-    "ops",
-    "exe",
-    "exe_hash",
-    "exe_changed",
-    "user",
-    "family",
-    "proto",
-    "addr",
-    "ports",
-    "duration",
-    "priority",
-    "enabled",
-    "comment",
-    "hits",
-    "last_hit",
-    "created",
-];
+/// One column per rule field (netev-rules' `FIELDS`, the one list of them),
+/// plus the bookkeeping the daemon keeps.
+static COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    netev_rules::fields::FIELDS
+        .iter()
+        .copied()
+        .chain(["hits", "last_hit", "created"])
+        .collect()
+});
 
 /// 2: `exe_hash` and `exe_changed` (added to a version 1 table at open). An
 /// older netevd refuses a version 2 database rather than read a
@@ -74,7 +64,11 @@ impl RuleStore {
                 path.display()
             );
         }
-        let cols = COLUMNS.map(|c| format!("{c} TEXT")).join(", ");
+        let cols = COLUMNS
+            .iter()
+            .map(|c| format!("{c} TEXT"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let tx = db.unchecked_transaction()?;
         tx.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS rules (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols});

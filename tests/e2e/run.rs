@@ -189,8 +189,15 @@ fn netev_run_asks_on_the_terminal_and_always_is_saved_to_the_rules_file() {
     // The rules file now allows it: the next run asks nothing.
     let saved = std::fs::read_to_string(&rules).unwrap();
     assert!(saved.contains(&format!("ports = \"{port}\"")), "{saved}");
-    let parsed =
-        netev_rules::file::parse("rules.toml", &saved, chrono::Utc::now(), &|_| None).unwrap();
+    let parsed = netev_rules::file::parse(
+        "rules.toml",
+        &saved,
+        chrono::Utc::now(),
+        &netev_host::users::uid_of,
+    )
+    .unwrap();
+    // an answer speaks for the user whose program asked
+    assert!(saved.contains("user = \"root\""), "{saved}");
     assert_eq!(parsed.len(), 2, "{saved}");
     let out = netev_run(NO_BUS, &rules, "60s", &two_connects(port)).output_bounded();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok hi\nok hi\n");

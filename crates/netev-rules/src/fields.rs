@@ -263,8 +263,31 @@ pub fn rule_from_listing<'a>(
     Ok(rule)
 }
 
-/// The rule an answer to a prompt about `ev` makes: the event's op and
-/// program, and per `scope` (`exe`, `exe+dest`, `exe+port`,
+/// The scopes an answer to a prompt may take (`AnswerPrompt`, `netev
+/// prompt --scope`, netev-gtk): what of the event the rule names besides its
+/// op, program and user. Each may end in [`ANY_USER`].
+pub const ANSWER_SCOPES: [&str; 4] = ["exe", "exe+dest", "exe+port", "exe+dest+port"];
+
+/// The suffix that widens an answer from the user whose process asked to
+/// every user (`exe+dest+any-user`): only ever asked for explicitly.
+pub const ANY_USER: &str = "+any-user";
+
+/// Every scope string an answer may carry: [`ANSWER_SCOPES`], then each
+/// widened with [`ANY_USER`] (a test checks the two lists agree).
+pub const ANSWER_SCOPES_ANY_USER: [&str; 8] = [
+    "exe",
+    "exe+dest",
+    "exe+port",
+    "exe+dest+port",
+    "exe+any-user",
+    "exe+dest+any-user",
+    "exe+port+any-user",
+    "exe+dest+port+any-user",
+];
+
+/// The rule an answer to a prompt about `ev` makes: the event's op,
+/// program and user (the uid of the process that asked, unless the scope
+/// ends in [`ANY_USER`]), and per `scope` (`exe`, `exe+dest`, `exe+port`,
 /// `exe+dest+port`) its address and/or port on the op's side. netevd's
 /// `AnswerPrompt` and `netev run` both build their rules with it.
 pub fn rule_for_answer(
@@ -283,12 +306,21 @@ pub fn rule_for_answer(
     } else {
         (ev.laddr, ev.lport)
     };
+    let (scope, any_user) = match scope.strip_suffix(ANY_USER) {
+        Some(narrow) => (narrow, true),
+        None => (scope, false),
+    };
     let mut f: Vec<(&str, String)> = vec![
         ("action", action.name().to_string()),
         ("ops", ev.op.name().to_string()),
         ("exe", exe.to_string()),
         ("duration", duration.to_string()),
     ];
+    if !any_user {
+        // An answer speaks for the user whose process asked, never for
+        // the others on the machine (whose own rules it would outrank).
+        f.push(("user", ev.uid.to_string()));
+    }
     let addr_s = addr.map(|a| a.to_string());
     let port_s = port.map(|p| p.to_string());
     let need = |what: &str, v: &Option<String>| {
@@ -311,7 +343,9 @@ pub fn rule_for_answer(
             return Err(RuleError::Invalid {
                 field: "scope",
                 value: other.into(),
-                reason: "expected exe, exe+dest, exe+port or exe+dest+port".into(),
+                reason: format!(
+                    "expected exe, exe+dest, exe+port or exe+dest+port, optionally followed by {ANY_USER}"
+                ),
             })
         }
     }
@@ -445,6 +479,16 @@ mod tests {
                 "{fields:?}: {err:?} should contain {want:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_widened_scopes_are_the_scopes_plus_any_user() {
+        let want: Vec<String> = ANSWER_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(ANSWER_SCOPES.iter().map(|s| format!("{s}{ANY_USER}")))
+            .collect();
+        assert_eq!(ANSWER_SCOPES_ANY_USER.to_vec(), want);
     }
 
     #[test]

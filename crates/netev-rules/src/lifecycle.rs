@@ -53,6 +53,29 @@ pub fn rank_answer(rule: &mut Rule, asking: Option<&Rule>) {
     }
 }
 
+/// A rule aimed at one user that an answer for every user (scope
+/// `…+any-user`, no `user`) would outrank, once ranked by [`rank_answer`]:
+/// such an answer is refused, since answering one user's prompt must never
+/// decide for another user against a rule written for them. `None` for an
+/// answer that names its user (it cannot match anyone else's process).
+pub fn outranked_user_rule<'a>(
+    answer: &Rule,
+    rules: &'a [Rule],
+    asking: Option<u32>,
+) -> Option<&'a Rule> {
+    if answer.cond.uid.is_some() {
+        return None;
+    }
+    rules.iter().find(|r| {
+        r.enabled
+            && r.cond.uid.is_some()
+            && Some(r.id) != asking
+            && r.action != answer.action
+            // ties go to the older rule, so only a lower priority is outranked
+            && r.priority < answer.priority
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +94,28 @@ mod tests {
         .unwrap();
         r.id = id;
         r
+    }
+
+    #[test]
+    fn an_answer_for_every_user_may_not_outrank_a_rule_for_one() {
+        let now = Utc::now();
+        let mut mallory = rule(1, "always", 0, now);
+        mallory.cond.uid = Some(1001);
+        let asking = rule(2, "always", 0, now);
+        let mut wide = rule(3, "always", 0, now);
+        wide.action = crate::Action::Allow;
+        rank_answer(&mut wide, Some(&asking));
+        let rules = [mallory.clone(), asking.clone()];
+        assert_eq!(
+            outranked_user_rule(&wide, &rules, Some(2)).map(|r| r.id),
+            Some(1)
+        );
+        let mut narrow = wide.clone();
+        narrow.cond.uid = Some(1000);
+        assert!(outranked_user_rule(&narrow, &rules, Some(2)).is_none());
+        let mut disabled = mallory;
+        disabled.enabled = false;
+        assert!(outranked_user_rule(&wide, &[disabled, asking], Some(2)).is_none());
     }
 
     #[test]

@@ -397,6 +397,57 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_to_alices_prompt_does_not_let_mallory_through() {
+        let (alice, mallory) = (1000, 1001);
+        let mut asked = netev_event::Event::new(Op::Connect);
+        asked.uid = alice;
+        asked.exe = Some("/usr/bin/curl".into());
+        asked.raddr = Some("192.0.2.7".parse().unwrap());
+        asked.rport = Some(443);
+        let mut rules = vec![
+            rule(1, &[("action", "deny"), ("user", "1001")]),
+            rule(2, &[("action", "ask")]),
+        ];
+        let mut answer = crate::fields::rule_for_answer(
+            &asked,
+            Action::Allow,
+            "always",
+            "exe+dest+port",
+            Utc::now(),
+        )
+        .unwrap();
+        answer.id = 3;
+        crate::lifecycle::rank_answer(&mut answer, Some(&rules[1]));
+        assert_eq!(answer.cond.uid, Some(alice), "the answer names the asker");
+        rules.push(answer);
+        let set = RuleSet::new(rules, Policy::default());
+        let as_user = |uid| {
+            let mut q = connect("/usr/bin/curl", "192.0.2.7", 443);
+            q.uid = uid;
+            set.decide(&q)
+        };
+        assert_eq!(as_user(alice).rule, Some(3), "alice's answer covers alice");
+        assert_eq!(
+            as_user(mallory),
+            Decision {
+                action: Action::Deny,
+                rule: Some(1)
+            },
+            "mallory stays denied"
+        );
+        // widened only when asked for
+        let wide = crate::fields::rule_for_answer(
+            &asked,
+            Action::Allow,
+            "always",
+            "exe+dest+port+any-user",
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(wide.cond.uid, None);
+    }
+
+    #[test]
     fn ipv4_rule_covers_mapped_ipv6() {
         let set = RuleSet::new(
             vec![rule(1, &[("action", "deny"), ("addr", "127.0.0.1")])],

@@ -352,8 +352,20 @@ impl Engine {
     /// Adds the rule an answer to a prompt made, ranked just ahead of the
     /// rule that asked (`asking`), as netev run does.
     pub fn add_answer(&mut self, mut rule: Rule, asking: Option<u32>) -> Result<u32, ChangeError> {
+        let asking_id = asking;
         let asking = asking.and_then(|id| self.rules.iter().find(|r| r.id == id));
         lifecycle::rank_answer(&mut rule, asking);
+        if let Some(other) = lifecycle::outranked_user_rule(&rule, &self.rules, asking_id) {
+            return Err(ChangeError::Invalid(netev_rules::RuleError::Conflict(
+                format!(
+                "an answer for every user would outrank rule {} ({} for uid {}): answer for the \
+                 asking user only (a scope without +any-user), or change the rules themselves",
+                other.id,
+                other.action.name(),
+                other.cond.uid.unwrap_or_default()
+            ),
+            )));
+        }
         canonical_exe(&mut rule);
         let mut res = Resolutions::default();
         res.check(&rule)?;

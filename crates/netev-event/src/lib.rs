@@ -15,6 +15,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod display;
 mod names;
 mod text;
 
@@ -265,7 +266,7 @@ impl Event {
 
     /// One JSON object, no trailing newline.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an Event always serializes")
+        display::to_json(self)
     }
 
     /// One line of text (no newline), control characters escaped.

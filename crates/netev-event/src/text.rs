@@ -85,18 +85,14 @@ fn side(addr: Option<IpAddr>, port: Option<u16>) -> Option<String> {
 }
 
 /// Process names and paths are chosen by whoever runs the process: never
-/// let them forge extra lines or terminal escapes in a log.
+/// let them forge extra lines, terminal escapes or reordered text in a log
+/// (crate::display), nor split the line's fields (spaces).
 fn escape(s: &str) -> String {
-    if s.chars().all(|c| !c.is_control() && c != ' ') {
-        return s.to_string();
+    let s = crate::display::escape(s);
+    if !s.contains(' ') {
+        return s.into_owned();
     }
-    s.chars()
-        .map(|c| match c {
-            ' ' => "\\x20".to_string(),
-            c if c.is_control() => c.escape_default().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    s.replace(' ', "\\x20")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! prompter) or expires leaves the queue and its notification is closed.
 
 use netev_dbus::WireEvent;
+use netev_event::display;
 
 /// One prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +13,9 @@ pub struct Pending {
     pub id: u64,
     /// The operation that asked.
     pub event: WireEvent,
+    /// Asked by a supervisor through `Ask` (netev run): the call is its
+    /// word, and answering makes no rule in netevd.
+    pub asked: bool,
     /// The notification showing it, if it is on screen.
     pub notification: Option<u32>,
     /// The person closed its notification without answering: it is not
@@ -39,13 +43,14 @@ impl PromptQueue {
 
     /// Adds a prompt (a repeated id is ignored: the daemon's list and its
     /// signal may both bring one). Returns whether it was new.
-    pub fn add(&mut self, id: u64, event: WireEvent) -> bool {
+    pub fn add(&mut self, id: u64, event: WireEvent, asked: bool) -> bool {
         if self.entries.iter().any(|e| e.id == id) {
             return false;
         }
         self.entries.push(Pending {
             id,
             event,
+            asked,
             notification: None,
             dismissed: false,
         });
@@ -176,21 +181,22 @@ pub fn describe(ev: &WireEvent) -> String {
     )
 }
 
-/// The program's path, or its task name when the path is unknown.
+/// The program's path, or its task name when the path is unknown; escaped
+/// (netev_event::display: processes choose both).
 pub fn program(ev: &WireEvent) -> String {
     if ev.exe.is_empty() {
-        format!("{} (path unknown)", ev.comm)
+        format!("{} (path unknown)", display::escape(&ev.comm))
     } else {
-        ev.exe.clone()
+        display::escape(&ev.exe).into_owned()
     }
 }
 
-/// The user's name, or `uid N`.
+/// The user's name, or `uid N`; escaped.
 pub fn user(ev: &WireEvent) -> String {
     if ev.user.is_empty() {
         format!("uid {}", ev.uid)
     } else {
-        ev.user.clone()
+        display::escape(&ev.user).into_owned()
     }
 }
 
@@ -199,7 +205,12 @@ pub fn user(ev: &WireEvent) -> String {
 /// processes are escaped.
 pub fn notification_text(ev: &WireEvent) -> (String, String) {
     let name = ev.exe.rsplit('/').next().filter(|s| !s.is_empty());
-    let summary = format!("{} wants to {}", name.unwrap_or(&ev.comm), ev.op);
+    // the summary is plain text (no markup), still escaped
+    let summary = format!(
+        "{} wants to {}",
+        display::escape(name.unwrap_or(&ev.comm)),
+        display::escape(&ev.op)
+    );
     let (addr, port) = crate::form::event_place(ev);
     let dest = if addr.is_empty() {
         String::from("no address")
@@ -219,17 +230,20 @@ pub fn notification_text(ev: &WireEvent) -> (String, String) {
         escape(&program(ev)),
         ev.pid,
         escape(&user(ev)),
-        escape(&ev.op),
-        escape(&dest)
+        escape(&display::escape(&ev.op)),
+        escape(&display::escape(&dest))
     );
     (summary, body)
 }
 
-/// Escapes text for notification markup.
+/// Escapes text (already escaped by `display::escape`) for notification
+/// markup.
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+        .replace('"', "&quot;")
 }
 
 /// The notification actions: (key, label). `default` is what a click on the
@@ -247,12 +261,40 @@ mod tests {
     use crate::testing::connect_event;
 
     #[test]
+    fn hostile_names_are_escaped_in_notifications_and_labels() {
+        let mut ev = connect_event();
+        ev.exe = "/tmp/ev\u{1b}[31mil\u{202e}gpj.exe\u{2028}FAKE\n<b>x</b>".into();
+        ev.comm = "a\nb\u{202e}".into();
+        ev.user = "bob\u{2066}".into();
+        let (summary, body) = notification_text(&ev);
+        for shown in [&summary, &body, &describe(&ev)] {
+            for c in ['\u{1b}', '\u{202e}', '\u{2028}', '\u{2066}'] {
+                assert!(!shown.contains(c), "{c:?} raw in {shown:?}");
+            }
+        }
+        assert!(!summary.contains('\n') && !describe(&ev).contains('\n'));
+        assert_eq!(
+            body.lines().count(),
+            3,
+            "the body's own three lines: {body:?}"
+        );
+        assert!(
+            body.contains("gpj.exe\\u{2028}FAKE\\n&lt;b&gt;x&lt;/b&gt;"),
+            "{body}"
+        );
+        assert!(body.contains("bob\\u{2066}"), "{body}");
+    }
+
+    #[test]
     fn several_prompts_are_queued_not_lost() {
         let mut q = PromptQueue::new(2);
         for id in 1..=4 {
-            assert!(q.add(id, connect_event()));
+            assert!(q.add(id, connect_event(), false));
         }
-        assert!(!q.add(2, connect_event()), "a repeated id is one prompt");
+        assert!(
+            !q.add(2, connect_event(), false),
+            "a repeated id is one prompt"
+        );
         assert_eq!(q.to_show(), vec![1, 2]);
         q.shown(1, 101);
         q.shown(2, 102);
@@ -271,14 +313,14 @@ mod tests {
     #[test]
     fn an_expired_prompt_closes_its_notification_and_pausing_holds_new_ones() {
         let mut q = PromptQueue::new(3);
-        q.add(5, connect_event());
+        q.add(5, connect_event(), false);
         q.shown(5, 55);
         q.set_paused(true);
-        q.add(6, connect_event());
+        q.add(6, connect_event(), false);
         assert!(q.to_show().is_empty());
         assert_eq!(q.remove(5), Some(55));
         assert_eq!(q.remove(6), None, "never shown: nothing to close");
-        q.add(7, connect_event());
+        q.add(7, connect_event(), false);
         q.set_paused(false);
         assert_eq!(q.to_show(), vec![7]);
     }

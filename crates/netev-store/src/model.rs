@@ -25,7 +25,7 @@ impl Row {
     pub fn to_json(&self) -> String {
         let mut v = serde_json::to_value(&self.event).expect("events serialize");
         v["host"] = self.host.clone().into();
-        v.to_string()
+        netev_event::display::to_json(&v)
     }
 }
 

@@ -35,7 +35,11 @@ pub fn log(bus: &BusChoice, opts: LogOptions) -> ExitCode {
         let line = if opts.json {
             r.to_json()
         } else {
-            format!("{} {}", r.host, r.event.to_text())
+            format!(
+                "{} {}",
+                netev_event::display::escape(&r.host).replace(' ', "\\x20"),
+                r.event.to_text()
+            )
         };
         if writeln!(out, "{line}").is_err() {
             return ExitCode::SUCCESS; // the reader went away
@@ -125,10 +129,13 @@ pub fn top(bus: &BusChoice, opts: TopOptions) -> ExitCode {
     }
     for r in rows {
         let line = if opts.json {
-            serde_json::json!({ opts.by.name(): r.key, "ops": r.ops, "events": r.events })
-                .to_string()
+            netev_event::display::to_json(
+                &serde_json::json!({ opts.by.name(): r.key, "ops": r.ops, "events": r.events }),
+            )
         } else {
-            format!("{:>12} {:>10}  {}", r.ops, r.events, r.key)
+            // keys are stored strings (programs, users, destinations)
+            let key = netev_event::display::escape(&r.key);
+            format!("{:>12} {:>10}  {key}", r.ops, r.events)
         };
         if writeln!(out, "{line}").is_err() {
             return ExitCode::SUCCESS;

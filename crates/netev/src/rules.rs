@@ -135,7 +135,7 @@ async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
             let rules = d.list_rules().await.map_err(e)?;
             if json {
                 for r in &rules {
-                    println!("{}", serde_json::to_string(&to_json(r)).expect("json"));
+                    println!("{}", netev_event::display::to_json(&to_json(r)));
                 }
             } else {
                 print!("{}", table(&rules));
@@ -203,7 +203,7 @@ async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
             (None, None) => {
                 let p = d.get_default_policy().await.map_err(e)?;
                 if json {
-                    println!("{}", serde_json::to_string(&p).expect("json"));
+                    println!("{}", netev_event::display::to_json(&p));
                 } else {
                     for op in Op::ALL.iter().map(|o| o.name()).chain(["ask-fallback"]) {
                         println!("{op:<13} {}", p.get(op).map(String::as_str).unwrap_or("?"));
@@ -383,11 +383,14 @@ fn table(rules: &[HashMap<String, String>]) -> String {
             _ => r.get(c).cloned(),
         }
         .unwrap_or_else(|| "-".into());
-        // one line per rule, whatever a comment holds
-        v.chars()
-            .map(|ch| if ch.is_control() { ' ' } else { ch })
-            .take(40)
-            .collect()
+        // one line per rule, whatever a field holds; a long comment is cut
+        // (visibly), nothing else is
+        let v = netev_event::display::escape(&v).into_owned();
+        if c == "comment" && v.chars().count() > 40 {
+            v.chars().take(39).chain(['…']).collect()
+        } else {
+            v
+        }
     };
     let rows: Vec<Vec<String>> = rules
         .iter()

@@ -17,10 +17,7 @@ pub fn run(bus: &BusChoice, run_dir: Option<&Path>, pin_dir: &Path, json: bool) 
     match result {
         Ok(Some(status)) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).expect("status serializes")
-                );
+                println!("{}", netev_event::display::to_json_pretty(&status));
             } else {
                 print!("{}", render(&status));
             }

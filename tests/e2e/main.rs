@@ -19,6 +19,7 @@ mod rules;
 mod run;
 mod scope;
 mod store;
+mod surface;
 
 use netev_testsupport::pgserver;
 

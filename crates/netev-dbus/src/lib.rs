@@ -60,6 +60,19 @@ pub const BATCH_INTERVAL_MS: u64 = 50;
 /// Batches a subscriber may have unacknowledged (see `Ack`).
 pub const MAX_IN_FLIGHT: u32 = 8;
 
+/// A prompt's origin (the Prompt signal's and WatchPrompts' `origin`): how
+/// much of its event netevd vouches for.
+pub mod origin {
+    /// Decided "ask" in the kernel: all of the event is as netevd saw it.
+    pub const KERNEL: &str = "kernel";
+    /// A supervisor's `Ask`: the process (pid, uid, user, exe, command
+    /// line) as netevd read it from /proc; the call is the asker's word.
+    pub const ASK: &str = "ask";
+    /// A privileged `Ask` about a process netevd could not read: all of the
+    /// event is the asker's word.
+    pub const ASK_UNVERIFIED: &str = "ask-unverified";
+}
+
 // The trait as zbus sees it, and (for the test in proxy_check.rs, which
 // compares it with dist/dbus/org.netev.Daemon1.xml) the list of its members.
 members::proxy_with_members! {
@@ -137,8 +150,9 @@ pub trait Daemon1 {
     fn export_rules(&self) -> zbus::Result<String>;
 
     /// Become a prompter: Prompt/PromptClosed signals come to this
-    /// connection. Returns the prompts pending now.
-    fn watch_prompts(&self) -> zbus::Result<Vec<(u64, WireEvent)>>;
+    /// connection. Returns the oldest prompts pending now (at most 64; the
+    /// others follow as Prompt signals), each with its origin.
+    fn watch_prompts(&self) -> zbus::Result<Vec<(u64, WireEvent, String)>>;
 
     /// Answers a prompt with a rule; returns the rule's id.
     fn answer_prompt(
@@ -160,9 +174,12 @@ pub trait Daemon1 {
     #[zbus(signal)]
     fn rules_changed(&self) -> zbus::Result<()>;
 
-    /// An operation was decided "ask" (the ask fallback applied meanwhile).
+    /// A question about an operation. `origin`: "kernel" (decided "ask" in
+    /// the kernel, the fallback applied meanwhile; all of it as netevd saw
+    /// it), "ask" (a supervisor's `Ask`: the process as netevd read it, the
+    /// call the asker's word), "ask-unverified" (all of it the asker's word).
     #[zbus(signal)]
-    fn prompt(&self, id: u64, event: WireEvent) -> zbus::Result<()>;
+    fn prompt(&self, id: u64, event: WireEvent, origin: String) -> zbus::Result<()>;
 
     /// A prompt was answered or expired.
     #[zbus(signal)]

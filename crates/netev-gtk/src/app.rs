@@ -242,8 +242,8 @@ impl App {
                     c.push_events(&batch, lost);
                 }
             }
-            Update::Prompt(id, ev) => {
-                if self.queue.borrow_mut().add(id, ev) {
+            Update::Prompt(id, ev, asked) => {
+                if self.queue.borrow_mut().add(id, ev, asked) {
                     self.show_prompts();
                     self.refresh_look();
                 }
@@ -387,7 +387,7 @@ impl App {
             .find(|r| r.get("id").and_then(|v| v.parse::<u32>().ok()) == Some(p.event.rule))
             .and_then(|r| r.get("priority").and_then(|v| v.parse().ok()))
             .unwrap_or(0);
-        self.open_dialog(RuleForm::from_prompt(id, &p.event, asker));
+        self.open_dialog(RuleForm::from_prompt(id, &p.event, asker, p.asked));
     }
 
     fn open_dialog(self: &Rc<Self>, form: RuleForm) {
@@ -421,6 +421,8 @@ impl App {
                         duration,
                         scope,
                     } => p.answer_prompt(*id, action, duration, scope).await,
+                    // the dialog's Create is insensitive then
+                    Submission::Refused(why) => Err(zbus::Error::Failure(why.clone())),
                 }
             });
             let (a, d) = (a.clone(), d.clone());

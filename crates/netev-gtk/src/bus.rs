@@ -40,7 +40,9 @@ pub enum Update {
     /// A batch of live events, and how many were lost before it.
     Events(Vec<WireEvent>, u64),
     /// A prompt: new, or pending when we became a prompter.
-    Prompt(u64, WireEvent),
+    /// A prompt, and whether a supervisor asked it (`Ask`: its call is the
+    /// asker's word, not something netevd saw).
+    Prompt(u64, WireEvent, bool),
     /// A prompt was answered (by anyone) or expired.
     PromptClosed(u64, String),
     /// Rules changed: list them again.
@@ -278,8 +280,8 @@ async fn with_daemon(
         Ok(pending) => {
             send(Update::State(DaemonState::Running { version, regained }));
             send(Update::RulesChanged);
-            for (id, ev) in pending {
-                send(Update::Prompt(id, ev));
+            for (id, ev, origin) in pending {
+                send(Update::Prompt(id, ev, origin != netev_dbus::origin::KERNEL));
             }
         }
         Err(e) => match CallError::from(e) {
@@ -319,7 +321,8 @@ async fn with_daemon(
             sig = prompts.next() => {
                 let Some(sig) = sig else { return DaemonEnded::BusLost };
                 if let Ok(a) = sig.args() {
-                    send(Update::Prompt(a.id, a.event));
+                    let asked = a.origin != netev_dbus::origin::KERNEL;
+                    send(Update::Prompt(a.id, a.event, asked));
                 }
             }
             sig = closed.next() => {

@@ -322,7 +322,13 @@ impl RuleDialog {
         let i = &self.inner;
         let f = i.form.borrow();
         let (ok, text) = match f.validate(&crate::users::uid_of) {
-            Ok(rule) => (true, describe_submission(&f.submission(), &rule)),
+            Ok(rule) => {
+                let sub = f.submission();
+                (
+                    !matches!(sub, Submission::Refused(_)),
+                    describe_submission(&sub, &rule),
+                )
+            }
             Err(e) => (false, e.to_string()),
         };
         i.valid.set(ok);
@@ -391,5 +397,6 @@ fn describe_submission(sub: &Submission, rule: &netev_rules::Rule) -> String {
         ),
         Submission::Update(id, _) => format!("Saves rule {id} as: {}", rule.summary()),
         Submission::Add(_) => format!("Adds the rule: {} ({})", rule.summary(), rule.duration),
+        Submission::Refused(why) => why.clone(),
     }
 }

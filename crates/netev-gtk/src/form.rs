@@ -131,6 +131,9 @@ pub enum Origin {
         event: WireEvent,
         /// Priority of the rule that asked.
         asker_priority: i32,
+        /// Asked by a supervisor through `Ask`: only an answer can be
+        /// given (it goes back to the asker), never a rule of netevd's.
+        asked: bool,
     },
     /// An existing rule being edited.
     Rule(u32),
@@ -154,6 +157,9 @@ pub enum Submission {
         /// exe, exe+dest, exe+port or exe+dest+port.
         scope: String,
     },
+    /// Nothing may be sent, for this reason (a supervisor's question
+    /// whose form asks for more than an answer).
+    Refused(String),
 }
 
 /// The dialog's fields as text, as a person edits them.
@@ -237,13 +243,14 @@ impl RuleForm {
 
     /// A form pre-filled from a prompt; Create answers the prompt when the
     /// form says what an answer can (see [`RuleForm::submission`]).
-    pub fn from_prompt(id: u64, ev: &WireEvent, asker_priority: i32) -> RuleForm {
+    pub fn from_prompt(id: u64, ev: &WireEvent, asker_priority: i32, asked: bool) -> RuleForm {
         Self::prefill(
             ev,
             Origin::Prompt {
                 id,
                 event: ev.clone(),
                 asker_priority,
+                asked,
             },
             asker_priority.saturating_add(1),
         )
@@ -397,6 +404,7 @@ impl RuleForm {
                 id,
                 event,
                 asker_priority,
+                asked,
             } => {
                 let plain = matches!(self.action.trim(), "allow" | "deny")
                     && self.ops.trim() == event.op
@@ -412,6 +420,14 @@ impl RuleForm {
                         duration: self.duration.trim().to_string(),
                         scope: scope.to_string(),
                     },
+                    // A supervisor's question is its word about a call
+                    // netevd never saw: it gets an answer, never a rule.
+                    _ if *asked => Submission::Refused(
+                        "This question comes from a program's supervisor (netev run): only an \
+                         answer can be given (allow or deny, a scope, the priority and fields \
+                         as filled in), and it goes back to the asker, making no rule here."
+                            .into(),
+                    ),
                     _ => Submission::Add(self.fields()),
                 }
             }
@@ -469,7 +485,7 @@ mod tests {
 
     #[test]
     fn a_plain_answer_to_a_prompt_is_sent_as_an_answer() {
-        let mut f = RuleForm::from_prompt(9, &connect_event(), 4);
+        let mut f = RuleForm::from_prompt(9, &connect_event(), 4, false);
         assert_eq!(f.priority, "5", "checked before the rule that asked");
         f.action = "deny".into();
         f.duration = "5m".into();

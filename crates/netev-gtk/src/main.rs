@@ -21,7 +21,7 @@ struct Cli {
     duration: String,
     /// What such a rule names besides the program and the op.
     #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port",
-          value_parser = ["exe", "exe+dest", "exe+port", "exe+dest+port"])]
+          value_parser = netev_rules::fields::ANSWER_SCOPES)]
     scope: String,
     /// Do not put an item in the tray (the console opens instead).
     #[arg(long)]

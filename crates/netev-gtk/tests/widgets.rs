@@ -75,7 +75,7 @@ fn the_dialog_validates_as_you_type_and_builds_the_rule_shown() {
 
 #[gtk::test]
 fn from_a_prompt_create_answers_it_unless_the_rule_says_more() {
-    let d = RuleDialog::new(None, RuleForm::from_prompt(9, &connect_event(), 4));
+    let d = RuleDialog::new(None, RuleForm::from_prompt(9, &connect_event(), 4, false));
     let w = d.widgets();
     assert_eq!(w.priority.text(), "5");
     w.action.set_selected(1);
@@ -102,6 +102,22 @@ fn from_a_prompt_create_answers_it_unless_the_rule_says_more() {
         "{}",
         d.message()
     );
+}
+
+#[gtk::test]
+fn a_supervisors_question_gets_an_answer_never_a_rule() {
+    // asked through Ask (netev run): the call is the asker's word
+    let d = RuleDialog::new(None, RuleForm::from_prompt(9, &connect_event(), 4, true));
+    let w = d.widgets();
+    w.action.set_selected(0);
+    assert!(matches!(
+        d.submission(),
+        Some(Submission::Answer { id: 9, .. })
+    ));
+    w.comment.set_text("the build server");
+    assert!(d.submission().is_none(), "no AddRule from an Ask");
+    assert!(!w.create.is_sensitive());
+    assert!(d.message().contains("supervisor"), "{}", d.message());
 }
 
 fn listed(pairs: &[(&str, &str)]) -> HashMap<String, String> {

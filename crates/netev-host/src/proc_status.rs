@@ -135,6 +135,69 @@ fn parse_start_ticks(stat: &str) -> Option<u64> {
     rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// Most bytes of a command line netev keeps (the rest is cut).
+pub const MAX_CMDLINE: usize = 4096;
+
+/// NUL-separated argv (`/proc/PID/cmdline`) as space-separated text, cut at
+/// [`MAX_CMDLINE`] bytes.
+pub fn cmdline_text(raw: &[u8]) -> String {
+    let raw = &raw[..raw.len().min(MAX_CMDLINE)];
+    let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);
+    String::from_utf8_lossy(trimmed).replace('\0', " ")
+}
+
+/// Who a live process is, read from /proc by netevd itself (never taken
+/// from what anyone says about it): one consistent reading, made while the
+/// process kept one start time, so a pid reused meanwhile is noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// The pid.
+    pub pid: u32,
+    /// Its start time ([`start_ticks`]).
+    pub start_ticks: u64,
+    /// Its executable (`/proc/PID/exe`), if readable.
+    pub exe: Option<String>,
+    /// Its command name.
+    pub comm: String,
+    /// Its command line, if it has one.
+    pub cmdline: Option<String>,
+    /// Its parent.
+    pub ppid: u32,
+    /// Its real uid.
+    pub uid: u32,
+    /// Its real gid.
+    pub gid: u32,
+}
+
+impl Process {
+    /// Reads process `pid`; `None` if it is gone, or was replaced by
+    /// another process with the same pid while being read.
+    pub fn read(pid: u32) -> Option<Process> {
+        let start = start_ticks(pid).ok()?;
+        let status = ProcStatus::read(pid)?;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .ok()
+            .filter(|raw| !raw.is_empty())
+            .map(|raw| cmdline_text(&raw));
+        if start_ticks(pid).ok()? != start {
+            return None;
+        }
+        Some(Process {
+            pid,
+            start_ticks: start,
+            exe,
+            comm: status.name.clone().unwrap_or_default(),
+            cmdline,
+            ppid: status.ppid.unwrap_or(0),
+            uid: status.real_uid()?,
+            gid: status.real_gid()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod start_tests {
     use super::*;
@@ -147,5 +210,18 @@ mod start_tests {
         let me = start_ticks(std::process::id()).unwrap();
         assert!(me > 0);
         assert_eq!(start_ticks(std::process::id()).unwrap(), me);
+    }
+
+    #[test]
+    fn reads_this_process_in_one_reading() {
+        let me = Process::read(std::process::id()).unwrap();
+        assert_eq!(me.uid, nix::unistd::getuid().as_raw());
+        assert_eq!(me.start_ticks, start_ticks(std::process::id()).unwrap());
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(me.exe.as_deref(), exe.to_str());
+        assert!(me.cmdline.is_some());
+        assert_eq!(Process::read(u32::MAX), None);
+        assert_eq!(cmdline_text(b"curl\0-s\0http://x/\0"), "curl -s http://x/");
+        assert_eq!(cmdline_text(&[b'a'; 9000]).len(), MAX_CMDLINE);
     }
 }

@@ -23,8 +23,14 @@ use tracing::{info, warn};
 #[command(version, about, long_about = None)]
 struct Args {
     /// The database: a SQLite file path, or a PostgreSQL URL
-    /// (postgres://user@host/db) or connection string.
-    #[arg(value_name = "DATABASE")]
+    /// (postgres://user@host/db) or connection string. One that holds a
+    /// password belongs in NETEV_SQL_DATABASE, not on the command line
+    /// (which every user can read, and netevd records in its events).
+    #[arg(
+        value_name = "DATABASE",
+        env = "NETEV_SQL_DATABASE",
+        hide_env_values = true
+    )]
     database: String,
 
     /// The bus netevd serves on: system, session, or an address.

@@ -737,7 +737,7 @@ fn targets(config: &Config) -> String {
 
 /// The connection string as a URL without the password (nor any other
 /// secret: only user, hosts, ports and database are kept).
-fn describe_config(config: &Config) -> String {
+pub(crate) fn describe_config(config: &Config) -> String {
     let ports = config.get_ports();
     let port = |i: usize| ports.get(i).or(ports.first()).copied();
     let mut authority = Vec::new();

@@ -33,27 +33,22 @@ pub fn open_for_queries(target: &str) -> Result<Box<dyn Store>> {
     }
 }
 
-/// `target` without a password, for logs and status.
+/// `target` without a password (nor any other secret), for logs, status
+/// and errors: a PostgreSQL connection string in any of its forms (URL with
+/// `user:password@` or `?password=`, key/value with quoted values, …) is
+/// parsed as the driver parses it and shown as user, hosts, ports and
+/// database only; one that does not parse is not shown at all.
 pub fn redact(target: &str) -> String {
-    if let Some((scheme, rest)) = target.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
+    if let Ok(config) = target.parse::<tokio_postgres::Config>() {
+        if is_postgres(target) || config.get_password().is_some() {
+            return crate::pg::describe_config(&config);
         }
-        return target.to_string();
     }
-    target
-        .split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=***".to_string()
-            } else {
-                kv.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    if is_postgres(target) || target.to_ascii_lowercase().contains("password") {
+        return "(a connection string that does not parse: not shown, it may hold a password)"
+            .into();
+    }
+    target.to_string()
 }
 
 impl Error {
@@ -76,15 +71,26 @@ mod tests {
         assert!(is_postgres("postgres://u@h/db"));
         assert!(is_postgres("host=/run/postgresql dbname=netev"));
         assert!(!is_postgres("/var/lib/netev/netev.db"));
+        for secret in [
+            "postgres://u:s3cret@h:5432/db",
+            "postgresql://u@h/db?password=s3cret",
+            "postgresql://u@h/db?sslmode=disable&password=s3cret",
+            "postgres://u:p%40s3cret@h/db",
+            "host=h password=s3cret dbname=x",
+            "host=h password = s3cret dbname=x",
+            "host=h password='with s3cret spaces' dbname=x",
+            "user=u password=s3cret",
+            "postgres://u:s3cret@h:5432/db?broken=%",
+            "PASSWORD=s3cret garbage'",
+        ] {
+            let shown = redact(secret);
+            assert!(!shown.contains("s3cret"), "{secret} shown as {shown}");
+        }
         assert_eq!(
             redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+            "postgres://u@h:5432/db"
         );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact("host=h password=secret dbname=x"),
-            "host=h password=*** dbname=x"
-        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h:5432/db");
         assert_eq!(redact("/var/lib/netev/netev.db"), "/var/lib/netev/netev.db");
     }
 }

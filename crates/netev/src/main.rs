@@ -153,8 +153,10 @@ enum Command {
     /// Answer netevd's prompts from this terminal, one key each (needs root or the netev group).
     Prompt {
         /// How far an answer reaches: exe (the program, any destination),
-        /// exe+dest, exe+port, or exe+dest+port.
-        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port", value_parser = prompt::SCOPES)]
+        /// exe+dest, exe+port, or exe+dest+port, for the user whose process
+        /// asked; append +any-user (exe+dest+any-user) to answer for every user.
+        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port",
+              value_parser = netev_rules::fields::ANSWER_SCOPES_ANY_USER)]
         scope: String,
     },
     /// Run a program so that each of its network syscalls (and its
@@ -177,7 +179,8 @@ enum Command {
         log: Option<String>,
         /// How far a rule made by a terminal answer (this run, always)
         /// reaches: exe, exe+dest, exe+port or exe+dest+port.
-        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port", value_parser = prompt::SCOPES)]
+        #[arg(long, value_name = "SCOPE", default_value = "exe+dest+port",
+              value_parser = netev_rules::fields::ANSWER_SCOPES)]
         scope: String,
         /// The program and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]

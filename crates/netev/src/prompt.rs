@@ -15,8 +15,6 @@ use tokio::sync::mpsc;
 
 use crate::bus::{connect, explain, runtime, BusChoice, Failure};
 
-pub const SCOPES: [&str; 4] = ["exe", "exe+dest", "exe+port", "exe+dest+port"];
-
 pub fn run(bus: &BusChoice, scope: String) -> ExitCode {
     match runtime().block_on(prompt(bus, &scope)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,7 +82,7 @@ impl Drop for RawTerminal {
     }
 }
 
-fn describe(id: u64, ev: &Event) -> String {
+fn describe(id: u64, ev: &Event, origin: &str) -> String {
     let (addr, port) = if netev_rules::op_uses_remote(ev.op) {
         (ev.raddr, ev.rport)
     } else {
@@ -95,16 +93,20 @@ fn describe(id: u64, ev: &Event) -> String {
         _ => String::new(),
     };
     let proto = ev.proto.map(|p| format!(" {p}")).unwrap_or_default();
-    let who = ev.user.clone().unwrap_or_else(|| format!("uid {}", ev.uid));
-    // names come from processes: print them escaped, never raw
-    let exe = ev
-        .exe
-        .as_deref()
-        .unwrap_or("(unknown program)")
-        .escape_debug()
-        .to_string();
+    // names come from processes and user databases: shown escaped, never raw
+    let who = match &ev.user {
+        Some(u) => netev_event::display::escape(u).into_owned(),
+        None => format!("uid {}", ev.uid),
+    };
+    let exe = netev_event::display::escape(ev.exe.as_deref().unwrap_or("(unknown program)"));
+    // what netevd could not check itself is said so
+    let said = match origin {
+        netev_dbus::origin::KERNEL => "",
+        netev_dbus::origin::ASK => " (asked by its supervisor: the call is the asker's word)",
+        _ => " (asked by a privileged client about a process netevd could not read: all of it is the asker's word)",
+    };
     format!(
-        "[{id}] {exe} (pid {}, {who}) wants to {}{proto}{place}\n    allow: o once, m 5 min, r until restart, a always | deny: O M R A | s skip, q quit > ",
+        "[{id}] {exe} (pid {}, {who}) wants to {}{proto}{place}{said}\n    allow: o once, m 5 min, r until restart, a always | deny: O M R A | s skip, q quit > ",
         ev.pid,
         ev.op.name()
     )
@@ -118,10 +120,10 @@ async fn prompt(bus: &BusChoice, scope: &str) -> Result<(), Failure> {
         .await
         .map_err(|e| explain(bus, e))?;
     let pending = d.watch_prompts().await.map_err(|e| explain(bus, e))?;
-    let mut queue: VecDeque<(u64, Event)> = VecDeque::new();
-    for (id, w) in pending {
+    let mut queue: VecDeque<(u64, Event, String)> = VecDeque::new();
+    for (id, w, origin) in pending {
         if let Ok(ev) = Event::try_from(w) {
-            queue.push_back((id, ev));
+            queue.push_back((id, ev, origin));
         }
     }
 
@@ -143,8 +145,8 @@ async fn prompt(bus: &BusChoice, scope: &str) -> Result<(), Failure> {
     let mut stdin_open = true;
     loop {
         if shown.is_none() {
-            if let Some((id, ev)) = queue.front() {
-                print!("{}", describe(*id, ev));
+            if let Some((id, ev, origin)) = queue.front() {
+                print!("{}", describe(*id, ev, origin));
                 let _ = std::io::stdout().flush();
                 shown = Some(*id);
             }
@@ -153,15 +155,15 @@ async fn prompt(bus: &BusChoice, scope: &str) -> Result<(), Failure> {
             Some(sig) = prompts.next() => {
                 if let Ok(args) = sig.args() {
                     if let Ok(ev) = Event::try_from(args.event) {
-                        if !queue.iter().any(|(id, _)| *id == args.id) {
-                            queue.push_back((args.id, ev));
+                        if !queue.iter().any(|(id, _, _)| *id == args.id) {
+                            queue.push_back((args.id, ev, args.origin));
                         }
                     }
                 }
             }
             Some(sig) = closed.next() => {
                 if let Ok(args) = sig.args() {
-                    queue.retain(|(id, _)| *id != args.id);
+                    queue.retain(|(id, _, _)| *id != args.id);
                     if shown == Some(args.id) {
                         println!("\n    ({})", args.reason);
                         shown = None;
@@ -179,7 +181,7 @@ async fn prompt(bus: &BusChoice, scope: &str) -> Result<(), Failure> {
                     Some(Key::Quit) => { println!(); return Ok(()); }
                     Some(Key::Skip) => {
                         println!("skipped");
-                        queue.retain(|(i, _)| *i != id);
+                        queue.retain(|(i, _, _)| *i != id);
                         shown = None;
                     }
                     Some(Key::Answer(action, duration)) => {
@@ -190,7 +192,7 @@ async fn prompt(bus: &BusChoice, scope: &str) -> Result<(), Failure> {
                             Ok(rule) => println!("{action} {duration} (rule {rule})"),
                             Err(e) => println!("not answered: {}", explain(bus, e).message),
                         }
-                        queue.retain(|(i, _)| *i != id);
+                        queue.retain(|(i, _, _)| *i != id);
                         shown = None;
                     }
                 }

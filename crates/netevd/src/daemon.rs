@@ -409,12 +409,12 @@ impl Setup {
     }
 
     fn write_status(&self, status: &Status) -> Result<()> {
-        let path = self.run_dir.join("status.json");
-        let tmp = self.run_dir.join(".status.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(status)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
+        // what GetStatus serves everyone
+        crate::files::write_public(
+            &self.run_dir,
+            "status.json",
+            netev_event::display::to_json_pretty(status).as_bytes(),
+        )
     }
 }
 
@@ -492,7 +492,7 @@ impl Sink {
                 };
                 if let Some((format, out)) = &mut self.out {
                     let res = match format {
-                        PrintFormat::Json => serde_json::to_writer(&mut *out, &ev)
+                        PrintFormat::Json => netev_event::display::write_json(&mut *out, &ev)
                             .map_err(std::io::Error::from)
                             .and_then(|()| out.write_all(b"\n")),
                         PrintFormat::Text => writeln!(out, "{}", ev.to_text()),
@@ -547,15 +547,10 @@ impl Sink {
 
 /// One netevd per run directory: its status file would be ambiguous otherwise.
 fn lock_run_dir(dir: &Path) -> Result<File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // readable by everyone: `netev status` reads the status file in it
+    crate::files::own_dir(dir, 0o755, "run directory")?;
     let path = dir.join("netevd.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file = crate::files::open_private(&path)?;
     // SAFETY: flock on an fd we own.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {

@@ -22,7 +22,6 @@ type AppId = (u32, u64);
 /// Bound on cached processes; exit records normally keep it far smaller.
 const MAX_PROCS: usize = 1 << 16;
 const MAX_EXES: usize = 1 << 14;
-const MAX_CMDLINE: usize = 4096;
 
 #[derive(Debug, Clone)]
 struct ProcInfo {
@@ -242,25 +241,12 @@ fn read_cmdline(pid: u32, ino: u64) -> Option<Arc<str>> {
     if inode_of(&dir.join("exe")) != Some(ino) {
         return None;
     }
-    Some(cmdline_text(&raw).into())
-}
-
-/// NUL-separated argv → space-separated text, bounded.
-fn cmdline_text(raw: &[u8]) -> String {
-    let raw = &raw[..raw.len().min(MAX_CMDLINE)];
-    let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);
-    String::from_utf8_lossy(trimmed).replace('\0', " ")
+    Some(netev_host::proc_status::cmdline_text(&raw).into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cmdline_joins_arguments() {
-        assert_eq!(cmdline_text(b"curl\0-s\0http://x/\0"), "curl -s http://x/");
-        assert_eq!(cmdline_text(b""), "");
-    }
 
     #[test]
     fn resolves_own_executable() {

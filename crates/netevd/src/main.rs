@@ -5,6 +5,7 @@ mod bus;
 mod config;
 mod daemon;
 mod enrich;
+mod files;
 mod rules;
 mod settings;
 mod store;
@@ -87,6 +88,7 @@ fn main() -> std::process::ExitCode {
         return check_backend(&args);
     }
     init_logging(&args.log_level);
+    files::private_umask();
     match daemon::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

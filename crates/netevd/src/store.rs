@@ -42,6 +42,16 @@ pub fn start(
         StoreSpec::Sqlite(Some(p)) => p.display().to_string(),
         StoreSpec::Postgres(url) => url.clone(),
     };
+    if !matches!(spec, StoreSpec::Postgres(_)) {
+        // every user's command lines and destinations: root's alone, even
+        // where an older netevd or another umask left the file readable
+        for suffix in ["", "-wal", "-shm"] {
+            let p = format!("{target}{suffix}");
+            if let Err(e) = crate::files::make_private(Path::new(&p)) {
+                warn!("{e:#}");
+            }
+        }
+    }
     let first = match netev_store::open(&target) {
         Ok(s) => {
             info!(store = %s.describe(), "storing events");

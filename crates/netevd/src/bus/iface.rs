@@ -17,7 +17,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{fdo, Connection, OwnedVariant};
 
 use super::access::{authorize, own_process};
-use super::prompts::{Waiter, MAX_ASKS_PER_USER, MAX_ASK_WAIT};
+use super::prompts::{Origin, Waiter, MAX_ASK_FIELD, MAX_ASK_WAIT, MAX_WATCH_REPLY, MIN_ASK_WAIT};
 use super::subscribers::{forget, Subscriber};
 use super::{Control, State, MAX_SUBSCRIBERS};
 use netev_host::users::{uid_of, user_name};
@@ -63,7 +63,15 @@ impl DaemonIface {
 impl DaemonIface {
     /// Backend, hooks, counters, uptime, version. Allowed to everyone.
     async fn get_status(&self) -> WireStatus {
-        WireStatus::from(&*self.state.status.borrow())
+        let mut status = WireStatus::from(&*self.state.status.borrow());
+        let prompts = self.state.prompts.lock().expect("prompts lock");
+        status
+            .counters
+            .insert("prompts_pending".into(), prompts.pending.len() as u64);
+        status
+            .counters
+            .insert("prompts_refused".into(), prompts.kernel_refused);
+        status
     }
 
     /// Starts or replaces the caller's subscription.
@@ -326,30 +334,40 @@ impl DaemonIface {
     }
 
     /// Makes the caller a prompter: it gets Prompt and PromptClosed signals
-    /// (unicast) until it leaves the bus. Returns the prompts now pending.
+    /// (unicast) until it leaves the bus. Returns the oldest prompts now
+    /// pending (at most 64, each with its origin); the others follow as
+    /// Prompt signals to the caller.
     async fn watch_prompts(
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> fdo::Result<Vec<(u64, WireEvent)>> {
+    ) -> fdo::Result<Vec<(u64, WireEvent, String)>> {
         self.authorize(conn, &hdr, "answering prompts").await?;
-        let sender = hdr.sender().expect("authorized callers have a sender");
-        let mut prompts = self.state.prompts.lock().expect("prompts lock");
-        prompts
-            .watchers
-            .insert(OwnedUniqueName::from(sender.to_owned()));
-        let mut pending: Vec<(u64, WireEvent)> = prompts
-            .pending
-            .iter()
-            .map(|(id, (ev, _))| (*id, WireEvent::from(ev)))
-            .collect();
-        pending.sort_by_key(|(id, _)| *id);
-        Ok(pending)
+        let sender = OwnedUniqueName::from(
+            hdr.sender()
+                .expect("authorized callers have a sender")
+                .to_owned(),
+        );
+        let mut all = {
+            let mut prompts = self.state.prompts.lock().expect("prompts lock");
+            prompts.watchers.insert(sender.clone());
+            prompts.listing()
+        };
+        let rest = all.split_off(all.len().min(MAX_WATCH_REPLY));
+        for (id, ev, origin) in rest {
+            self.state
+                .control(Control::PromptTo(sender.clone(), id, ev, origin));
+        }
+        Ok(all
+            .into_iter()
+            .map(|(id, ev, origin)| (id, WireEvent::from(ev), origin.name().to_string()))
+            .collect())
     }
 
     /// Answers a prompt: makes a rule (action allow|deny; duration once, 5m,
-    /// until-restart, always…; scope exe, exe+dest, exe+port, exe+dest+port)
-    /// and returns its id once the kernel decides with it.
+    /// until-restart, always…; scope exe, exe+dest, exe+port, exe+dest+port,
+    /// for the user whose process asked, or ending in +any-user for every
+    /// user) and returns its id once the kernel decides with it.
     async fn answer_prompt(
         &self,
         id: u64,
@@ -368,7 +386,7 @@ impl DaemonIface {
         }
         let (ev, asked) = {
             let prompts = self.state.prompts.lock().expect("prompts lock");
-            let ev = prompts.pending.get(&id).map(|(ev, _)| ev.clone());
+            let ev = prompts.pending.get(&id).map(|(ev, _, _)| ev.clone());
             (ev, prompts.asks.contains_key(&id))
         };
         let ev = ev.ok_or_else(|| {
@@ -421,7 +439,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(String, String, String)> {
-        let ev = Event::try_from(event)
+        check_ask_sizes(&event)?;
+        let mut ev = Event::try_from(event)
             .map_err(|e| fdo::Error::InvalidArgs(format!("the event: {e}")))?;
         let sender = hdr
             .sender()
@@ -437,25 +456,54 @@ impl DaemonIface {
         if !privileged {
             own_process(uid, &ev)?;
         }
-        let wait = Duration::from_millis(timeout_ms.into()).min(MAX_ASK_WAIT);
+        // Who asks is read from the process itself, never taken from the
+        // caller; only the call (op, addresses) is the caller's word.
+        let origin = match netev_host::proc_status::Process::read(ev.pid) {
+            Some(p) if privileged || p.uid == uid => {
+                ev.uid = p.uid;
+                ev.gid = p.gid;
+                ev.ppid = p.ppid;
+                ev.user = user_name(p.uid);
+                ev.comm = p.comm;
+                ev.exe = p.exe;
+                ev.cmdline = p.cmdline;
+                Origin::Ask
+            }
+            Some(p) => {
+                return Err(fdo::Error::AccessDenied(format!(
+                    "asking about pid {} needs root or membership of the access group, or the \
+                     process must be your own: it runs as uid {}",
+                    ev.pid, p.uid
+                )))
+            }
+            None if privileged => Origin::AskUnverified,
+            None => {
+                return Err(fdo::Error::AccessDenied(format!(
+                    "asking about pid {}: no such process (or it was replaced while being read)",
+                    ev.pid
+                )))
+            }
+        };
+        let wait = Duration::from_millis(timeout_ms.into()).clamp(MIN_ASK_WAIT, MAX_ASK_WAIT);
         let (tx, rx) = oneshot::channel();
         let (id, new) = {
             let mut prompts = self.state.prompts.lock().expect("prompts lock");
-            if !privileged && prompts.asks_of(uid) >= MAX_ASKS_PER_USER {
-                return Err(fdo::Error::LimitsExceeded(format!(
-                    "uid {uid} already has {MAX_ASKS_PER_USER} questions pending"
-                )));
-            }
+            let now = std::time::Instant::now();
             let waiter = Waiter {
                 caller: OwnedUniqueName::from(sender),
                 uid,
+                privileged,
                 answer: tx,
             };
-            prompts.ask(&ev, waiter, std::time::Instant::now() + wait)
+            let joins = prompts.joins_pending(&ev);
+            prompts
+                .admit_ask(uid, privileged, joins, now)
+                .map_err(|r| fdo::Error::LimitsExceeded(r.message(uid)))?;
+            prompts.ask(&ev, origin, waiter, now + wait)
         };
         if new {
-            info!(target: "netevd::bus", prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, "asked");
-            self.state.control(Control::Prompt(id, ev));
+            info!(target: "netevd::bus", prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, origin = origin.name(), "asked");
+            self.state.control(Control::Prompt(id, ev, origin));
         }
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -488,10 +536,18 @@ impl DaemonIface {
     #[zbus(signal)]
     async fn rules_changed(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
 
-    /// A rule or the default said "ask" for this operation (the ask fallback
-    /// was applied). Unicast to prompters (WatchPrompts).
+    /// A question about this operation: a rule or the default said "ask"
+    /// (origin "kernel": the ask fallback was applied), or a program's
+    /// supervisor asked (origin "ask": the process is as netevd read it, the
+    /// call is the asker's word; "ask-unverified": all of it is the asker's
+    /// word). Unicast to prompters (WatchPrompts).
     #[zbus(signal)]
-    async fn prompt(emitter: &SignalEmitter<'_>, id: u64, event: WireEvent) -> zbus::Result<()>;
+    async fn prompt(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        event: WireEvent,
+        origin: &str,
+    ) -> zbus::Result<()>;
 
     /// A prompt was answered (by anyone) or expired.
     #[zbus(signal)]
@@ -547,4 +603,32 @@ fn listing(rule: &netev_rules::Rule) -> HashMap<String, String> {
     netev_rules::fields::rule_to_fields(rule, &user_name)
         .into_iter()
         .collect()
+}
+
+/// Refuses an `Ask` whose text fields are larger than any true event's
+/// (docs/dbus.md, "Limits"): it would be held in memory, shown to every
+/// prompter and sent in WatchPrompts' reply.
+fn check_ask_sizes(ev: &WireEvent) -> fdo::Result<()> {
+    let fields = [
+        ("user", &ev.user),
+        ("comm", &ev.comm),
+        ("exe", &ev.exe),
+        ("cmdline", &ev.cmdline),
+        ("op", &ev.op),
+        ("family", &ev.family),
+        ("sock_type", &ev.sock_type),
+        ("proto", &ev.proto),
+        ("laddr", &ev.laddr),
+        ("raddr", &ev.raddr),
+        ("verdict", &ev.verdict),
+    ];
+    for (name, value) in fields {
+        if value.len() > MAX_ASK_FIELD {
+            return Err(fdo::Error::LimitsExceeded(format!(
+                "the event's field {name} is {} bytes; an Ask's text fields are at most {MAX_ASK_FIELD}",
+                value.len()
+            )));
+        }
+    }
+    Ok(())
 }

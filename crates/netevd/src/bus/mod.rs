@@ -40,7 +40,7 @@ use zbus::{fdo, Connection};
 
 use crate::rules::RulesHandle;
 use iface::DaemonIface;
-use prompts::Prompts;
+use prompts::{Origin, Prompts};
 use subscribers::{distribute, flush, forget, Subscriber};
 
 /// Events waiting for the bus thread; beyond this they are counted as lost.
@@ -105,7 +105,10 @@ enum Control {
     /// The kernel path asked (an `ask` rule decided): raise a prompt about
     /// the event unless one about the same thing is pending.
     Raise(Event, Instant),
-    Prompt(u64, Event),
+    /// A new prompt, to every prompter.
+    Prompt(u64, Event, Origin),
+    /// A pending prompt, to one new prompter (beyond WatchPrompts' reply).
+    PromptTo(OwnedUniqueName, u64, Event, Origin),
     PromptClosed(u64, &'static str),
 }
 
@@ -361,27 +364,42 @@ async fn pump(
 async fn control(conn: &Connection, state: &State, c: Control) {
     let c = match c {
         Control::Raise(ev, expires) => {
-            let id = state
-                .prompts
-                .lock()
-                .expect("prompts lock")
-                .raise(&ev, expires);
+            let (id, refused) = {
+                let mut prompts = state.prompts.lock().expect("prompts lock");
+                let before = prompts.kernel_refused;
+                let id = prompts.raise(&ev, expires);
+                let refused = prompts.kernel_refused;
+                (id, (refused > before).then_some(refused))
+            };
+            if let Some(n) = refused {
+                // the first, then every 1000th: a flood must not flood the log
+                if n == 1 || n % 1000 == 0 {
+                    warn!(
+                        refused = n,
+                        "too many prompts pending: an ask decided in the kernel raised no prompt \
+                         (its fallback applied); see prompts_refused in `netev status`"
+                    );
+                }
+            }
             let Some(id) = id else { return };
             info!(prompt = id, exe = ?ev.exe, op = ev.op.name(), "asking");
-            Control::Prompt(id, ev)
+            Control::Prompt(id, ev, Origin::Kernel)
         }
         c => c,
     };
-    let watchers: Vec<OwnedUniqueName> = state
-        .prompts
-        .lock()
-        .expect("prompts lock")
-        .watchers
-        .iter()
-        .cloned()
-        .collect();
+    let watchers: Vec<OwnedUniqueName> = match &c {
+        Control::PromptTo(to, ..) => vec![to.clone()],
+        _ => state
+            .prompts
+            .lock()
+            .expect("prompts lock")
+            .watchers
+            .iter()
+            .cloned()
+            .collect(),
+    };
     let res: zbus::Result<()> = match c {
-        Control::Prompt(id, ev) => {
+        Control::Prompt(id, ev, origin) | Control::PromptTo(_, id, ev, origin) => {
             let wire = WireEvent::from(ev);
             for w in &watchers {
                 let sent = conn
@@ -390,7 +408,7 @@ async fn control(conn: &Connection, state: &State, c: Control) {
                         OBJECT_PATH,
                         INTERFACE,
                         "Prompt",
-                        &(id, &wire),
+                        &(id, &wire, origin.name()),
                     )
                     .await;
                 if let Err(e) = sent {

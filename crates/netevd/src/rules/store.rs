@@ -31,15 +31,16 @@ const SCHEMA_VERSION: i64 = 2;
 
 pub struct RuleStore {
     db: Connection,
+    path: std::path::PathBuf,
 }
 
 impl RuleStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<RuleStore> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the state directory {}", dir.display()))?;
+            crate::files::own_dir(dir, 0o700, "state directory")?;
         }
+        crate::files::make_private(path)?;
         let db = Connection::open(path)
             .with_context(|| format!("opening the rules database {}", path.display()))?;
         let corrupt = |e: rusqlite::Error| {
@@ -87,11 +88,15 @@ impl RuleStore {
         }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
         tx.commit()?;
-        Ok(RuleStore { db })
+        Ok(RuleStore {
+            db,
+            path: path.to_path_buf(),
+        })
     }
 
-    /// Every stored rule. A row that no longer parses is reported and
-    /// skipped, never deleted.
+    /// Every stored rule. A row that no longer parses is refused with its
+    /// id, and none of the rules is loaded: netevd never runs with part of
+    /// its rules (a deny could drop out). Nothing is deleted.
     pub fn load(&self) -> Result<Vec<Rule>> {
         let mut stmt = self.db.prepare(&format!(
             "SELECT id, {} FROM rules ORDER BY id",
@@ -99,6 +104,7 @@ impl RuleStore {
         ))?;
         let mut rows = stmt.query([])?;
         let mut rules = Vec::new();
+        let mut bad = Vec::new();
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
             let mut fields = vec![("id".to_string(), id.to_string())];
@@ -109,8 +115,25 @@ impl RuleStore {
             }
             match rule_from_listing(fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                 Ok(r) => rules.push(r),
-                Err(e) => tracing::error!(rule = id, "stored rule ignored: {e}"),
+                Err(e) => bad.push((id, e)),
             }
+        }
+        if !bad.is_empty() {
+            let ids: Vec<String> = bad.iter().map(|(id, _)| id.to_string()).collect();
+            let why: Vec<String> = bad
+                .iter()
+                .map(|(id, e)| format!("rule {id}: {e}"))
+                .collect();
+            let db = self.path.display();
+            anyhow::bail!(
+                "the rules database {db} holds rules netevd cannot read ({}); none of the rules \
+                 was applied, since running with part of them could drop a deny. Look at them \
+                 with `sqlite3 {db} 'SELECT * FROM rules WHERE id IN ({})'`, then fix or delete \
+                 them (`DELETE FROM rules WHERE id = N`), or move the database aside and import \
+                 a rules export",
+                why.join("; "),
+                ids.join(",")
+            );
         }
         Ok(rules)
     }
@@ -305,6 +328,30 @@ mod tests {
             vec![0x5a; 8192],
             "left untouched"
         );
+    }
+
+    #[test]
+    fn a_stored_rule_that_does_not_parse_is_refused_with_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.db");
+        let mut store = RuleStore::open(&path).unwrap();
+        let ok = |_: &[Rule]| Ok::<(), ()>(());
+        let deny =
+            rule_from_fields([("action", "deny"), ("ports", "22")], Utc::now(), &|_| None).unwrap();
+        store
+            .change(&mut [deny.clone(), deny], &[], &[], ok)
+            .unwrap()
+            .unwrap();
+        store
+            .db
+            .execute("UPDATE rules SET ports = '99999' WHERE id = 2", [])
+            .unwrap();
+        let err = format!("{:#}", store.load().unwrap_err());
+        assert!(
+            err.contains("rule 2:") && err.contains("none of the rules"),
+            "{err}"
+        );
+        assert!(err.contains("WHERE id IN (2)"), "{err}");
     }
 
     #[test]

@@ -15,8 +15,10 @@ PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps pytho
 # (initdb + pg_ctl in a temp dir); the cluster Debian creates is not used.
 PACKAGES+=(postgresql)
 # Packaging (scripts/package.sh and its test): dpkg-shlibdeps for the
-# package's dependencies, systemd-analyze to verify the unit.
-PACKAGES+=(dpkg-dev systemd)
+# package's dependencies, systemd-analyze to verify the unit (and to list the
+# syscalls of its filter); libseccomp's Python binding for the test that runs
+# netevd under the unit's syscall filter without systemd.
+PACKAGES+=(dpkg-dev systemd python3-seccomp)
 # netev-gtk: GTK 4 to build it; Xvfb (with xauth for xvfb-run) for its widget
 # tests; dunst (a notification server), xdotool and imagemagick for the
 # end-to-end test and the screenshots.

@@ -362,6 +362,28 @@ fn perf_event_paranoid() -> i32 {
         .unwrap_or(2)
 }
 
+/// How the test confines netevd as dist/systemd/netevd.service does, where
+/// no systemd runs: setpriv for the unit's capability bounding set and
+/// NoNewPrivileges=, then tests/e2e/unit_sandbox.py for its
+/// SystemCallFilter=, SystemCallErrorNumber=, RestrictAddressFamilies= and
+/// UMask= (read from the unit). The command to run follows.
+fn unit_confinement() -> Vec<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    vec![
+        "setpriv".into(),
+        "--bounding-set".into(),
+        unit_capabilities(),
+        "--inh-caps".into(),
+        "-all".into(),
+        "--no-new-privs".into(),
+        repo.join("tests/e2e/unit_sandbox.py").display().to_string(),
+        repo.join("dist/systemd/netevd.service")
+            .display()
+            .to_string(),
+        "--".into(),
+    ]
+}
+
 fn unit_capabilities() -> String {
     let unit = include_str!("../../dist/systemd/netevd.service");
     let caps: Vec<String> = unit
@@ -375,8 +397,8 @@ fn unit_capabilities() -> String {
 }
 
 #[test]
-fn the_units_capabilities_are_enough_to_capture_name_and_enforce() {
-    if !root_or_skip("the_units_capabilities_are_enough_to_capture_name_and_enforce") {
+fn netevd_confined_as_the_unit_confines_it_captures_names_and_enforces() {
+    if !root_or_skip("netevd_confined_as_the_unit_confines_it_captures_names_and_enforces") {
         return;
     }
     use crate::rules::{connect, free_port, PROBE};
@@ -387,8 +409,9 @@ fn the_units_capabilities_are_enough_to_capture_name_and_enforce() {
         // backend, which auto picks there, needs none)
         let cg = TestCgroup::new("unit-caps-paranoid");
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("setpriv")
-            .args(["--bounding-set", &unit_capabilities(), "--inh-caps", "-all"])
+        let confine = unit_confinement();
+        let out = Command::new(&confine[0])
+            .args(&confine[1..])
             .arg(workspace_bin("netevd"))
             .args([
                 "--foreground",
@@ -462,12 +485,10 @@ fn the_units_capabilities_are_enough_to_capture_name_and_enforce() {
         .args(["-c", &early])
         .spawn()
         .unwrap();
-    let caps = unit_capabilities();
-    let daemon = Daemon::start_wrapped(
-        &cg,
-        &["--rules-file", rules.to_str().unwrap()],
-        &["setpriv", "--bounding-set", &caps, "--inh-caps", "-all"],
-    );
+    let confine = unit_confinement();
+    let confine: Vec<&str> = confine.iter().map(String::as_str).collect();
+    let daemon = Daemon::start_wrapped(&cg, &["--rules-file", rules.to_str().unwrap()], &confine);
+    let state = daemon.run_dir().join("state");
     let ops = serde_json::json!([connect("127.0.0.1", port), connect("127.0.0.1", port + 1)]);
     let out = cg
         .command("runuser")
@@ -485,11 +506,23 @@ fn the_units_capabilities_are_enough_to_capture_name_and_enforce() {
     std::fs::write(&go, "").unwrap();
     let done = private.join("go.done");
     wait_until("the early process's connect", || done.exists());
+    // netevd's files, under the unit's umask (the run directory goes with
+    // the daemon)
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700, "the state directory is root's alone");
+    assert_eq!(mode(&state.join("rules.db")), 0o600);
+    assert_eq!(mode(&state.join("netev.db")), 0o600);
     // it stays (until killed) so that netevd finds /proc/PID/exe
     let stopped = daemon.stop();
     let _ = early.kill();
     let _ = early.wait();
     assert!(stopped.success, "{}", stopped.log);
+    assert!(
+        stopped.log.contains("syscalls allowed"),
+        "netevd ran under the unit's syscall filter: {}",
+        stopped.log
+    );
+
     let connects = |exe: &Path| -> Vec<&serde_json::Value> {
         stopped
             .events

@@ -175,3 +175,28 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
     assert!(!run("dpkg", &["-s", "netev-gtk"]).status.success());
     drop(installed);
 }
+
+/// The most exposure `systemd-analyze security` may rate the unit at.
+const MAX_EXPOSURE: f64 = 2.5;
+
+#[test]
+fn the_unit_is_confined_to_an_exposure_of_at_most_2_5() {
+    let out = run(
+        "systemd-analyze",
+        &["security", "--offline=true", "dist/systemd/netevd.service"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let level: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for netevd.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(
+        level <= MAX_EXPOSURE,
+        "dist/systemd/netevd.service rates {level}, more than {MAX_EXPOSURE}:\n{text}"
+    );
+}

@@ -314,3 +314,39 @@ mod tests {
         unsafe { std::mem::zeroed() }
     }
 }
+
+/// Fuzzing on stable Rust: ring-buffer samples of any bytes, decoded and
+/// turned into events as the capture loop does, then printed: an event,
+/// nothing, or an error, never a panic. `NETEV_FUZZ_CASES` sets the cases.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("NETEV_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4096)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_sample_is_an_event_or_nothing(
+            mut bytes in proptest::collection::vec(any::<u8>(), std::mem::size_of::<RawEvent>()..std::mem::size_of::<RawEvent>() + 8)
+        ) {
+            bytes[0] = netev_bpf::abi::KIND_NET;
+            let mut enricher = Enricher::new();
+            if let Ok(abi::Record::Net(raw)) = abi::decode(&bytes) {
+                if is_well_formed(&raw) {
+                    if let Some(ev) = enricher.event(&raw) {
+                        let _ = ev.to_json();
+                        let _ = ev.to_text();
+                    }
+                }
+            }
+        }
+    }
+}

@@ -884,3 +884,80 @@ pub(super) mod tests {
         }
     }
 }
+
+/// Fuzzing on stable Rust: the configuration file fed arbitrary and
+/// near-valid text, an answer or a problem with its line, never a panic.
+/// `NETEV_FUZZ_CASES` sets the cases (docs/operations.md, "Fuzzing").
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    fn cases() -> u32 {
+        std::env::var("NETEV_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4096)
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "bus",
+                "access_group",
+                "backend",
+                "cgroup",
+                "coalesce",
+                "ringbuf_size",
+                "prompt_timeout",
+                "state_dir",
+                "run_dir",
+                "pin_dir",
+                "log_level",
+                "print",
+            ])
+            .prop_map(str::to_string),
+            "[a-z_.]{1,12}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>().prop_map(|s| format!("{s:?}")),
+            "[0-9]{1,22}",
+            Just("true".to_string()),
+            Just("[1, 2]".to_string()),
+            Just("{ a = 1 }".to_string()),
+            Just("\"64K\"".to_string()),
+            Just("\"-5s\"".to_string()),
+            Just("\"sqlite:/x.db\"".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_is_settings_or_a_problem(text in any::<String>()) {
+            let _ = super::parse(Path::new("fuzz.toml"), &text);
+        }
+
+        #[test]
+        fn near_valid_files_are_settings_or_a_problem(
+            sections in proptest::collection::vec(
+                (proptest::sample::select(vec!["", "[store]", "[rules]", "[policy]", "[prompt]", "[x]"]),
+                 proptest::collection::vec((key(), value()), 0..5)),
+                0..4)
+        ) {
+            let mut text = String::new();
+            for (section, pairs) in &sections {
+                text.push_str(section);
+                text.push('\n');
+                for (k, v) in pairs {
+                    text.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            let _ = super::parse(Path::new("fuzz.toml"), &text);
+        }
+    }
+}

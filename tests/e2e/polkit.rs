@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use netev_testsupport::polkit::{self, Answer, Polkitd, TestAgent};
 use netev_tests::{
     ensure_group, ensure_user, root_or_skip, wait_bounded, wait_until, workspace_bin, Daemon,
     OutputBounded, PrivateBus, PublicBin, TestCgroup,
 };
+use netev_testsupport::polkit::{self, Answer, Polkitd, TestAgent};
 use serde_json::Value;
 
 const MEMBER: &str = "netev-t-pkmember";
@@ -39,7 +39,9 @@ impl Setup {
             "{} (package polkitd) is needed: run scripts/setup.sh",
             polkit::POLKITD
         );
-        if let Err(e) = polkit::check_actions_installed(&repo().join("dist/polkit-1/actions/org.netev.policy")) {
+        if let Err(e) =
+            polkit::check_actions_installed(&repo().join("dist/polkit-1/actions/org.netev.policy"))
+        {
             panic!("{e}");
         }
         ensure_group("netev");
@@ -152,12 +154,7 @@ impl Held {
 
     /// Lets it run; waits for it and returns what it printed.
     fn go(mut self) -> Output {
-        self.child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"go\n")
-            .unwrap();
+        self.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
         let mut stdout = self.child.stdout.take().unwrap();
         let mut stderr = self.child.stderr.take().unwrap();
         let out = std::thread::spawn(move || {
@@ -201,10 +198,20 @@ fn stderr(out: &Output) -> String {
 }
 
 fn add_args(comment: &str) -> Vec<String> {
-    ["rules", "add", "deny", "--op", "connect", "--port", "9", "--comment", comment]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "rules",
+        "add",
+        "deny",
+        "--op",
+        "connect",
+        "--port",
+        "9",
+        "--comment",
+        comment,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -227,15 +234,22 @@ fn a_member_without_authorization_cannot_add_a_rule() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(77), "{err}");
     assert!(
-        err.contains(CHANGE) && err.contains("no authentication agent") && err.contains("pkttyagent")
-            && err.contains("root") && err.contains("polkit rule"),
+        err.contains(CHANGE)
+            && err.contains("no authentication agent")
+            && err.contains("pkttyagent")
+            && err.contains("root")
+            && err.contains("polkit rule"),
         "the refusal says what is missing and what to do: {err}"
     );
     assert!(!s.has_rule_commented("no-agent"), "{:?}", s.rules());
 
     // a caller that did not allow interaction is told so
     let out = s
-        .member_gdbus(false, "org.netev.Daemon1.AddRule", &[&gdbus_rule("no-flag")])
+        .member_gdbus(
+            false,
+            "org.netev.Daemon1.AddRule",
+            &[&gdbus_rule("no-flag")],
+        )
         .go();
     let err = stderr(&out);
     assert!(!out.status.success());
@@ -247,7 +261,17 @@ fn a_member_without_authorization_cannot_add_a_rule() {
     assert!(s.rules().is_empty());
 
     // every change method, and answering prompts, under its action
-    let id = s.root(&["rules", "add", "allow", "--op", "connect", "--port", "7", "--comment", "root's"]);
+    let id = s.root(&[
+        "rules",
+        "add",
+        "allow",
+        "--op",
+        "connect",
+        "--port",
+        "7",
+        "--comment",
+        "root's",
+    ]);
     let id = id.trim();
     for (method, args, action) in [
         ("UpdateRule", vec![id, "{'comment': 'changed'}"], CHANGE),
@@ -298,13 +322,20 @@ fn a_member_the_agent_authenticates_changes_rules_and_one_it_refuses_does_not() 
     let out = held.go();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(77), "{err}");
-    assert!(err.contains(CHANGE) && err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains(CHANGE) && err.contains("nothing was changed"),
+        "{err}"
+    );
     assert_eq!(agent.requests().len(), 1);
     assert!(!s.has_rule_commented("refused"));
 
     // answering prompts is its own action: authenticated, the call gets
     // past access control to the prompt lookup
-    let held = s.member_gdbus(true, "org.netev.Daemon1.AnswerPrompt", &["4242", "allow", "once", "exe"]);
+    let held = s.member_gdbus(
+        true,
+        "org.netev.Daemon1.AnswerPrompt",
+        &["4242", "allow", "once", "exe"],
+    );
     let agent = TestAgent::register(s.addr(), held.pid(), Answer::Yes);
     let out = held.go();
     let err = stderr(&out);
@@ -335,9 +366,17 @@ fn an_authorization_is_for_the_process_the_agent_answered_for_only() {
     assert!(s.has_rule_commented("kept"));
     assert_eq!(agent2.requests().len(), 1);
     let out = s
-        .member_gdbus(false, "org.netev.Daemon1.AddRule", &[&gdbus_rule("riding along")])
+        .member_gdbus(
+            false,
+            "org.netev.Daemon1.AddRule",
+            &[&gdbus_rule("riding along")],
+        )
         .go();
-    assert!(stderr(&out).contains("InteractiveAuthorizationRequired"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("InteractiveAuthorizationRequired"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!s.has_rule_commented("riding along"));
     drop(bystander);
 }
@@ -349,7 +388,11 @@ fn the_interactive_flag_without_an_agent_gains_nothing() {
     }
     let s = Setup::new("pk-flag", true);
     let out = s
-        .member_gdbus(true, "org.netev.Daemon1.AddRule", &[&gdbus_rule("flag only")])
+        .member_gdbus(
+            true,
+            "org.netev.Daemon1.AddRule",
+            &[&gdbus_rule("flag only")],
+        )
         .go();
     let err = stderr(&out);
     assert!(
@@ -412,7 +455,12 @@ fn without_polkitd_members_are_refused_changes_and_root_and_reading_need_no_polk
             assert!(String::from_utf8_lossy(&out.stdout).contains("by root"));
         }
     }
-    for method in ["GetDefaultPolicy", "WatchPrompts", "ExportRules", "ListRules"] {
+    for method in [
+        "GetDefaultPolicy",
+        "WatchPrompts",
+        "ExportRules",
+        "ListRules",
+    ] {
         let out = s
             .member_gdbus(false, &format!("org.netev.Daemon1.{method}"), &[])
             .go();
@@ -422,4 +470,52 @@ fn without_polkitd_members_are_refused_changes_and_root_and_reading_need_no_polk
         .member_gdbus(false, "org.netev.Daemon1.Subscribe", &["{}"])
         .go();
     assert!(out.status.success(), "Subscribe: {}", stderr(&out));
+}
+
+#[test]
+fn in_a_terminal_netev_starts_pkttyagent_for_itself_on_netevds_bus() {
+    if !root_or_skip("in_a_terminal_netev_starts_pkttyagent_for_itself") {
+        return;
+    }
+    let s = Setup::new("pk-tty", true);
+    // `script` gives the member's netev a terminal; pkttyagent asks for an
+    // administrator's password there (the wrong one: nothing changes)
+    let cmd = format!(
+        "{} --bus '{}' rules add deny --op connect --port 9 --comment in-a-terminal",
+        s.netev.path().display(),
+        s.addr()
+    );
+    let mut child = Command::new("setpriv")
+        .arg(format!("--reuid={MEMBER}"))
+        .arg("--init-groups")
+        .args(["--", "script", "-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    // wrong passwords, slowly enough for each prompt
+    std::thread::spawn(move || {
+        for _ in 0..6 {
+            std::thread::sleep(Duration::from_millis(700));
+            if stdin.write_all(b"not-the-password\n").is_err() {
+                break;
+            }
+        }
+    });
+    let status = wait_bounded(&mut child, "netev in a terminal");
+    let out = String::from_utf8_lossy(&out.join().unwrap()).into_owned();
+    assert!(
+        out.contains("AUTHENTICATING FOR org.netev.change-rules"),
+        "pkttyagent asked on netev's terminal: {out}"
+    );
+    assert_eq!(status.code(), Some(77), "{out}");
+    assert!(!s.has_rule_commented("in-a-terminal"));
 }

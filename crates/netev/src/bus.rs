@@ -77,7 +77,7 @@ pub fn explain(bus: &BusChoice, e: zbus::Error) -> Failure {
 /// An authentication agent for this process while a change waits for
 /// polkit (netevd asks polkit for a non-root member of its group): when
 /// stdin is a terminal and we are not root, `pkttyagent --process <our pid>
-/// --fallback`, as systemctl does, on the bus netevd is on. Killed on drop.
+/// [--fallback]`, as systemctl does, on the bus netevd is on. Killed on drop.
 /// The change methods allow interactive authorization (netev-dbus's proxy)
 /// and no call of netev has a timeout: a call waits as long as the
 /// authentication does.
@@ -118,7 +118,18 @@ pub fn tty_agent(bus: &BusChoice) -> TtyAgent {
     // SAFETY: pipe2 just made them; nothing else owns them.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let w = wr.as_raw_fd();
-    cmd.args(["--process", &std::process::id().to_string(), "--fallback", "--notify-fd", "3"]);
+    cmd.args([
+        "--process",
+        &std::process::id().to_string(),
+        "--notify-fd",
+        "3",
+    ]);
+    // `--fallback` leaves a login session's own agent (a desktop's) in
+    // charge, as systemctl does; polkit uses a fallback agent only for a
+    // process in a session, so outside one (no logind) it is left out.
+    if in_login_session() {
+        cmd.arg("--fallback");
+    }
     // SAFETY: dup2 is async-signal-safe; fd 3 in the child is the write end
     // (dup2 clears close-on-exec), which pkttyagent closes once registered.
     unsafe {
@@ -135,10 +146,24 @@ pub fn tty_agent(bus: &BusChoice) -> TtyAgent {
     };
     drop(wr);
     // registered when the write end closes (EOF), or give up waiting
-    let mut pfd = libc::pollfd { fd: rd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: rd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, 10_000) };
     TtyAgent(Some(child))
+}
+
+/// Whether this process is in a logind session: systemd runs (as polkit
+/// checks) and our cgroup is a `session-N.scope`.
+fn in_login_session() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+        && std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|c| {
+            c.lines()
+                .any(|l| l.contains("/session-") && l.contains(".scope"))
+        })
 }
 
 /// A single-threaded runtime for one command.

@@ -25,6 +25,7 @@ const DEST: [&str; 4] = [
 /// A netevd on a system-like bus, with polkitd on it unless `polkitd` is
 /// false, and the member user.
 struct Setup {
+    _actions: polkit::ActionsLock,
     bus: PrivateBus,
     _cg: TestCgroup,
     _daemon: Daemon,
@@ -39,6 +40,7 @@ impl Setup {
             "{} (package polkitd) is needed: run scripts/setup.sh",
             polkit::POLKITD
         );
+        let actions = polkit::ActionsLock::take(false);
         if let Err(e) =
             polkit::check_actions_installed(&repo().join("dist/polkit-1/actions/org.netev.policy"))
         {
@@ -51,6 +53,7 @@ impl Setup {
         let cg = TestCgroup::new(name);
         let daemon = Daemon::start(&cg, &["--bus", bus.address()]);
         Setup {
+            _actions: actions,
             bus,
             _cg: cg,
             _daemon: daemon,

@@ -67,6 +67,46 @@ pub fn check_actions_installed(policy: &Path) -> Result<(), String> {
     }
 }
 
+/// A lock on netev's installed actions: shared while a polkit test runs,
+/// exclusive while the package test installs and purges the package (which
+/// replaces, then removes, the file). Released on drop.
+pub struct ActionsLock {
+    _file: std::fs::File,
+}
+
+impl ActionsLock {
+    /// Waits for the lock.
+    pub fn take(exclusive: bool) -> ActionsLock {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/netev-tests-polkit-actions.lock")
+            .expect("the polkit actions lock file");
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        // SAFETY: a valid fd; flock has no other preconditions.
+        let r = unsafe { libc::flock(f.as_raw_fd(), op) };
+        assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
+        ActionsLock { _file: f }
+    }
+}
+
+/// Puts `policy` (a file of this repository) into [`ACTIONS_DIR`] if it is
+/// not there as it is (root only): what scripts/setup.sh does, for after the
+/// package test purged the package.
+pub fn install_actions(policy: &Path) -> std::io::Result<()> {
+    if check_actions_installed(policy).is_ok() {
+        return Ok(());
+    }
+    let dst = Path::new(ACTIONS_DIR).join(policy.file_name().expect("a file name"));
+    std::fs::copy(policy, &dst).map(|_| ())
+}
+
 /// A running polkitd on one bus; killed (and reaped) on drop.
 pub struct Polkitd {
     child: Child,

@@ -23,6 +23,10 @@ PACKAGES+=(dpkg-dev systemd python3-seccomp)
 # tests; dunst (a notification server), xdotool and imagemagick for the
 # end-to-end test and the screenshots.
 PACKAGES+=(libgtk-4-dev xvfb xauth dunst xdotool imagemagick)
+# polkit: netevd asks polkitd about changes by non-root members of the netev
+# group; the tests start a polkitd of their own on their private bus, and
+# `netev` starts pkttyagent (package polkitd) in a terminal.
+PACKAGES+=(polkitd)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi
@@ -49,6 +53,16 @@ fi
 if ! getent group netev >/dev/null; then
     need_root
     groupadd --system netev
+fi
+
+# netev's polkit actions, where polkitd reads them (fixed at its build; the
+# package installs them the same way): the tests' polkitd and scripts/run.sh
+# need them. Copied only when they differ.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+actions=/usr/share/polkit-1/actions
+if ! cmp -s "$repo/dist/polkit-1/actions/org.netev.policy" "$actions/org.netev.policy"; then
+    need_root
+    install -D -m 0644 "$repo/dist/polkit-1/actions/org.netev.policy" "$actions/org.netev.policy"
 fi
 
 # The BPF LSM probe reads the active LSM list from securityfs.

@@ -431,7 +431,114 @@ fn netev_gtk_says_access_denied_with_the_fix_and_follows_netevd_stopping_and_com
     daemon.stop();
 }
 
+/// Another process of the user reaches netev-gtk's exported actions on the
+/// session bus; those that change something are not among them (they would
+/// let it change rules in netev-gtk's name, on an authorization polkit
+/// keeps for netev-gtk).
+#[test]
+fn another_process_cannot_activate_netev_gtks_change_actions() {
+    let name = "another_process_cannot_activate_netev_gtks_change_actions";
+    if !root_or_skip(name) || !desktop_tools_or_skip(name) {
+        return;
+    }
+    let desk = Desktop::start();
+    let sys = PrivateBus::system_like();
+    let cg = TestCgroup::new("gtk-actions");
+    let daemon = Daemon::start(&cg, &["--bus", sys.address()]);
+    let state = desk.path("gtk.json");
+    let _gtk = desk.netev_gtk(
+        Command::new(workspace_bin("netev-gtk")),
+        sys.address(),
+        &state,
+    );
+    wait_shown(&state, "netevd running", |s| s["running"] == true);
+    let listed = desk.list_actions();
+    assert!(listed.contains(&"export-rules".to_string()), "{listed:?}");
+    let rule = netev_on(
+        sys.address(),
+        &["rules", "add", "deny", "--op", "connect", "--port", "9"],
+    );
+    let id: u32 = rule.trim().parse().unwrap();
+    for (action, param) in [
+        ("import-rules", zbus::Variant::from("/dev/null")),
+        ("delete-rules", zbus::Variant::from(vec![id])),
+        ("set-rule-enabled", zbus::Variant::from((id, false))),
+        ("pause-prompts", zbus::Variant::from(true)),
+    ] {
+        assert!(
+            !listed.iter().any(|a| a == action),
+            "{action} is exported: {listed:?}"
+        );
+        let err = desk
+            .try_activate(action, param)
+            .expect_err("activating an unexported action");
+        assert!(err.contains(action), "{action}: {err}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let rules = netev_on(sys.address(), &["rules", "list", "--json"]);
+    assert!(
+        rules.contains(r#""enabled":true"#),
+        "the rule is untouched: {rules}"
+    );
+    assert_ne!(shown(&state)["prompts_paused"], true);
+    daemon.stop();
+}
+
 impl Desktop {
+    /// The application actions netev-gtk exports (`org.gtk.Actions.List`).
+    fn list_actions(&self) -> Vec<String> {
+        let session = self.session.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let conn = zbus::connection::Builder::address(session.as_str())
+                    .build()
+                    .await
+                    .unwrap();
+                conn.call_method(
+                    Some("org.netev.Gtk"),
+                    "/org/netev/Gtk",
+                    Some("org.gtk.Actions"),
+                    "List",
+                    &(),
+                )
+                .await
+                .unwrap()
+                .body()
+                .deserialize::<Vec<String>>()
+                .unwrap()
+            })
+    }
+
+    /// Activates an application action; the error's text if refused.
+    fn try_activate(&self, action: &str, param: zbus::Variant<'_>) -> Result<(), String> {
+        let session = self.session.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let conn = zbus::connection::Builder::address(session.as_str())
+                    .build()
+                    .await
+                    .unwrap();
+                let platform: std::collections::HashMap<&str, zbus::Variant<'_>> =
+                    std::collections::HashMap::new();
+                conn.call_method(
+                    Some("org.netev.Gtk"),
+                    "/org/netev/Gtk",
+                    Some("org.gtk.Actions"),
+                    "Activate",
+                    &(action, vec![param], platform),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            })
+    }
+
     /// Runs one of netev-gtk's application actions over the session bus,
     /// as a script would (`org.gtk.Actions.Activate`).
     fn activate(&self, action: &str, param: zbus::Variant<'_>) {
@@ -516,11 +623,9 @@ fn the_consoles_import_toggle_export_and_delete_reach_netevd_and_the_kernel() {
         .unwrap()
         .port();
     let state = desk.path("gtk.json");
-    let _gtk = desk.netev_gtk(
-        Command::new(workspace_bin("netev-gtk")),
-        sys.address(),
-        &state,
-    );
+    let mut gtk = Command::new(workspace_bin("netev-gtk"));
+    gtk.arg("--export-change-actions");
+    let _gtk = desk.netev_gtk(gtk, sys.address(), &state);
     wait_shown(&state, "netevd running", |s| s["running"] == true);
     assert_eq!(attempt(&cg, port), "ECONNREFUSED", "nothing denies it yet");
 

@@ -15,6 +15,7 @@ mod identity;
 mod kernel_rules;
 mod lifecycle;
 mod package;
+mod polkit;
 mod rules;
 mod run;
 mod scope;

@@ -49,11 +49,27 @@ impl Drop for Installed {
     }
 }
 
+/// Puts netev's polkit actions back (as scripts/setup.sh installs them)
+/// once the package is purged.
+struct RestoreActions(std::path::PathBuf);
+
+impl Drop for RestoreActions {
+    fn drop(&mut self) {
+        let _ = netev_testsupport::polkit::install_actions(&self.0);
+    }
+}
+
 #[test]
 fn the_debian_package_installs_runs_and_removes_cleanly() {
     if !root_or_skip("the_debian_package_installs_runs_and_removes_cleanly") {
         return;
     }
+    // the package replaces, then removes, netev's polkit actions: not
+    // while a polkit test runs, and put back afterwards
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/polkit-1/actions/org.netev.policy");
+    let _actions = netev_testsupport::polkit::ActionsLock::take(true);
+    let _restore = RestoreActions(policy);
     let built = run("env", &["PROFILE=dev", "scripts/package.sh"]);
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(built.status.success(), "package.sh failed:\n{stderr}");
@@ -87,6 +103,7 @@ fn the_debian_package_installs_runs_and_removes_cleanly() {
         "/etc/netev/netev.toml",
         "/usr/lib/systemd/system/netevd.service",
         "/usr/share/dbus-1/system.d/org.netev.Daemon1.conf",
+        "/usr/share/polkit-1/actions/org.netev.policy",
         "/usr/lib/sysusers.d/netev.conf",
         "/usr/lib/tmpfiles.d/netev.conf",
         "/usr/share/man/man8/netevd.8.gz",

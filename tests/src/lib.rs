@@ -599,6 +599,12 @@ impl PrivateBus {
         )
     }
 
+    /// A system-style bus with netev's policy and `extra` (configuration
+    /// elements, e.g. `netev_testsupport::polkit::bus_policy_include()`).
+    pub fn system_like_with(extra: &str) -> PrivateBus {
+        Self::start(false, extra)
+    }
+
     /// A bus that allows every call: only netevd's own checks stand.
     pub fn permissive() -> PrivateBus {
         Self::start(true, "")
@@ -719,6 +725,11 @@ impl PublicBin {
             dir,
             name: name.to_string(),
         }
+    }
+
+    /// The copy's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join(&self.name)
     }
 
     /// A command running the copy as `user` (with that user's groups).

@@ -126,24 +126,30 @@ pub trait Daemon1 {
 
     /// Adds a rule given as text fields; returns its id once the kernel
     /// decides with it.
+    #[zbus(allow_interactive_auth)]
     fn add_rule(&self, fields: HashMap<&str, &str>) -> zbus::Result<u32>;
 
     /// Changes the named fields of a rule (an empty value unsets a condition).
+    #[zbus(allow_interactive_auth)]
     fn update_rule(&self, id: u32, fields: HashMap<&str, &str>) -> zbus::Result<()>;
 
     /// Removes a rule.
+    #[zbus(allow_interactive_auth)]
     fn remove_rule(&self, id: u32) -> zbus::Result<()>;
 
     /// Enables or disables a rule.
+    #[zbus(allow_interactive_auth)]
     fn set_enabled(&self, id: u32, enabled: bool) -> zbus::Result<()>;
 
     /// Sets the default action for an op, "all", or "ask-fallback".
+    #[zbus(allow_interactive_auth)]
     fn set_default_policy(&self, op: &str, action: &str) -> zbus::Result<()>;
 
     /// The default action per op, and "ask-fallback".
     fn get_default_policy(&self) -> zbus::Result<HashMap<String, String>>;
 
     /// Adds the rules of a TOML rules file (all or nothing); returns how many.
+    #[zbus(allow_interactive_auth)]
     fn import_rules(&self, name: &str, text: &str, replace: bool) -> zbus::Result<u32>;
 
     /// Every rule as a TOML rules file.
@@ -155,6 +161,7 @@ pub trait Daemon1 {
     fn watch_prompts(&self) -> zbus::Result<Vec<(u64, WireEvent, String)>>;
 
     /// Answers a prompt with a rule; returns the rule's id.
+    #[zbus(allow_interactive_auth)]
     fn answer_prompt(
         &self,
         id: u64,

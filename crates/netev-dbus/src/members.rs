@@ -118,6 +118,10 @@ macro_rules! member_kind {
     ([zbus(no_reply)] $($rest:tt)*) => {
         $crate::members::member_kind!($($rest)*)
     };
+    // a flag on the call, not part of its signature
+    ([zbus(allow_interactive_auth)] $($rest:tt)*) => {
+        $crate::members::member_kind!($($rest)*)
+    };
     ([doc $($d:tt)*] $($rest:tt)*) => {
         $crate::members::member_kind!($($rest)*)
     };

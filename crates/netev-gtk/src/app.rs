@@ -42,6 +42,8 @@ pub struct Options {
     /// Write what the app shows to this file as JSON on every change (for
     /// tests and scripts).
     pub state_file: Option<PathBuf>,
+    /// Export the console's change actions on the session bus too.
+    pub export_change_actions: bool,
 }
 
 struct App {
@@ -60,6 +62,9 @@ struct App {
     placeholder: Cell<u32>,
     status_ticks: Cell<u32>,
     notify_error: RefCell<Option<String>>,
+    /// The console's actions that change something (`console.*` in its
+    /// window), not exported on the session bus.
+    console_actions: gio::SimpleActionGroup,
 }
 
 /// Runs netev-gtk until Quit.
@@ -113,6 +118,7 @@ impl App {
             placeholder: Cell::new(u32::MAX),
             status_ticks: Cell::new(0),
             notify_error: RefCell::new(None),
+            console_actions: gio::SimpleActionGroup::new(),
         });
         let quit = gio::SimpleAction::new("quit", None);
         let g = gtk_app.clone();
@@ -476,6 +482,8 @@ impl App {
             }
             glib::Propagation::Proceed
         });
+        c.window
+            .insert_action_group("console", Some(&self.console_actions));
         c.window.present();
         *self.console.borrow_mut() = Some(c);
         self.refresh_console_prompts();
@@ -483,10 +491,15 @@ impl App {
         self.write_state();
     }
 
-    /// The console's operations as application actions too, so that a
-    /// script (or a test) can run them over the session bus through
-    /// `org.gtk.Actions` on `/org/netev/Gtk`, the way the console's buttons
-    /// do — without the confirmation and file dialogs, which are for people.
+    /// The console's operations as actions too, run the way the console's
+    /// buttons run them — without the confirmation and file dialogs, which
+    /// are for people. Application actions are exported on the session bus
+    /// (`org.gtk.Actions` on `/org/netev/Gtk`), where every process of the
+    /// user may activate them — and ride on an authorization polkit keeps
+    /// for this process. So only `export-rules` is one; the actions that
+    /// change something (rules, whether prompts are shown) are `console.*`
+    /// in the console window, not exported, unless
+    /// `--export-change-actions` asks for them on the bus (tests, scripts).
     fn add_console_actions(self: &Rc<Self>, gtk_app: &gtk::Application) {
         type Make = fn(&glib::Variant) -> Option<ConsoleAction>;
         let actions: [(&str, &str, Make); 5] = [
@@ -520,7 +533,11 @@ impl App {
                 };
                 a.on_console(act);
             });
-            gtk_app.add_action(&action);
+            if name == "export-rules" || self.opts.export_change_actions {
+                gtk_app.add_action(&action);
+            } else {
+                self.console_actions.add_action(&action);
+            }
         }
     }
 

@@ -33,6 +33,12 @@ struct Cli {
     /// this file as JSON on every change; for tests and scripts.
     #[arg(long, value_name = "PATH")]
     state_file: Option<PathBuf>,
+    /// Also export the console's actions that change something
+    /// (import-rules, delete-rules, set-rule-enabled, pause-prompts) on the
+    /// session bus, where every process of your user can activate them;
+    /// for tests and scripts (docs/gtk.md).
+    #[arg(long)]
+    export_change_actions: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +58,7 @@ fn main() -> std::process::ExitCode {
         no_tray: cli.no_tray,
         console: cli.console,
         state_file: cli.state_file,
+        export_change_actions: cli.export_change_actions,
     });
     std::process::ExitCode::from(code.get() as u8)
 }

@@ -6,6 +6,8 @@
 //!   fleet tests of the end-to-end suite).
 //! * [`dbus`]: a private dbus-daemon (netev-gtk's tests, the end-to-end
 //!   suite's buses).
+//! * [`polkit`]: the real polkitd on such a bus, and a test
+//!   authentication agent (the end-to-end suite's polkit tests).
 //!
 //! A dev-dependency of the crates whose tests use it (netev-tests, the
 //! end-to-end harness, depends on it normally); never shipped.
@@ -13,3 +15,4 @@
 
 pub mod dbus;
 pub mod pgserver;
+pub mod polkit;

@@ -129,6 +129,13 @@ fn fail(message: String) -> Failure {
 
 async fn exec(bus: &BusChoice, cmd: RulesCommand) -> Result<(), Failure> {
     let (_conn, d) = connect(bus).await?;
+    let changes = match &cmd {
+        RulesCommand::List { .. } | RulesCommand::Export { .. } => false,
+        RulesCommand::Default { op, action, .. } => op.is_some() || action.is_some(),
+        _ => true,
+    };
+    // polkit may ask the user to authenticate (docs/dbus.md, Access control)
+    let _agent = changes.then(|| crate::bus::tty_agent(bus));
     let e = |err| explain(bus, err);
     match cmd {
         RulesCommand::List { json } => {

@@ -16,7 +16,8 @@ use zbus::names::{BusName, OwnedUniqueName};
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, Connection, OwnedVariant};
 
-use super::access::{authorize, own_process};
+use super::access::Action::{AnswerPrompts, ChangeRules};
+use super::access::{authorize, authorize_change, own_process, Action};
 use super::prompts::{Origin, Waiter, MAX_ASK_FIELD, MAX_ASK_WAIT, MAX_WATCH_REPLY, MIN_ASK_WAIT};
 use super::subscribers::{forget, Subscriber};
 use super::{Control, State, MAX_SUBSCRIBERS};
@@ -32,6 +33,18 @@ impl DaemonIface {
     /// Refuses the call unless its sender is root or in the access group.
     async fn authorize(&self, conn: &Connection, hdr: &Header<'_>, what: &str) -> fdo::Result<()> {
         authorize(&self.state.access_group, conn, hdr, what).await
+    }
+
+    /// Refuses a change unless its sender is root, or in the access group
+    /// and authorized by polkit for `action`.
+    async fn change(
+        &self,
+        c: &Connection,
+        h: &Header<'_>,
+        what: &str,
+        a: Action,
+    ) -> fdo::Result<()> {
+        authorize_change(&self.state.access_group, c, h, what, a).await
     }
 }
 
@@ -205,7 +218,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        self.authorize(conn, &hdr, "adding rules").await?;
+        self.change(conn, &hdr, "adding rules", ChangeRules).await?;
         let rule = netev_rules::fields::rule_from_fields(
             fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             chrono::Utc::now(),
@@ -225,7 +238,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.authorize(conn, &hdr, "changing rules").await?;
+        self.change(conn, &hdr, "changing rules", ChangeRules)
+            .await?;
         let fields: Vec<(String, String)> = fields.into_iter().collect();
         self.state
             .rules
@@ -241,7 +255,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.authorize(conn, &hdr, "removing rules").await?;
+        self.change(conn, &hdr, "removing rules", ChangeRules)
+            .await?;
         self.state.rules.remove(id).await.map_err(change_error)
     }
 
@@ -253,7 +268,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.authorize(conn, &hdr, "enabling or disabling rules")
+        self.change(conn, &hdr, "enabling or disabling rules", ChangeRules)
             .await?;
         self.state
             .rules
@@ -271,7 +286,7 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.authorize(conn, &hdr, "changing the default policy")
+        self.change(conn, &hdr, "changing the default policy", ChangeRules)
             .await?;
         self.state
             .rules
@@ -307,7 +322,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        self.authorize(conn, &hdr, "importing rules").await?;
+        self.change(conn, &hdr, "importing rules", ChangeRules)
+            .await?;
         let rules = netev_rules::file::parse(&name, &text, chrono::Utc::now(), &uid_of)
             .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
         let n = self
@@ -377,7 +393,8 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
-        self.authorize(conn, &hdr, "answering prompts").await?;
+        self.change(conn, &hdr, "answering prompts", AnswerPrompts)
+            .await?;
         let action: netev_rules::Action = action
             .parse()
             .map_err(|e: netev_rules::RuleError| fdo::Error::InvalidArgs(e.to_string()))?;

@@ -20,6 +20,7 @@
 // before it was split: operators' filters and the tests match on it.
 mod access;
 mod iface;
+mod polkit;
 mod prompts;
 mod subscribers;
 

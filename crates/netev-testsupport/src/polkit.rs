@@ -78,11 +78,16 @@ impl ActionsLock {
     /// Waits for the lock.
     pub fn take(exclusive: bool) -> ActionsLock {
         use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        // never through a link: a user could plant one in a shared
+        // directory and have root create a file where it points
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open("/tmp/netev-tests-polkit-actions.lock")
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open("/run/lock/netev-tests-polkit-actions.lock")
             .expect("the polkit actions lock file");
         let op = if exclusive {
             libc::LOCK_EX

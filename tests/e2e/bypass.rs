@@ -50,7 +50,7 @@ use netev_tests::{
 };
 use serde_json::Value;
 
-use crate::{load_bin, on_lsm};
+use crate::{check_each, load_bin, on_lsm};
 
 /// A rules file in a directory of its own (removed on drop).
 struct RulesFile {
@@ -90,30 +90,6 @@ fn skip(test: &str, why: &str) {
         panic!("{test}: {why}; under CI=true a skip is a failure");
     }
     eprintln!("SKIP {test}: {why}");
-}
-
-/// Runs every check, each named (`edge sendmmsg`, …), and fails the test
-/// once all have run, with the name and the failed assertion of each that
-/// failed: tests that share one netevd still say which of them failed, and
-/// one failure does not hide another.
-fn check_each(checks: Vec<(String, Box<dyn FnOnce() + '_>)>) {
-    let mut failed = Vec::new();
-    for (name, check) in checks {
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
-            let said = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(a panic without a message)".into());
-            failed.push(format!("{name}: FAILED: {said}"));
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} failed:\n\n{}",
-        failed.len(),
-        failed.join("\n\n")
-    );
 }
 
 /// Asserts that `ev` names the IPv4 destination 127.0.0.1:`port` as the

@@ -5,7 +5,7 @@
 #
 # OUTDIR is the host directory shared read-write with the guest (vng
 # --rwdir). The host writes OUTDIR/job.env (BIN_DIR, E2E_NAME, BACKENDS,
-# THREADS, FILTERS, EXPECT, EXTRA_CMDLINE and the environment to pass on);
+# THREADS, FILTERS, ONCE, EXPECT, EXTRA_CMDLINE and the environment to pass on);
 # this script writes OUTDIR/<backend>.log and OUTDIR/results (one line per backend:
 # "<backend> <pass|fail> <seconds> <summary>"), then OUTDIR/status
 # ("done <rc>") as its last act, so the host can tell a finished run from a
@@ -73,6 +73,8 @@ if [ "${REPORT_TIME:-0}" = 1 ]; then
 fi
 : >"$out/results"
 rc=0
+# the tests of ONCE (backend-independent) run in the first pass only
+once_skip=()
 for backend in $BACKENDS; do
     log=$out/$backend.log
     start=$(date +%s)
@@ -96,8 +98,10 @@ for backend in $BACKENDS; do
         else
             export NETEV_TEST_BACKEND=$backend
         fi
-        "$E2E_BIN" --test-threads="$THREADS" "${filters[@]}" 2>&1 | tee "$log"
+        [ "${#once_skip[@]}" -eq 0 ] || echo "vm-guest: run in the first pass only (backend-independent): ${ONCE:-}"
+        "$E2E_BIN" --test-threads="$THREADS" "${filters[@]}" "${once_skip[@]}" 2>&1 | tee "$log"
         st=${PIPESTATUS[0]}
+        for t in ${ONCE:-}; do once_skip+=(--skip "$t"); done
         summary=$(grep -a '^test result:' "$log" | tail -n1)
         [ -n "$summary" ] || summary="no test summary (exit $st)"
         if [ "$backend" = lsm ]; then

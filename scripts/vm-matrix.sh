@@ -9,6 +9,8 @@
 #   NETEV_VM=0            skip the matrix (a loud SKIP line; an error under CI=true)
 #   NETEV_VM_KERNELS      names from the table to run, e.g. "6.12" or "6.1,5.10" (default: all)
 #   NETEV_VM_FILTERS      test filters (default: the kernel-facing groups below)
+#   NETEV_VM_ONCE         exact test names run in a kernel's first backend
+#                         pass only (default: the backend-independent ones below)
 #   NETEV_VM_THREADS      --test-threads inside the guest (default 2)
 #   NETEV_VM_CPUS, NETEV_VM_MEMORY   the guest's vCPUs (default 2) and memory (default 2G)
 #   NETEV_VM_TIMEOUT      seconds one backend's run may take (default 900); a
@@ -39,6 +41,11 @@ MATRIX=(
 # expansion (a_deep_glob_*) exercise netevd's resolver, not a kernel, and
 # build a 100k-file tree that 9p makes slow: they run on the host only.
 FILTERS=${NETEV_VM_FILTERS:-capture:: kernel_rules:: rules:: identity:: coalesce:: lifecycle:: scope:: backends:: bypass:: --skip bypass::a_deep_glob_}
+# Tests that do not depend on the pass's backend (NETEV_TEST_BACKEND): each
+# loads or names every backend itself (--check-backend, --backend lsm), so
+# a second pass would run the very same thing again. They run in the first
+# backend's pass of each kernel only.
+ONCE=${NETEV_VM_ONCE-backends::every_backend_the_kernel_offers_loads_all_its_programs backends::asking_for_lsm_where_the_kernel_refuses_it_is_an_explained_error}
 # The kernel-vs-matcher property test's cases per run (256 on the host):
 # emulation makes each case seconds long.
 export PROPTEST_CASES=${PROPTEST_CASES:-64}
@@ -166,6 +173,7 @@ for row in "${MATRIX[@]}"; do
     {
         printf 'BIN_DIR=%q\nE2E_NAME=%q\n' "$bin" "${E2E_BIN##*/}"
         printf 'BACKENDS=%q\nTHREADS=%q\nFILTERS=%q\nEXPECT=%q\n' "$backends" "$THREADS" "$FILTERS" "$expect"
+        printf 'ONCE=%q\n' "$ONCE"
         [ "$append" = - ] || printf 'EXTRA_CMDLINE=%q\n' "$append"
         printf 'REPORT_TIME=%q\n' "${NETEV_VM_REPORT_TIME:-0}"
         for v in CI PROPTEST_CASES RUST_BACKTRACE; do

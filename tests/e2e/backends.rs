@@ -13,72 +13,58 @@ use netev_host::security::LsmAvailability;
 use netev_tests::{root_or_skip, workspace_bin, Daemon, OutputBounded, Stopped, TestCgroup};
 use serde_json::Value;
 
-use crate::load_bin;
-
-/// Runs `netev-load edge WHAT PORT` under a netevd with `rules` (TOML),
-/// which must be running the LSM backend.
-fn edge_under(name: &str, rules: &str, what: &str, port: u16) -> (Value, Stopped) {
-    assert_eq!(
-        std::env::var("NETEV_TEST_BACKEND").as_deref(),
-        Ok("lsm"),
-        "{name} tests the BPF LSM backend: run it with NETEV_TEST_BACKEND=lsm on a kernel that \
-         has it (scripts/vm-matrix.sh does)"
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("rules.toml");
-    std::fs::write(&file, rules).expect("writing the rules");
-    let cg = TestCgroup::new(name);
-    let daemon = Daemon::start(&cg, &["--rules-file", file.to_str().expect("utf-8")]);
-    let facts = cg.run_json(&load_bin(), &["edge", what, &port.to_string()]);
-    let stopped = daemon.stop();
-    assert!(stopped.success, "{}", stopped.log);
-    assert!(
-        stopped.log.contains("backend: bpf-lsm"),
-        "netevd did not run the LSM backend:\n{}",
-        stopped.log
-    );
-    (facts, stopped)
-}
+use crate::{check_each, load_bin};
 
 fn events<'a>(stopped: &'a Stopped, facts: &Value, op: &str) -> Vec<&'a Value> {
     crate::ops(stopped, &facts["pid"], op)
 }
 
-#[test]
-#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
-fn lsm_a_denied_listen_fails_with_eperm() {
-    if !root_or_skip("lsm_a_denied_listen_fails_with_eperm") {
-        return;
-    }
-    let port = 47411;
-    let rules = format!("[[rule]]\naction = \"deny\"\nops = \"listen\"\nports = {port}\n");
-    let (facts, stopped) = edge_under("lsm-listen", &rules, "listen", port);
+/// `lsm listen`: a denied listen fails with EPERM; the next port listens.
+const LSM_LISTEN: u16 = 47411;
+/// `lsm inbound`: the listener's port (the rule names the client, 127.0.0.2).
+const LSM_INBOUND: u16 = 47421;
+/// `lsm sctp-connect`.
+const LSM_SCTP: u16 = 47431;
+/// `lsm sendto-unspec`: denied on this port, delivered on the next.
+const LSM_UNSPEC: u16 = 47441;
+/// `lsm fast-open`.
+const LSM_TFO: u16 = 47451;
+
+/// Every case's rule, each on its own ports (the inbound one on its client
+/// address, which no other case uses).
+fn lsm_rules() -> String {
+    [
+        format!("[[rule]]\naction = \"deny\"\nops = \"listen\"\nports = {LSM_LISTEN}\n"),
+        "[[rule]]\naction = \"deny\"\nops = \"accept\"\naddr = \"127.0.0.2\"\n".to_string(),
+        format!("[[rule]]\naction = \"deny\"\nops = \"connect\"\nports = {LSM_SCTP}\n"),
+        format!("[[rule]]\naction = \"deny\"\nops = \"connect\"\nports = {LSM_TFO}\n"),
+        format!("[[rule]]\naction = \"deny\"\nops = \"sendmsg\"\nports = {LSM_UNSPEC}\n"),
+    ]
+    .concat()
+}
+
+fn check_listen(stopped: &Stopped, denied: &Value, other: &Value) {
+    let port = LSM_LISTEN;
+    let facts = denied;
     assert_eq!(facts["bind"], "ok", "{facts}");
     assert_eq!(facts["listen"], "EPERM", "{facts}");
-    let listens = events(&stopped, &facts, "listen");
+    let listens = events(stopped, facts, "listen");
     assert_eq!(listens.len(), 1, "{listens:#?}");
     assert_eq!(listens[0]["verdict"], "deny");
     assert_eq!(listens[0]["ret"], -1, "listen's EPERM, as returned");
     assert_eq!(listens[0]["lport"], port);
 
     // another port listens: the rule, not the backend, refused it
-    let (facts, stopped) = edge_under("lsm-listen-other", &rules, "listen", port + 1);
+    let facts = other;
     assert_eq!(facts["listen"], "ok", "{facts}");
-    let listens = events(&stopped, &facts, "listen");
+    let listens = events(stopped, facts, "listen");
     assert_eq!(listens.len(), 1, "{listens:#?}");
     assert_eq!(listens[0]["verdict"], "allow");
     assert_eq!(listens[0]["ret"], 0);
 }
 
-#[test]
-#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
-fn lsm_an_inbound_rule_refuses_one_client_while_another_connects() {
-    if !root_or_skip("lsm_an_inbound_rule_refuses_one_client_while_another_connects") {
-        return;
-    }
-    let port = 47421;
-    let rules = "[[rule]]\naction = \"deny\"\nops = \"accept\"\naddr = \"127.0.0.2\"\n";
-    let (facts, stopped) = edge_under("lsm-inbound", rules, "inbound", port);
+fn check_inbound(stopped: &Stopped, facts: &Value) {
+    let port = LSM_INBOUND;
     assert_eq!(facts["denied"]["connect"], "EINPROGRESS", "{facts}");
     assert_eq!(
         facts["denied"]["state"], "syn-sent",
@@ -92,7 +78,7 @@ fn lsm_an_inbound_rule_refuses_one_client_while_another_connects() {
         facts["accept_again"], "EAGAIN",
         "nothing else reached the queue: {facts}"
     );
-    let accepts = events(&stopped, &facts, "accept");
+    let accepts = events(stopped, facts, "accept");
     let refused: Vec<_> = accepts.iter().filter(|e| e["verdict"] == "deny").collect();
     assert!(!refused.is_empty(), "no refused SYN reported: {accepts:#?}");
     for e in &refused {
@@ -108,52 +94,32 @@ fn lsm_an_inbound_rule_refuses_one_client_while_another_connects() {
     assert!(taken[0]["ret"].as_i64().unwrap() >= 0, "{}", taken[0]);
 }
 
-#[test]
-#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
-fn lsm_a_denied_sctp_connect_is_refused() {
-    if !root_or_skip("lsm_a_denied_sctp_connect_is_refused") {
-        return;
-    }
-    let port = 47431;
-    let rules = format!("[[rule]]\naction = \"deny\"\nops = \"connect\"\nports = {port}\n");
-    let (facts, stopped) = edge_under("lsm-sctp", &rules, "sctp-connect", port);
+fn check_sctp(stopped: &Stopped, facts: &Value) {
+    let port = LSM_SCTP;
     assert_eq!(facts["connect"], "EPERM", "{facts}");
-    let connects = events(&stopped, &facts, "connect");
+    let connects = events(stopped, facts, "connect");
     assert_eq!(connects.len(), 1, "{connects:#?}");
     assert_eq!(connects[0]["verdict"], "deny");
     assert_eq!(connects[0]["raddr"], "127.0.0.1");
     assert_eq!(connects[0]["rport"], port);
 }
 
-#[test]
-#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
-fn lsm_a_fast_open_send_is_decided_as_the_connect_it_is() {
-    if !root_or_skip("lsm_a_fast_open_send_is_decided_as_the_connect_it_is") {
-        return;
-    }
-    let port = 47451;
-    let rules = format!("[[rule]]\naction = \"deny\"\nops = \"connect\"\nports = {port}\n");
-    let (facts, stopped) = edge_under("lsm-tfo", &rules, "fast-open", port);
+fn check_fast_open(stopped: &Stopped, facts: &Value) {
+    let port = LSM_TFO;
     assert_eq!(facts["sendto"], "EPERM", "{facts}");
-    let connects = events(&stopped, &facts, "connect");
+    let connects = events(stopped, facts, "connect");
     assert_eq!(connects.len(), 1, "{connects:#?}");
     assert_eq!(connects[0]["verdict"], "deny");
     assert_eq!(connects[0]["rport"], port);
-    assert!(events(&stopped, &facts, "sendmsg").is_empty());
+    assert!(events(stopped, facts, "sendmsg").is_empty());
 }
 
-#[test]
-#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
-fn lsm_an_af_unspec_sendto_is_refused_and_reported_with_its_destination() {
-    if !root_or_skip("lsm_an_af_unspec_sendto_is_refused_and_reported_with_its_destination") {
-        return;
-    }
-    let port = 47441;
-    let rules = format!("[[rule]]\naction = \"deny\"\nops = \"sendmsg\"\nports = {port}\n");
-    let (facts, stopped) = edge_under("lsm-unspec", &rules, "sendto-unspec", port);
+fn check_unspec(stopped: &Stopped, denied: &Value, other: &Value) {
+    let port = LSM_UNSPEC;
+    let facts = denied;
     assert_eq!(facts["sendto"], "EPERM", "{facts}");
     assert_eq!(facts["received"], false, "{facts}");
-    let sends = events(&stopped, &facts, "sendmsg");
+    let sends = events(stopped, facts, "sendmsg");
     assert_eq!(sends.len(), 1, "{sends:#?}");
     assert_eq!(sends[0]["verdict"], "deny");
     assert_eq!(sends[0]["family"], "inet", "what the kernel acts on");
@@ -161,13 +127,82 @@ fn lsm_an_af_unspec_sendto_is_refused_and_reported_with_its_destination() {
     assert_eq!(sends[0]["rport"], port);
 
     // unruled, the same datagram is delivered (the kernel takes AF_UNSPEC)
-    let (facts, stopped) = edge_under("lsm-unspec-ok", &rules, "sendto-unspec", port + 1);
+    let facts = other;
     assert_eq!(facts["sendto"], "ok", "{facts}");
     assert_eq!(facts["received"], true, "{facts}");
-    let sends = events(&stopped, &facts, "sendmsg");
+    let sends = events(stopped, facts, "sendmsg");
     assert_eq!(sends.len(), 1, "{sends:#?}");
     assert_eq!(sends[0]["verdict"], "allow");
     assert_eq!(sends[0]["rport"], port + 1);
+}
+
+/// What only the LSM backend refuses, under one netevd (which must be
+/// running the LSM backend) with one rules file, each case on ports of its
+/// own and a process of its own (its events told apart by pid), each
+/// checked as when it had a netevd to itself; a failure names it:
+///
+/// - `lsm listen`: a denied `listen` fails with EPERM; another port listens.
+/// - `lsm inbound`: an inbound rule refuses one client's connection (its
+///   SYN dropped) while another client connects and is accepted.
+/// - `lsm sctp-connect`: a denied SCTP connect is refused.
+/// - `lsm fast-open`: a TCP Fast Open send is decided as the connect it is.
+/// - `lsm sendto-unspec`: an AF_UNSPEC sendto is refused and reported with
+///   its destination; unruled, the same datagram is delivered.
+#[test]
+#[ignore = "needs BPF LSM: run by scripts/vm-matrix.sh (NETEV_TEST_BACKEND=lsm)"]
+fn lsm_listen_inbound_sctp_fast_open_and_unspec_sends_are_refused() {
+    if !root_or_skip("lsm_listen_inbound_sctp_fast_open_and_unspec_sends_are_refused") {
+        return;
+    }
+    assert_eq!(
+        std::env::var("NETEV_TEST_BACKEND").as_deref(),
+        Ok("lsm"),
+        "the lsm_ tests test the BPF LSM backend: run them with NETEV_TEST_BACKEND=lsm on a \
+         kernel that has it (scripts/vm-matrix.sh does)"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("rules.toml");
+    std::fs::write(&file, lsm_rules()).expect("writing the rules");
+    let cg = TestCgroup::new("lsm-only");
+    let daemon = Daemon::start(&cg, &["--rules-file", file.to_str().expect("utf-8")]);
+    let run = |what: &str, port: u16| cg.run_json(&load_bin(), &["edge", what, &port.to_string()]);
+    let listen = run("listen", LSM_LISTEN);
+    let listen_other = run("listen", LSM_LISTEN + 1);
+    let inbound = run("inbound", LSM_INBOUND);
+    let sctp = run("sctp-connect", LSM_SCTP);
+    let tfo = run("fast-open", LSM_TFO);
+    let unspec = run("sendto-unspec", LSM_UNSPEC);
+    let unspec_ok = run("sendto-unspec", LSM_UNSPEC + 1);
+    let stopped = daemon.stop();
+    assert!(stopped.success, "{}", stopped.log);
+    assert!(
+        stopped.log.contains("backend: bpf-lsm"),
+        "netevd did not run the LSM backend:\n{}",
+        stopped.log
+    );
+    let s = &stopped;
+    check_each(vec![
+        (
+            format!("lsm listen (ports {LSM_LISTEN}/+1)"),
+            Box::new(|| check_listen(s, &listen, &listen_other)),
+        ),
+        (
+            format!("lsm inbound (port {LSM_INBOUND}, client 127.0.0.2 denied)"),
+            Box::new(|| check_inbound(s, &inbound)),
+        ),
+        (
+            format!("lsm sctp-connect (port {LSM_SCTP})"),
+            Box::new(|| check_sctp(s, &sctp)),
+        ),
+        (
+            format!("lsm fast-open (port {LSM_TFO})"),
+            Box::new(|| check_fast_open(s, &tfo)),
+        ),
+        (
+            format!("lsm sendto-unspec (ports {LSM_UNSPEC}/+1)"),
+            Box::new(|| check_unspec(s, &unspec, &unspec_ok)),
+        ),
+    ]);
 }
 
 /// Runs netevd with `args` until it exits (it must not start).

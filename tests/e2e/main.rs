@@ -87,3 +87,27 @@ fn on_lsm() -> bool {
 fn allowed_where_enforced() -> serde_json::Value {
     serde_json::json!(if on_lsm() { "allow" } else { "observe" })
 }
+
+/// Runs every check, each named (`edge sendmmsg`, `lsm listen`, …), and fails the test
+/// once all have run, with the name and the failed assertion of each that
+/// failed: tests that share one netevd still say which of them failed, and
+/// one failure does not hide another.
+pub(crate) fn check_each(checks: Vec<(String, Box<dyn FnOnce() + '_>)>) {
+    let mut failed = Vec::new();
+    for (name, check) in checks {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+            let said = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(a panic without a message)".into());
+            failed.push(format!("{name}: FAILED: {said}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} failed:\n\n{}",
+        failed.len(),
+        failed.join("\n\n")
+    );
+}

@@ -1,15 +1,16 @@
 //! Every op, IPv4 and IPv6, TCP and UDP, AF_UNIX: the exact events a workload causes.
+//!
+//! The workloads run one after another under one netevd (starting netevd
+//! is most of what each cost in the matrix's emulated VMs: its programs'
+//! verification); each is checked on its own process's events, as when it
+//! had a netevd of its own, and a failure names the workload.
 
-use netev_tests::{assert_fields, root_or_skip};
+use netev_tests::{assert_fields, root_or_skip, Daemon, Stopped, TestCgroup};
 use serde_json::{json, Value};
 
-use crate::{capture, load_bin, one, ops};
+use crate::{load_bin, one, ops};
 
-fn tcp(scenario: &str, family: &str, addr: &str) {
-    if !root_or_skip(scenario) {
-        return;
-    }
-    let (facts, got) = capture(scenario, &[scenario]);
+fn tcp(facts: &Value, got: &Stopped, family: &str, addr: &str) {
     let pid = &facts["pid"];
     let server_port = &facts["server_port"];
     let exe = load_bin().display().to_string();
@@ -25,7 +26,7 @@ fn tcp(scenario: &str, family: &str, addr: &str) {
         ("rule", Value::Null),
     ];
 
-    let sockets = ops(&got, pid, "socket");
+    let sockets = ops(got, pid, "socket");
     assert_eq!(
         sockets.len(),
         2,
@@ -80,11 +81,11 @@ fn tcp(scenario: &str, family: &str, addr: &str) {
         ),
     ];
     for (op, want) in &expected {
-        let ev = one(&got, pid, op);
+        let ev = one(got, pid, op);
         assert_fields(ev, &common);
         assert_fields(ev, want);
     }
-    let accept = one(&got, pid, "accept");
+    let accept = one(got, pid, "accept");
     assert!(
         accept["ret"].as_i64().unwrap() >= 3,
         "accept() returns an fd: {accept}"
@@ -102,21 +103,7 @@ fn tcp(scenario: &str, family: &str, addr: &str) {
     );
 }
 
-#[test]
-fn tcp4_listen_connect_accept() {
-    tcp("tcp4", "inet", "127.0.0.1");
-}
-
-#[test]
-fn tcp6_listen_connect_accept() {
-    tcp("tcp6", "inet6", "::1");
-}
-
-fn udp(scenario: &str, family: &str, addr: &str) {
-    if !root_or_skip(scenario) {
-        return;
-    }
-    let (facts, got) = capture(scenario, &[scenario]);
+fn udp(facts: &Value, got: &Stopped, family: &str, addr: &str) {
     let pid = &facts["pid"];
     let common = [
         ("family", json!(family)),
@@ -124,8 +111,8 @@ fn udp(scenario: &str, family: &str, addr: &str) {
         ("proto", json!("udp")),
     ];
 
-    assert_eq!(ops(&got, pid, "socket").len(), 2);
-    let binds = ops(&got, pid, "bind");
+    assert_eq!(ops(got, pid, "socket").len(), 2);
+    let binds = ops(got, pid, "bind");
     assert_eq!(binds.len(), 2, "{binds:#?}");
     for b in binds {
         assert_fields(b, &common);
@@ -156,34 +143,16 @@ fn udp(scenario: &str, family: &str, addr: &str) {
         ),
     ];
     for (op, want) in &expected {
-        let ev = one(&got, pid, op);
+        let ev = one(got, pid, op);
         assert_fields(ev, &common);
         assert_fields(ev, want);
     }
 }
 
-#[test]
-fn udp4_sendto_recvfrom() {
-    udp("udp4", "inet", "127.0.0.1");
-}
-
-#[test]
-fn udp6_sendto_recvfrom() {
-    udp("udp6", "inet6", "::1");
-}
-
-#[test]
-fn bind_to_a_chosen_port() {
-    if !root_or_skip("bind_to_a_chosen_port") {
-        return;
-    }
-    let port = {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let (facts, got) = capture("bind", &["bind", &port.to_string()]);
+/// `bind PORT`: the port asked for is the one reported.
+fn bind_to_a_chosen_port(facts: &Value, got: &Stopped, port: u16) {
     assert_eq!(facts["port"], port);
-    let bind = one(&got, &facts["pid"], "bind");
+    let bind = one(got, &facts["pid"], "bind");
     assert_fields(
         bind,
         &[
@@ -195,13 +164,8 @@ fn bind_to_a_chosen_port() {
     );
 }
 
-#[test]
-fn unix_socket_is_reported_with_its_family() {
-    if !root_or_skip("unix_socket_is_reported_with_its_family") {
-        return;
-    }
-    let (facts, got) = capture("unix", &["unix"]);
-    let sock = one(&got, &facts["pid"], "socket");
+fn unix_socket_is_reported_with_its_family(facts: &Value, got: &Stopped) {
+    let sock = one(got, &facts["pid"], "socket");
     assert_fields(
         sock,
         &[
@@ -214,4 +178,51 @@ fn unix_socket_is_reported_with_its_family() {
             ("raddr", Value::Null),
         ],
     );
+}
+
+#[test]
+fn each_workload_gives_exactly_the_events_it_causes() {
+    if !root_or_skip("each_workload_gives_exactly_the_events_it_causes") {
+        return;
+    }
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let port_s = port.to_string();
+    let cg = TestCgroup::new("capture");
+    let daemon = Daemon::start(&cg, &[]);
+    let run = |args: &[&str]| cg.run_json(&load_bin(), args);
+    let (tcp4, tcp6) = (run(&["tcp4"]), run(&["tcp6"]));
+    let (udp4, udp6) = (run(&["udp4"]), run(&["udp6"]));
+    let bind = run(&["bind", &port_s]);
+    let unix = run(&["unix"]);
+    let got = daemon.stop();
+    let got = &got;
+    crate::check_each(vec![
+        (
+            "tcp4: listen, connect, accept".into(),
+            Box::new(|| tcp(&tcp4, got, "inet", "127.0.0.1")),
+        ),
+        (
+            "tcp6: listen, connect, accept".into(),
+            Box::new(|| tcp(&tcp6, got, "inet6", "::1")),
+        ),
+        (
+            "udp4: sendto, recvfrom".into(),
+            Box::new(|| udp(&udp4, got, "inet", "127.0.0.1")),
+        ),
+        (
+            "udp6: sendto, recvfrom".into(),
+            Box::new(|| udp(&udp6, got, "inet6", "::1")),
+        ),
+        (
+            format!("bind to a chosen port ({port})"),
+            Box::new(|| bind_to_a_chosen_port(&bind, got, port)),
+        ),
+        (
+            "unix socket".into(),
+            Box::new(|| unix_socket_is_reported_with_its_family(&unix, got)),
+        ),
+    ]);
 }

@@ -24,21 +24,12 @@ mod surface;
 
 use netev_testsupport::pgserver;
 
-use netev_tests::{workspace_bin, Daemon, Stopped, TestCgroup};
+use netev_tests::{workspace_bin, Stopped};
 use serde_json::Value;
 
 /// The workload program.
 fn load_bin() -> std::path::PathBuf {
     workspace_bin("netev-load")
-}
-
-/// Runs `netev-load ARGS` in a fresh test cgroup under a netevd attached to
-/// it; returns what the workload reported and everything netevd printed.
-fn capture(name: &str, args: &[&str]) -> (Value, Stopped) {
-    let cg = TestCgroup::new(name);
-    let daemon = Daemon::start(&cg, &[]);
-    let facts = cg.run_json(&load_bin(), args);
-    (facts, daemon.stop())
 }
 
 /// The events of `pid` with op `op`, in order.

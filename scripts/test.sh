@@ -22,8 +22,11 @@ export GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
 timeout --kill-after=30 1200 xvfb-run -a -s "-screen 0 1280x860x24 -nolisten tcp" cargo test --workspace
 # The same end-to-end tests' kernel-facing groups on the other kernels of
 # the matrix (6.12, 6.1, 5.10), each booted in a VM over this filesystem;
-# vm-matrix.sh bounds each kernel itself, this bounds the whole. With the
-# bypass suite on both backends the matrix takes about 50 minutes under TCG
-# (each of its tests starts a netevd, ~30 s to load on the LSM backend
-# there); the bound leaves CI's 90 minutes room for the host part.
+# vm-matrix.sh bounds each kernel itself, this bounds the whole. Starting
+# netevd is what costs under TCG (its verifier run: ~15-20 s on the cgroup
+# backend, about twice that on LSM), so tests that differ only in a rule
+# and a workload share one; a kernel's two backends then take ~22 min
+# (6.12, boot included, measured on this 2-core machine with other builds
+# beside it; ~35 min before), the matrix ~45 min there, less when the
+# machine is idle. The bound leaves CI's 90 minutes room for the host part.
 timeout --kill-after=60 "${NETEV_VM_BOUND:-4200}" ./scripts/vm-matrix.sh

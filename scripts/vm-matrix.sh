@@ -13,7 +13,8 @@
 #                         pass only (default: the backend-independent ones below)
 #   NETEV_VM_THREADS      --test-threads inside the guest (default 2)
 #   NETEV_VM_CPUS, NETEV_VM_MEMORY   the guest's vCPUs (default 2) and memory (default 2G)
-#   NETEV_VM_TIMEOUT      seconds one backend's run may take (default 900); a
+#   NETEV_VM_TIMEOUT      seconds one backend's run may take (default 900;
+#                         ~600-700 s measured on 6.12 with the machine loaded); a
 #                         kernel's bound is boot + this per backend
 #   NETEV_VM_REPORT_TIME=1  each test's time in the logs (libtest's unstable
 #                         --report-time, enabled on stable with RUSTC_BOOTSTRAP=1:

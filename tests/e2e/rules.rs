@@ -37,13 +37,15 @@ print(json.dumps(out))
 /// below name its path.
 pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
-struct Setup {
-    bus: PrivateBus,
-    cg: TestCgroup,
-    daemon: Daemon,
+/// A netevd on a private system-like bus, attached to a test cgroup (also
+/// used by the surface suite).
+pub(crate) struct Setup {
+    pub(crate) bus: PrivateBus,
+    pub(crate) cg: TestCgroup,
+    pub(crate) daemon: Daemon,
 }
 
-fn start(name: &str, extra: &[&str]) -> Setup {
+pub(crate) fn start(name: &str, extra: &[&str]) -> Setup {
     let bus = PrivateBus::system_like();
     let cg = TestCgroup::new(name);
     let mut args = vec!["--bus", bus.address()];
@@ -53,7 +55,7 @@ fn start(name: &str, extra: &[&str]) -> Setup {
 }
 
 impl Setup {
-    fn netev(&self, args: &[&str]) -> Output {
+    pub(crate) fn netev(&self, args: &[&str]) -> Output {
         Command::new(workspace_bin("netev"))
             .args(["--bus", self.bus.address()])
             .args(args)
@@ -61,7 +63,7 @@ impl Setup {
     }
 
     /// Runs `netev ARGS`, which must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.netev(args);
         assert!(
             out.status.success(),
@@ -80,13 +82,19 @@ impl Setup {
 
     /// Runs the probe in the test cgroup (as `user` if given).
     fn probe(&self, user: Option<&str>, ops: Value) -> Vec<String> {
+        self.probe_with(PYTHON, user, ops)
+    }
+
+    /// Runs `program` (a python3) with the probe in the test cgroup, as
+    /// `user` if given: one result per op.
+    pub(crate) fn probe_with(&self, program: &str, user: Option<&str>, ops: Value) -> Vec<String> {
         let mut cmd = match user {
             Some(u) => {
                 let mut c = self.cg.command("runuser");
-                c.args(["-u", u, "--", PYTHON]);
+                c.args(["-u", u, "--", program]);
                 c
             }
-            None => self.cg.command(PYTHON),
+            None => self.cg.command(program),
         };
         let out = cmd.args(["-c", PROBE, &ops.to_string()]).output_bounded();
         assert!(

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use netev_tests::OutputBounded;
 use netev_tests::{
@@ -11,61 +11,9 @@ use netev_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::rules::{connect, free_port, PROBE, PYTHON};
-
-struct Setup {
-    bus: PrivateBus,
-    cg: TestCgroup,
-    daemon: Daemon,
-}
-
-fn start(name: &str, extra: &[&str]) -> Setup {
-    let bus = PrivateBus::system_like();
-    let cg = TestCgroup::new(name);
-    let mut args = vec!["--bus", bus.address()];
-    args.extend_from_slice(extra);
-    let daemon = Daemon::start(&cg, &args);
-    Setup { bus, cg, daemon }
-}
+use crate::rules::{connect, free_port, start, Setup, PYTHON};
 
 impl Setup {
-    fn netev(&self, args: &[&str]) -> Output {
-        Command::new(workspace_bin("netev"))
-            .args(["--bus", self.bus.address()])
-            .args(args)
-            .output_bounded()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.netev(args);
-        assert!(
-            out.status.success(),
-            "netev {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs `program` (a python3) with the probe in the test cgroup, as
-    /// `user` if given: one result per op.
-    fn probe_with(&self, program: &str, user: Option<&str>, ops: Value) -> Vec<String> {
-        let mut cmd = match user {
-            Some(u) => {
-                let mut c = self.cg.command("runuser");
-                c.args(["-u", u, "--", program]);
-                c
-            }
-            None => self.cg.command(program),
-        };
-        let out = cmd.args(["-c", PROBE, &ops.to_string()]).output_bounded();
-        assert!(
-            out.status.success(),
-            "probe failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     /// Starts `netev prompt` (answers on its stdin); returns it and its
     /// output's reader.
     fn prompter(&self) -> (std::process::Child, BufReader<std::process::ChildStdout>) {

@@ -488,6 +488,7 @@ impl Env {
                     uid,
                     addr: None,
                     port: None,
+                    path: None,
                 };
                 let mut steps = vec![(Op::Socket, decide(&q))];
                 if let Some(o) = op.op() {

@@ -83,8 +83,25 @@ fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// A unix socket's path (or `@`abstract name) travels in the address
+/// string of its side (docs/dbus.md): `raddr` for connect and sendmsg,
+/// `laddr` for bind and listen, with port 0.
+fn unix_path_side(ev: &Event) -> (Option<&str>, Option<&str>) {
+    match &ev.path {
+        Some(p) if ev.family == Family::UNIX => {
+            if matches!(ev.op, Op::Bind | Op::Listen) {
+                (Some(p.as_str()), None)
+            } else {
+                (None, Some(p.as_str()))
+            }
+        }
+        _ => (None, None),
+    }
+}
+
 impl From<&Event> for WireEvent {
     fn from(ev: &Event) -> WireEvent {
+        let (lpath, rpath) = unix_path_side(ev);
         WireEvent {
             ts_ns: ev.ts.timestamp_nanos_opt().unwrap_or(0),
             pid: ev.pid,
@@ -100,9 +117,9 @@ impl From<&Event> for WireEvent {
             family: ev.family.name().into_owned(),
             sock_type: ev.sock_type.name().into_owned(),
             proto: text(ev.proto),
-            laddr: text(ev.laddr),
+            laddr: lpath.map_or_else(|| text(ev.laddr), str::to_string),
             lport: ev.lport.unwrap_or(0),
-            raddr: text(ev.raddr),
+            raddr: rpath.map_or_else(|| text(ev.raddr), str::to_string),
             rport: ev.rport.unwrap_or(0),
             has_ret: ev.ret.is_some(),
             ret: ev.ret.unwrap_or(0),
@@ -117,6 +134,11 @@ impl From<Event> for WireEvent {
     /// Like `From<&Event>`, moving the strings instead of copying them.
     fn from(ev: Event) -> WireEvent {
         let mut w = WireEvent::from(&ev.clone_without_strings());
+        match unix_path_side(&ev) {
+            (Some(p), _) => w.laddr = p.to_string(),
+            (_, Some(p)) => w.raddr = p.to_string(),
+            _ => {}
+        }
         w.user = ev.user.unwrap_or_default();
         w.comm = ev.comm;
         w.exe = ev.exe.unwrap_or_default();
@@ -147,16 +169,25 @@ impl TryFrom<WireEvent> for Event {
                 s.parse().map(Some).map_err(|_| bad(field, s))
             }
         };
-        let laddr = addr("laddr", &w.laddr)?;
-        let raddr = addr("raddr", &w.raddr)?;
+        let family = Family::from_name(&w.family).ok_or_else(|| bad("family", &w.family))?;
         let mut ev = Event::new(op);
+        let (laddr, raddr) = if family == Family::UNIX {
+            // The path is on one side; an empty string is no address.
+            ev.path = [&w.raddr, &w.laddr]
+                .into_iter()
+                .find(|s| !s.is_empty())
+                .cloned();
+            (None, None)
+        } else {
+            (addr("laddr", &w.laddr)?, addr("raddr", &w.raddr)?)
+        };
         ev.ts = DateTime::<Utc>::from_timestamp_nanos(w.ts_ns);
         ev.pid = w.pid;
         ev.tid = w.tid;
         ev.ppid = w.ppid;
         ev.uid = w.uid;
         ev.gid = w.gid;
-        ev.family = Family::from_name(&w.family).ok_or_else(|| bad("family", &w.family))?;
+        ev.family = family;
         ev.sock_type =
             SockType::from_name(&w.sock_type).ok_or_else(|| bad("sock_type", &w.sock_type))?;
         ev.proto = if w.proto.is_empty() {

@@ -204,6 +204,13 @@ pub struct Event {
     pub raddr: Option<IpAddr>,
     /// Remote port.
     pub rport: Option<u16>,
+    /// A unix socket's address: a path (`/run/dbus/system_bus_socket`,
+    /// made absolute with the caller's working directory) or an abstract
+    /// name (`@` and the name, bytes outside printable text escaped as
+    /// `\xNN`); the remote side for connect/sendmsg, the local side for
+    /// bind. Only `netev run` sees them; printed only when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// The syscall's return value, when the hook runs after the call.
     pub ret: Option<i32>,
     /// What happened to the call.
@@ -245,6 +252,7 @@ impl Event {
             lport: None,
             raddr: None,
             rport: None,
+            path: None,
             ret: None,
             verdict: Verdict::Allow,
             rule: None,
@@ -260,6 +268,7 @@ impl Event {
             comm: String::new(),
             exe: None,
             cmdline: None,
+            path: None,
             ..*self
         }
     }
@@ -271,7 +280,13 @@ impl Event {
 
     /// One line of text (no newline), control characters escaped.
     pub fn to_text(&self) -> String {
-        text::format(self)
+        text::format(self, self.verdict.name())
+    }
+
+    /// The line of a call waiting for a person's answer: `ask` where the
+    /// verdict goes (it has none yet).
+    pub fn to_text_asking(&self) -> String {
+        text::format(self, "ask")
     }
 }
 

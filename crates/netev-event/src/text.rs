@@ -9,14 +9,14 @@ use chrono::SecondsFormat;
 
 use crate::Event;
 
-pub(crate) fn format(ev: &Event) -> String {
+pub(crate) fn format(ev: &Event, verdict: &str) -> String {
     let mut s = String::with_capacity(160);
     let _ = write!(
         s,
         "{} {:<7} {:<7} {}[{}]",
         ev.ts.to_rfc3339_opts(SecondsFormat::Micros, true),
         ev.op.name(),
-        ev.verdict.name(),
+        verdict,
         escape(ev.exe.as_deref().unwrap_or(&ev.comm)),
         ev.pid,
     );
@@ -45,6 +45,14 @@ pub(crate) fn format(ev: &Event) -> String {
             let _ = write!(s, " -> {r}");
         }
         (None, None) => {}
+    }
+    if let Some(path) = &ev.path {
+        let arrow = if matches!(ev.op, crate::Op::Bind | crate::Op::Listen) {
+            ""
+        } else {
+            "-> "
+        };
+        let _ = write!(s, " {arrow}{}", escape(path));
     }
     if let Some(ret) = ev.ret {
         let _ = write!(s, " ret={ret}");
@@ -119,7 +127,7 @@ mod tests {
     #[test]
     fn text_line_for_connect() {
         assert_eq!(
-            format(&connect_event()),
+            connect_event().to_text(),
             "2026-11-25T10:00:00.123456Z connect allow   /usr/bin/curl[42] root inet/stream/tcp 0.0.0.0:0 -> 127.0.0.1:8080"
         );
     }
@@ -133,7 +141,7 @@ mod tests {
         ev.laddr = None;
         ev.ret = Some(-13);
         ev.count = 17;
-        let line = format(&ev);
+        let line = ev.to_text();
         assert!(line.ends_with("-> [::1]:8080 ret=-13 x17"), "{line}");
     }
 
@@ -155,7 +163,7 @@ mod tests {
     fn hostile_names_cannot_forge_lines() {
         let mut ev = connect_event();
         ev.exe = Some("/tmp/evil\nFAKE connect allow\x1b[2J".into());
-        let line = format(&ev);
+        let line = ev.to_text();
         assert!(!line.contains('\n') && !line.contains('\x1b'), "{line}");
         assert!(line.contains("/tmp/evil\\nFAKE\\x20connect"), "{line}");
     }

@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
                         .unwrap(),
                 ),
                 port: Some(1 + ((i * 997) % 60000) as u16),
+                path: None,
             })
             .collect();
         // Queries that each match a rule (the one they were made from, or an
@@ -88,6 +89,7 @@ fn bench(c: &mut Criterion) {
                     } else {
                         (1 + k % 60000) as u16
                     }),
+                    path: None,
                 }
             })
             .collect();

@@ -324,6 +324,16 @@ pub fn compile(
     // other: itself, in the program class of its file only while the file
     // holds the content it names, and its "changed" twin (same id, the
     // exe_changed action) in the class of every other version.
+    // The kernel never sees a unix socket's address: a rule on one would
+    // never match there, and a deny that never matches fails open.
+    if let Some(r) = rules.iter().find(|r| r.cond.path.is_some()) {
+        return Err(RuleError::Conflict(format!(
+            "rule {}: `path` (a unix socket's address) is decided only by `netev run`; \
+             netevd does not see unix socket addresses. Remove `path` from the rule, or use it \
+             in a rules file for netev run --rules",
+            r.id
+        )));
+    }
     let mut twin = Vec::with_capacity(rules.len());
     let mut kernel_rules: Vec<Rule> = Vec::with_capacity(rules.len());
     for r in rules {
@@ -1109,7 +1119,7 @@ mod tests {
             let mut consumed = HashSet::new();
             let mut consumed_ref = HashSet::new();
             for (op, family, proto, exe, uid, addr, port) in queries {
-                let q = Query { op, family, proto, exe, uid, addr, port };
+                let q = Query { op, family, proto, exe, uid, addr, port, path: None };
                 let kq = KernelQuery {
                     op, family, proto, exe: exe.map(exe_path), uid,
                     addr: addr.map(crate::mapped_addr), port,

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 
 use crate::model::{parse_addr, parse_family, parse_op, parse_proto};
-use crate::{Action, Conditions, Duration, ExeHash, ExeMatch, PortRange, Rule, RuleError};
+use crate::{
+    Action, Conditions, Duration, ExeHash, ExeMatch, PathMatch, PortRange, Rule, RuleError,
+};
 
 /// Fields a rule can be written with.
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 15] = [
     "action",
     "ops",
     "exe",
@@ -18,6 +20,7 @@ pub const FIELDS: [&str; 14] = [
     "proto",
     "addr",
     "ports",
+    "path",
     "duration",
     "priority",
     "enabled",
@@ -128,6 +131,11 @@ pub fn apply_field(
                 .then(|| value.parse::<PortRange>())
                 .transpose()?
         }
+        "path" => {
+            c.path = (set && value != "any")
+                .then(|| value.parse::<PathMatch>())
+                .transpose()?
+        }
         "duration" => {
             rule.duration = if set {
                 Duration::parse(value, now)?
@@ -219,6 +227,9 @@ pub fn rule_to_fields(
     }
     if let Some(p) = &c.ports {
         put("ports", p.to_string());
+    }
+    if let Some(p) = &c.path {
+        put("path", p.to_string());
     }
     put("duration", rule.duration.to_string());
     put("priority", rule.priority.to_string());
@@ -321,6 +332,16 @@ pub fn rule_for_answer(
         // the others on the machine (whose own rules it would outrank).
         f.push(("user", ev.uid.to_string()));
     }
+    // A unix socket's destination is its path (or abstract name), written
+    // as a pattern that matches exactly that name.
+    let path_s = ev
+        .path
+        .as_deref()
+        .filter(|_| ev.family == netev_event::Family::UNIX)
+        .map(glob::Pattern::escape);
+    if path_s.is_some() {
+        f.push(("family", "unix".to_string()));
+    }
     let addr_s = addr.map(|a| a.to_string());
     let port_s = port.map(|p| p.to_string());
     let need = |what: &str, v: &Option<String>| {
@@ -333,6 +354,9 @@ pub fn rule_for_answer(
     };
     match scope {
         "exe" => {}
+        "exe+dest" | "exe+dest+port" if path_s.is_some() => {
+            f.push(("path", path_s.clone().unwrap_or_default()))
+        }
         "exe+dest" => f.push(("addr", need("address", &addr_s)?)),
         "exe+port" => f.push(("ports", need("port", &port_s)?)),
         "exe+dest+port" => {

@@ -132,6 +132,8 @@ struct OutRule {
     addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ports: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
     duration: String,
     priority: i32,
     enabled: bool,
@@ -158,6 +160,7 @@ pub fn export(rules: &[Rule], user_name: &dyn Fn(u32) -> Option<String>) -> Stri
                     proto: c.proto.map(|p| p.to_string()),
                     addr: c.addr.map(|a| a.to_string()),
                     ports: c.ports.map(|p| p.to_string()),
+                    path: c.path.as_ref().map(|p| p.to_string()),
                     duration: r.duration.to_string(),
                     priority: r.priority,
                     enabled: r.enabled,

@@ -19,6 +19,7 @@
 //! let q = Query {
 //!     op: Op::Connect, family: Family::INET, proto: Proto::TCP, exe: Some("/usr/bin/curl"),
 //!     uid: 1000, addr: Some("10.1.2.3".parse().unwrap()), port: Some(443),
+//!     path: None,
 //! };
 //! assert_eq!(rules.decide(&q).action, Action::Deny);
 //! ```

@@ -127,7 +127,8 @@ impl Entry {
             id: rule.id,
             action: rule.action,
             once: rule.duration == Duration::Once,
-            glob: c.exe.as_ref().is_some_and(|e| e.is_glob()),
+            // A glob exe or a unix path: the full check decides.
+            glob: c.exe.as_ref().is_some_and(|e| e.is_glob()) || c.path.is_some(),
             ops: if c.ops.is_empty() {
                 u8::MAX
             } else {
@@ -353,6 +354,7 @@ mod tests {
             uid: 1000,
             addr: Some(addr.parse().unwrap()),
             port: Some(port),
+            path: None,
         }
     }
 
@@ -477,6 +479,7 @@ mod tests {
             uid: 0,
             addr: None,
             port: None,
+            path: None,
         };
         assert_eq!(set.decide(&q).rule, Some(2));
     }

@@ -310,6 +310,69 @@ impl fmt::Display for ExeMatch {
     }
 }
 
+/// Which unix sockets a rule is about: an absolute path or a glob over
+/// paths (`/run/user/*/bus`, `/tmp/tmux-*/**`), or an abstract name written
+/// `@` and the name (`@/tmp/.X11-unix/X0`; globs work there too). Matched
+/// against the address a call names (connect, sendmsg, bind), as netev run
+/// reads it: a relative path made absolute with the caller's working
+/// directory, `.` and `..` and repeated slashes folded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PathMatch {
+    text: String,
+    glob: Option<glob::Pattern>,
+}
+
+impl PathMatch {
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `path` (as in [`Query::path`]) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match &self.glob {
+            Some(p) => p.matches_with(path, GLOB_OPTIONS),
+            None => self.text == path,
+        }
+    }
+}
+
+impl FromStr for PathMatch {
+    type Err = RuleError;
+    fn from_str(s: &str) -> Result<PathMatch, RuleError> {
+        let invalid = |reason: String| RuleError::Invalid {
+            field: "path",
+            value: s.to_string(),
+            reason,
+        };
+        if !s.starts_with('/') && !s.starts_with('@') {
+            return Err(invalid(
+                "must be an absolute unix socket path such as /run/user/*/bus, \
+                 or @ and an abstract name"
+                    .into(),
+            ));
+        }
+        if s.contains('\0') {
+            return Err(invalid("must not contain a NUL byte".into()));
+        }
+        let glob = if s.contains(['*', '?', '[']) {
+            Some(glob::Pattern::new(s).map_err(|e| invalid(format!("bad glob: {e}")))?)
+        } else {
+            None
+        };
+        Ok(PathMatch {
+            text: s.to_string(),
+            glob,
+        })
+    }
+}
+
+impl fmt::Display for PathMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Address families a rule can name.
 pub const RULE_FAMILIES: [Family; 3] = [Family::INET, Family::INET6, Family::UNIX];
 /// Protocols a rule can name.
@@ -409,6 +472,10 @@ pub struct Conditions {
     pub addr: Option<IpNet>,
     /// Port on the same side as `addr`.
     pub ports: Option<PortRange>,
+    /// A unix socket's path or abstract name, on the same side as `addr`
+    /// (netev run only: netevd does not see unix addresses and refuses
+    /// such rules).
+    pub path: Option<PathMatch>,
     /// The executable's content: the rule matches only while the file at
     /// `exe` (an exact path) has this SHA-256.
     pub exe_hash: Option<ExeHash>,
@@ -517,6 +584,24 @@ impl Rule {
         if c.family == Some(Family::UNIX) && (c.ports.is_some() || c.proto.is_some()) {
             return clash("a unix socket rule cannot have ports or an IP protocol");
         }
+        if c.path.is_some() {
+            if c.family.is_some_and(|f| f != Family::UNIX) {
+                return clash("path is a unix socket's address: family must be unix or unset");
+            }
+            if c.addr.is_some() || c.ports.is_some() || c.proto.is_some() {
+                return clash(
+                    "a rule on a unix socket path cannot have an address, ports or an IP protocol",
+                );
+            }
+            if c.ops
+                .iter()
+                .any(|op| !matches!(op, Op::Bind | Op::Connect | Op::Sendmsg))
+            {
+                return clash(
+                    "a path names the address of bind, connect or sendmsg: other ops have none",
+                );
+            }
+        }
         if c.ops == [Op::Socket] && (c.addr.is_some() || c.ports.is_some()) {
             return clash("socket() has no address or port: such a rule could never match");
         }
@@ -569,6 +654,9 @@ impl Rule {
         if let Some(p) = &c.ports {
             s.push_str(&format!(" ports={p}"));
         }
+        if let Some(p) = &c.path {
+            s.push_str(&format!(" path={p}"));
+        }
         s
     }
 }
@@ -590,6 +678,9 @@ pub struct Query<'a> {
     pub addr: Option<IpAddr>,
     /// The port on that side.
     pub port: Option<u16>,
+    /// A unix socket's path or `@`abstract name on that side, if the call
+    /// names one.
+    pub path: Option<&'a str>,
 }
 
 impl Conditions {
@@ -635,6 +726,12 @@ impl Conditions {
         if let Some(range) = &self.ports {
             match q.port {
                 Some(p) if range.contains(p) => {}
+                _ => return false,
+            }
+        }
+        if let Some(path) = &self.path {
+            match q.path {
+                Some(p) if path.matches(p) => {}
                 _ => return false,
             }
         }

@@ -38,6 +38,67 @@ pub fn parse(bytes: &[u8], sock_family: u16, is_connect: bool) -> Option<(IpAddr
     }
 }
 
+const AF_UNIX: u16 = libc::AF_UNIX as u16;
+
+/// A unix socket address as rules and events name it (docs/rules.md,
+/// `path`): an absolute path, a relative one joined to `cwd` (the caller's
+/// working directory) and folded (`.`, `..`, repeated slashes) as text;
+/// an abstract name as `@` and the name. Bytes outside printable ASCII, and
+/// the backslash, are written `\xNN`, so that the name is one line of text
+/// that no two addresses share. `None`: not a unix address, or unnamed (a
+/// bind that autobinds).
+pub fn unix_path(bytes: &[u8], cwd: impl FnOnce() -> Option<String>) -> Option<String> {
+    if bytes.len() <= 2 || u16::from_ne_bytes([bytes[0], bytes[1]]) != AF_UNIX {
+        return None;
+    }
+    let sun = &bytes[2..bytes.len().min(2 + 108)];
+    if sun[0] == 0 {
+        // Abstract: every byte up to the length given is the name.
+        return Some(format!("@{}", escape_bytes(&sun[1..])));
+    }
+    let end = sun.iter().position(|&b| b == 0).unwrap_or(sun.len());
+    let raw = escape_bytes(&sun[..end]);
+    let joined = if raw.starts_with('/') {
+        raw
+    } else {
+        // Unknown working directory: a name that no absolute pattern can
+        // match, rather than a guess.
+        format!("{}/{raw}", cwd().unwrap_or_else(|| "?".into()))
+    };
+    Some(fold(&joined))
+}
+
+fn escape_bytes(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        if (0x21..0x7f).contains(&c) && c != b'\\' || c == b' ' {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    s
+}
+
+/// `.`, `..` and empty components folded, as text (a `..` at the root
+/// stays at the root, as the kernel resolves it).
+fn fold(path: &str) -> String {
+    if !path.starts_with('/') {
+        return path.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn v4(b: &[u8]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7]))
 }
@@ -45,6 +106,53 @@ fn v4(b: &[u8]) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sun(path: &[u8]) -> Vec<u8> {
+        let mut b = AF_UNIX.to_ne_bytes().to_vec();
+        b.extend_from_slice(path);
+        b
+    }
+
+    #[test]
+    fn unix_addresses_are_named_as_rules_match_them() {
+        let none = || None;
+        let cwd = || Some("/home/al/src".to_string());
+        assert_eq!(
+            unix_path(&sun(b"/run/dbus/system_bus_socket\0"), none).as_deref(),
+            Some("/run/dbus/system_bus_socket")
+        );
+        // No NUL within the length given: the whole sun_path.
+        assert_eq!(unix_path(&sun(b"/tmp/s"), none).as_deref(), Some("/tmp/s"));
+        assert_eq!(
+            unix_path(&sun(b"//run/./user/1000/../1000//bus\0junk"), none).as_deref(),
+            Some("/run/user/1000/bus")
+        );
+        assert_eq!(
+            unix_path(&sun(b"../../../run/user/1000/bus\0"), cwd).as_deref(),
+            Some("/run/user/1000/bus"),
+            "relative to the caller's directory"
+        );
+        assert_eq!(
+            unix_path(&sun(b"/../../run/x\0"), none).as_deref(),
+            Some("/run/x")
+        );
+        assert_eq!(
+            unix_path(&sun(b"bus\0"), none).as_deref(),
+            Some("?/bus"),
+            "no working directory: matches no absolute pattern"
+        );
+        assert_eq!(
+            unix_path(&sun(b"\0/tmp/.X11-unix/X0"), none).as_deref(),
+            Some("@/tmp/.X11-unix/X0")
+        );
+        assert_eq!(
+            unix_path(&sun(b"\0a\0b\\\n"), none).as_deref(),
+            Some("@a\\x00b\\x5c\\x0a"),
+            "abstract names keep every byte, escaped"
+        );
+        assert_eq!(unix_path(&sun(b""), none), None, "unnamed");
+        assert_eq!(unix_path(&sin(AF_INET, [1, 2, 3, 4], 5), none), None);
+    }
 
     fn sin(family: u16, ip: [u8; 4], port: u16) -> Vec<u8> {
         let mut b = vec![0u8; 16];

@@ -31,6 +31,7 @@
 
 mod addr;
 mod callers;
+pub mod defaults;
 pub mod filter;
 mod proc;
 pub use proc::user_name;
@@ -69,6 +70,11 @@ impl Question {
     /// exited, or its call was interrupted). Askers should stop asking.
     pub fn withdrawn(&self) -> bool {
         (self.withdrawn)()
+    }
+
+    /// The call as one line of text, `ask` in the verdict's place.
+    pub fn to_text(&self) -> String {
+        self.event.to_text_asking()
     }
 
     /// Time left before the deadline.

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,14 @@ impl Rules {
             .filter(|r| netev_rules::lifecycle::is_transient(&r.duration))
             .map(|r| (r.id, r.duration))
             .collect();
-        let next_id = all.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        // Answers number after the user's rules, below the built-ins' ids.
+        let next_id = all
+            .iter()
+            .map(|r| r.id)
+            .filter(|&id| id < crate::defaults::BUILTIN_ID_BASE)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let exe_matters = names_exe(&set);
         Rules {
             exe_matters,
@@ -368,6 +376,7 @@ impl Supervisor {
                 };
                 let parsed = addr::parse(&bytes, family, false);
                 set_local(&mut ev, parsed);
+                ev.path = unix_name(tid, family, &bytes);
                 if ip {
                     // The supervisor's privileges must not lend the caller
                     // a port it could not bind itself.
@@ -394,6 +403,7 @@ impl Supervisor {
                     Err(e) => return Gathered::Answer(Reply::Error(e)),
                 };
                 set_remote(&mut ev, addr::parse(&bytes, family, true));
+                ev.path = unix_name(tid, family, &bytes);
                 if ip {
                     // A datagram connect only sets the peer: it never
                     // waits, and is performed on the loop.
@@ -420,6 +430,7 @@ impl Supervisor {
                 };
                 if let Some(n) = &name {
                     set_remote(&mut ev, addr::parse(n, family, false));
+                    ev.path = unix_name(tid, family, n);
                 }
                 if ip {
                     let len = (args[2] as usize).min(MAX_DATA);
@@ -447,10 +458,42 @@ impl Supervisor {
                 ev.op = Op::Sendmsg;
                 let flags = args[2] as i32;
                 if !ip {
-                    // The address of a unix (or other non-IP) socket is
-                    // not part of any decision: read it only to know
-                    // whether this is a send "with an address".
-                    decide = msghdr_named(tid, args[1]).unwrap_or(true);
+                    // A unix socket's destination is its path: each
+                    // message may name one. The call is decided on the
+                    // first that the rules do not simply allow (so that
+                    // one allowed name cannot carry a denied one along),
+                    // else on the first. Other families name no address a
+                    // rule can match: read only whether there is one.
+                    let count = if nr == libc::SYS_sendmmsg {
+                        (args[2] as u32 as usize).clamp(1, MAX_IOV)
+                    } else {
+                        1
+                    };
+                    let mut names = Vec::new();
+                    for i in 0..count {
+                        match msghdr_name(tid, args[1] + (i * MMSGHDR_SIZE) as u64) {
+                            Ok(Some(n)) => names.push(n),
+                            Ok(None) => {}
+                            Err(e) if i == 0 => return Gathered::Answer(Reply::Error(e)),
+                            Err(_) => break,
+                        }
+                    }
+                    decide = !names.is_empty();
+                    if family == libc::AF_UNIX as u16 {
+                        let paths: Vec<Option<String>> =
+                            names.iter().map(|n| unix_name(tid, family, n)).collect();
+                        let allowed = |p: &Option<String>| {
+                            let mut q = query(&ev);
+                            q.path = p.as_deref();
+                            self.peek(&q).action == Action::Allow
+                        };
+                        ev.path = paths
+                            .iter()
+                            .find(|p| !allowed(p))
+                            .or(paths.first())
+                            .cloned()
+                            .flatten();
+                    }
                     How::Continue
                 } else if nr == libc::SYS_sendmsg {
                     let m = match read_msghdr(tid, args[1], ty) {
@@ -510,6 +553,7 @@ impl Supervisor {
                                     uid,
                                     addr: a.map(|(ip, _)| ip),
                                     port: a.map(|(_, p)| p),
+                                    path: None,
                                 };
                                 // An `ask` here is not asked: it ends
                                 // the batch like a deny.
@@ -537,6 +581,14 @@ impl Supervisor {
 
     fn decide(&self, q: &Query<'_>) -> Decision {
         self.rules().decide(q)
+    }
+
+    /// What the rules would decide, without using up a `once` rule.
+    fn peek(&self, q: &Query<'_>) -> Decision {
+        let rules = self.rules();
+        rules
+            .set
+            .first_match(q, |r| !rules.consumed.contains(&r.id))
     }
 
     fn dispatch(self: &Arc<Self>, mut job: Job) {
@@ -807,6 +859,7 @@ fn query(ev: &Event) -> Query<'_> {
         uid: ev.uid,
         addr,
         port,
+        path: ev.path.as_deref(),
     }
 }
 
@@ -833,12 +886,74 @@ fn local(sock: &OwnedFd, family: u16) -> Option<(std::net::IpAddr, u16)> {
 const MMSGHDR_SIZE: usize = 64;
 const MSG_LEN_OFFSET: u64 = 56;
 
-/// Whether the `struct msghdr` at `ptr` names an address.
-fn msghdr_named(tid: u32, ptr: u64) -> Result<bool, i32> {
+/// The address the `struct msghdr` at `ptr` names, if any.
+fn msghdr_name(tid: u32, ptr: u64) -> Result<Option<Vec<u8>>, i32> {
     let raw = sys::read_mem(tid, ptr, 12).map_err(|e| sys::errno(&e))?;
     let name_ptr = u64::from_ne_bytes(raw[0..8].try_into().expect("8 bytes"));
-    let name_len = u32::from_ne_bytes(raw[8..12].try_into().expect("4 bytes"));
-    Ok(name_ptr != 0 && name_len != 0)
+    let name_len = u32::from_ne_bytes(raw[8..12].try_into().expect("4 bytes")) as usize;
+    if name_ptr == 0 || name_len == 0 {
+        return Ok(None);
+    }
+    if name_len > addr::MAX_SOCKADDR {
+        return Err(libc::EINVAL);
+    }
+    sys::read_mem(tid, name_ptr, name_len)
+        .map(Some)
+        .map_err(|e| sys::errno(&e))
+}
+
+/// A unix socket address's name as rules match it ([`addr::unix_path`]),
+/// relative names joined to the calling thread's working directory.
+fn unix_name(tid: u32, family: u16, bytes: &[u8]) -> Option<String> {
+    if family != libc::AF_UNIX as u16 {
+        return None;
+    }
+    let cwd = || {
+        std::fs::read_link(format!("/proc/{tid}/cwd"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    };
+    let name = addr::unix_path(bytes, cwd)?;
+    if !name.starts_with('/') {
+        return Some(name);
+    }
+    // The kernel follows symlinks in the directories (`/var/run` is
+    // `/run`): the name rules see is the one they lead to, or a deny on
+    // `/run/user/*/bus` would not hold for `/var/run/user/1000/bus`. Only
+    // where the caller sees the files as we do (same root, same mounts);
+    // elsewhere the name is marked `?` and no path rule matches it.
+    let same_view = std::fs::read_link(format!("/proc/{tid}/root"))
+        .is_ok_and(|r| r == std::path::Path::new("/"))
+        && same_ns(tid, "mnt");
+    if !same_view {
+        return Some(format!("?{name}"));
+    }
+    let sun = &bytes[2..bytes.len().min(2 + 108)];
+    let end = sun.iter().position(|&b| b == 0).unwrap_or(sun.len());
+    let raw = std::path::Path::new(std::ffi::OsStr::from_bytes(&sun[..end]));
+    let full = match (raw.is_absolute(), cwd()) {
+        (true, _) => raw.to_path_buf(),
+        (false, Some(c)) => std::path::Path::new(&c).join(raw),
+        (false, None) => return Some(name),
+    };
+    match (full.parent().map(std::fs::canonicalize), full.file_name()) {
+        (Some(Ok(dir)), Some(file)) if !name.contains('\\') => {
+            Some(dir.join(file).to_string_lossy().into_owned())
+        }
+        // A directory that does not exist (the call will fail) or a name
+        // that is not text: as written, folded.
+        _ => Some(name),
+    }
+}
+
+/// Whether thread `tid` is in the same `kind` namespace as this process.
+fn same_ns(tid: u32, kind: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    matches!(
+        (ino(format!("/proc/{tid}/ns/{kind}")), ino(format!("/proc/self/ns/{kind}"))),
+        (Ok(a), Ok(b)) if a == b
+    )
 }
 
 /// Copies a `struct msghdr` at `ptr` in the caller and what it points to.

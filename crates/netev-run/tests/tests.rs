@@ -682,3 +682,120 @@ attempt("main")
     let uids: Vec<u32> = out.events_for(Op::Socket).iter().map(|e| e.uid).collect();
     assert_eq!(uids, [0, 65534, 0]);
 }
+
+/// The default policy and built-in rules of `netev run` (netev_run::defaults).
+fn defaults(toml: &str, default: Action, session_bus: Option<&str>) -> RuleSet {
+    let mut set = netev_rules::file::parse("test.toml", toml, chrono::Utc::now(), &|_| None)
+        .expect("rules parse");
+    for (i, r) in set.iter_mut().enumerate() {
+        r.id = i as u32 + 1;
+    }
+    set.extend(netev_run::defaults::builtin_rules(session_bus).unwrap());
+    RuleSet::new(set, netev_run::defaults::policy(default))
+}
+
+/// Answers allow for the rest of the run, and counts the questions.
+struct Counting(Mutex<Vec<String>>);
+
+impl netev_run::Asker for Counting {
+    fn ask(&self, q: &netev_run::Question) -> Option<netev_run::Answer> {
+        self.0.lock().unwrap().push(q.to_text());
+        answer(Action::Allow, netev_run::Reach::Run { until: None })
+    }
+}
+
+#[test]
+fn curl_under_default_ask_is_asked_one_question_about_its_destination() {
+    let port = greeter("127.0.0.1:0");
+    let asker = Arc::new(Counting(Mutex::new(Vec::new())));
+    let mut opts = netev_run::Options::new(defaults("", Action::Ask, None));
+    opts.asker = Some(asker.clone());
+    // As a user runs it: the environment as it is (curl looks its user up
+    // and resolves names through the C library's own sockets), twice, so
+    // that the second connection is covered by the first answer.
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "--max-time", "5", &url, &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    netev_run::run(&mut cmd, opts).expect("supervise");
+    let asked = asker.0.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "one question: {asked:#?}");
+    assert!(
+        asked[0].contains("connect ask") && asked[0].contains(&format!("-> 127.0.0.1:{port}")),
+        "the question is the connect, shown pending as ask: {}",
+        asked[0]
+    );
+}
+
+/// Python: `uconnect(path)` prints `ok` or `err ERRNO` for a unix stream
+/// connect to `path` (relative paths from the working directory).
+const UCONNECT: &str = r#"
+import socket
+def uconnect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        print("ok", flush=True)
+    except OSError as e:
+        print("err", e.errno, flush=True)
+    finally:
+        s.close()
+"#;
+
+#[test]
+fn unix_connects_are_decided_by_path_and_the_session_bus_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let _listeners: Vec<_> = ["bus", "private", "open"]
+        .iter()
+        .map(|n| std::os::unix::net::UnixListener::bind(dir.path().join(n)).unwrap())
+        .collect();
+    // A session bus where $DBUS_SESSION_BUS_ADDRESS says; a rule of the
+    // user's on another path.
+    let bus = format!("unix:path={d}/bus");
+    let toml = format!("[[rule]]\naction = \"deny\"\nops = [\"connect\"]\npath = \"{d}/priv*\"\n");
+    let script = format!(
+        "{UCONNECT}\nimport os\nos.chdir({d:?})\nuconnect('{d}/bus')\nuconnect('./sub/../private')\nuconnect('open')\nuconnect('{d}/link/bus')\n"
+    );
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    // As /var/run is /run: a way to the bus through a symlinked directory.
+    std::os::unix::fs::symlink(&d, dir.path().join("link")).unwrap();
+    let out = supervise(defaults(&toml, Action::Allow, Some(&bus)), &mut py(&script));
+    assert_eq!(out.stdout, "err 1\nerr 1\nok\nerr 1\n");
+    let c = out.events_for(Op::Connect);
+    let paths: Vec<_> = c.iter().map(|e| e.path.clone().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("{d}/bus"),
+            format!("{d}/private"),
+            format!("{d}/open"),
+            format!("{d}/bus")
+        ],
+        "relative names and symlinked directories are shown and matched as the path they reach"
+    );
+    assert!(
+        c[0].rule.unwrap() > netev_run::defaults::BUILTIN_ID_BASE,
+        "a built-in refused the bus"
+    );
+    assert_eq!(c[1].rule, Some(1), "the user's path rule");
+    assert!(
+        c[0].to_text().contains(&format!("-> {d}/bus")),
+        "{}",
+        c[0].to_text()
+    );
+
+    // The user can let it through: their rule outranks the built-in.
+    let allow = format!("[[rule]]\naction = \"allow\"\npath = \"{d}/bus\"\n");
+    let out = supervise(
+        defaults(&allow, Action::Deny, Some(&bus)),
+        &mut py(&format!(
+            "{UCONNECT}\nuconnect('{d}/bus')\nuconnect('{d}/open')\n"
+        )),
+    );
+    assert_eq!(
+        out.stdout, "ok\nerr 1\n",
+        "allowed by the rule, the rest by --default deny"
+    );
+}

@@ -165,9 +165,17 @@ enum Command {
         /// Rules file (TOML, docs/rules.md).
         #[arg(long, value_name = "FILE")]
         rules: Option<String>,
-        /// What happens when no rule matches: allow, deny or ask (every op).
+        /// What happens when no rule matches a connection, a datagram
+        /// sent to an address or a listen: allow, deny or ask. socket() is
+        /// allowed (a socket is decided where it goes); bind and accept
+        /// are allowed under ask, refused under deny. The built-in rules
+        /// (--builtin-rules) apply first.
         #[arg(long, value_name = "ACTION")]
         default: Option<netev_rules::Action>,
+        /// Print the built-in rules (the C library's own unix sockets, and
+        /// the ways out of supervision that are refused) and exit.
+        #[arg(long, exclusive = true)]
+        builtin_rules: bool,
         /// How long to wait for an answer to ask; then the ask fallback (deny).
         #[arg(long, value_name = "TIME", default_value = "30s", value_parser = run::parse_timeout)]
         timeout: std::time::Duration,
@@ -183,7 +191,11 @@ enum Command {
               value_parser = netev_rules::fields::ANSWER_SCOPES)]
         scope: String,
         /// The program and its arguments.
-        #[arg(last = true, required = true, value_name = "CMD")]
+        #[arg(
+            last = true,
+            required_unless_present = "builtin_rules",
+            value_name = "CMD"
+        )]
         cmd: Vec<String>,
     },
 }
@@ -217,6 +229,14 @@ fn main() -> std::process::ExitCode {
             pin_dir,
         } => status::run(&cli.bus, run_dir.as_deref(), &pin_dir, json),
         Command::Run {
+            builtin_rules: true,
+            ..
+        } => {
+            print!("{}", netev_run::defaults::BUILTIN_RULES);
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Run {
+            builtin_rules: false,
             rules,
             default,
             timeout,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netev_event::{Event, Verdict};
-use netev_rules::{Action, Policy, Rule, RuleSet};
+use netev_rules::{Action, Rule, RuleSet};
 use netev_run::{Answer, Question, Reach};
 
 use crate::bus::BusChoice;
@@ -71,10 +71,13 @@ pub fn run(o: Options) -> ExitCode {
             }
         }
     };
-    let mut policy = Policy::default();
-    if let Some(a) = o.default {
-        policy.default = [a; 7];
+    let mut rules = rules;
+    let session_bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
+    match netev_run::defaults::builtin_rules(session_bus.as_deref()) {
+        Ok(b) => rules.extend(b),
+        Err(e) => return fail(format!("the built-in rules: {e}")),
     }
+    let policy = netev_run::defaults::policy(o.default.unwrap_or(Action::Allow));
     let mut opts = netev_run::Options::new(RuleSet::active_at(&rules, chrono::Utc::now(), policy));
     opts.ask_timeout = o.timeout;
     opts.asker = Some(Arc::new(Askers {
@@ -246,9 +249,9 @@ impl DbusAsker {
     }
 }
 
-/// Asks on the controlling terminal, one question at a time. Lower case
-/// allows, upper case denies: `y`/`n` this call, `r`/`R` the rest of this
-/// run, `a`/`A` always (written to the rules file). No answer before the
+/// Asks on the controlling terminal, one question at a time: `y`/`n`
+/// allow/deny this destination (--scope) for the rest of the run, `o`/`x`
+/// this call only, `a`/`d` always (written to the rules file). No answer before the
 /// timeout applies the ask fallback. Without a terminal, nobody is asked.
 #[derive(Default)]
 struct TerminalAsker {
@@ -272,8 +275,8 @@ impl TerminalAsker {
         let mut tty = &file;
         let _ = write!(
             tty,
-            "\r\nnetev: {}\r\n  allow: y once, r this run, a always | deny: n, R, A ({}s) ",
-            q.event.to_text(),
+            "\r\nnetev: {}\r\n  allow: y this run, o once, a always | deny: n this run, x once, d always ({}s) ",
+            q.to_text(),
             q.left().as_secs()
         );
         let mut said = "no answer";
@@ -300,12 +303,15 @@ impl TerminalAsker {
             match tty.read(&mut b) {
                 Ok(1) => {
                     let (action, reach) = match b[0] {
-                        b'y' | b'Y' => (Action::Allow, Reach::Once),
-                        b'n' | b'N' => (Action::Deny, Reach::Once),
-                        b'r' => (Action::Allow, Reach::Run { until: None }),
-                        b'R' => (Action::Deny, Reach::Run { until: None }),
+                        // The plain answer covers this destination for the
+                        // rest of the run (--scope): one question per
+                        // destination, not per call.
+                        b'y' | b'Y' => (Action::Allow, Reach::Run { until: None }),
+                        b'n' | b'N' => (Action::Deny, Reach::Run { until: None }),
+                        b'o' | b'O' => (Action::Allow, Reach::Once),
+                        b'x' | b'X' => (Action::Deny, Reach::Once),
                         b'a' => (Action::Allow, Reach::Always),
-                        b'A' => (Action::Deny, Reach::Always),
+                        b'd' => (Action::Deny, Reach::Always),
                         _ => continue,
                     };
                     said = match (action, reach) {

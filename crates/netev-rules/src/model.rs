@@ -262,10 +262,7 @@ impl ExeMatch {
 
     /// Whether `path` (an absolute, canonical path) matches.
     pub fn matches(&self, path: &str) -> bool {
-        match &self.glob {
-            Some(p) => p.matches_with(path, GLOB_OPTIONS),
-            None => self.text == path,
-        }
+        glob_matches(&self.text, self.glob.as_ref(), path)
     }
 }
 
@@ -275,6 +272,31 @@ pub(crate) const GLOB_OPTIONS: glob::MatchOptions = glob::MatchOptions {
     require_literal_separator: true,
     require_literal_leading_dot: false,
 };
+
+/// The glob of an `exe` or `path` pattern (None for an exact name).
+fn compile_glob(
+    s: &str,
+    invalid: impl Fn(String) -> RuleError,
+) -> Result<Option<glob::Pattern>, RuleError> {
+    if s.contains('\0') {
+        return Err(invalid("must not contain a NUL byte".into()));
+    }
+    if !s.contains(['*', '?', '[']) {
+        return Ok(None);
+    }
+    glob::Pattern::new(s)
+        .map(Some)
+        .map_err(|e| invalid(format!("bad glob: {e}")))
+}
+
+/// Whether `name` matches an `exe` or `path` pattern: its glob, or the text
+/// exactly.
+fn glob_matches(text: &str, glob: Option<&glob::Pattern>, name: &str) -> bool {
+    match glob {
+        Some(p) => p.matches_with(name, GLOB_OPTIONS),
+        None => text == name,
+    }
+}
 
 impl FromStr for ExeMatch {
     type Err = RuleError;
@@ -289,14 +311,7 @@ impl FromStr for ExeMatch {
                 "must be an absolute path such as /usr/bin/curl".into(),
             ));
         }
-        if s.contains('\0') {
-            return Err(invalid("must not contain a NUL byte".into()));
-        }
-        let glob = if s.contains(['*', '?', '[']) {
-            Some(glob::Pattern::new(s).map_err(|e| invalid(format!("bad glob: {e}")))?)
-        } else {
-            None
-        };
+        let glob = compile_glob(s, invalid)?;
         Ok(ExeMatch {
             text: s.to_string(),
             glob,
@@ -330,10 +345,7 @@ impl PathMatch {
 
     /// Whether `path` (as in [`Query::path`]) matches.
     pub fn matches(&self, path: &str) -> bool {
-        match &self.glob {
-            Some(p) => p.matches_with(path, GLOB_OPTIONS),
-            None => self.text == path,
-        }
+        glob_matches(&self.text, self.glob.as_ref(), path)
     }
 }
 
@@ -352,14 +364,7 @@ impl FromStr for PathMatch {
                     .into(),
             ));
         }
-        if s.contains('\0') {
-            return Err(invalid("must not contain a NUL byte".into()));
-        }
-        let glob = if s.contains(['*', '?', '[']) {
-            Some(glob::Pattern::new(s).map_err(|e| invalid(format!("bad glob: {e}")))?)
-        } else {
-            None
-        };
+        let glob = compile_glob(s, invalid)?;
         Ok(PathMatch {
             text: s.to_string(),
             glob,

@@ -48,16 +48,12 @@ const AF_UNIX: u16 = libc::AF_UNIX as u16;
 /// that no two addresses share. `None`: not a unix address, or unnamed (a
 /// bind that autobinds).
 pub fn unix_path(bytes: &[u8], cwd: impl FnOnce() -> Option<String>) -> Option<String> {
-    if bytes.len() <= 2 || u16::from_ne_bytes([bytes[0], bytes[1]]) != AF_UNIX {
-        return None;
-    }
-    let sun = &bytes[2..bytes.len().min(2 + 108)];
+    let sun = sun_path(bytes)?;
     if sun[0] == 0 {
         // Abstract: every byte up to the length given is the name.
         return Some(format!("@{}", escape_bytes(&sun[1..])));
     }
-    let end = sun.iter().position(|&b| b == 0).unwrap_or(sun.len());
-    let raw = escape_bytes(&sun[..end]);
+    let raw = escape_bytes(unix_file_name(bytes)?);
     let joined = if raw.starts_with('/') {
         raw
     } else {
@@ -66,6 +62,23 @@ pub fn unix_path(bytes: &[u8], cwd: impl FnOnce() -> Option<String>) -> Option<S
         format!("{}/{raw}", cwd().unwrap_or_else(|| "?".into()))
     };
     Some(fold(&joined))
+}
+
+/// A unix address's `sun_path` as far as the length given (None: not a
+/// unix address, or unnamed).
+fn sun_path(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() <= 2 || u16::from_ne_bytes([bytes[0], bytes[1]]) != AF_UNIX {
+        return None;
+    }
+    Some(&bytes[2..bytes.len().min(2 + 108)])
+}
+
+/// The file name a unix address names, as the kernel reads it (up to the
+/// first NUL); None for an abstract name, an unnamed or a non-unix address.
+pub fn unix_file_name(bytes: &[u8]) -> Option<&[u8]> {
+    let sun = sun_path(bytes).filter(|s| s[0] != 0)?;
+    let end = sun.iter().position(|&b| b == 0).unwrap_or(sun.len());
+    Some(&sun[..end])
 }
 
 fn escape_bytes(b: &[u8]) -> String {

@@ -928,9 +928,7 @@ fn unix_name(tid: u32, family: u16, bytes: &[u8]) -> Option<String> {
     if !same_view {
         return Some(format!("?{name}"));
     }
-    let sun = &bytes[2..bytes.len().min(2 + 108)];
-    let end = sun.iter().position(|&b| b == 0).unwrap_or(sun.len());
-    let raw = std::path::Path::new(std::ffi::OsStr::from_bytes(&sun[..end]));
+    let raw = std::path::Path::new(std::ffi::OsStr::from_bytes(addr::unix_file_name(bytes)?));
     let full = match (raw.is_absolute(), cwd()) {
         (true, _) => raw.to_path_buf(),
         (false, Some(c)) => std::path::Path::new(&c).join(raw),

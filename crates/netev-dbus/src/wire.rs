@@ -367,6 +367,30 @@ mod tests {
     }
 
     #[test]
+    fn unix_paths_travel_on_their_side_and_come_back() {
+        for (op, path, side) in [
+            (Op::Connect, "/run/user/1000/bus", "raddr"),
+            (Op::Sendmsg, "@/tmp/.X11-unix/X0", "raddr"),
+            (Op::Bind, "/tmp/app.sock", "laddr"),
+            (Op::Listen, "?/tmp/other-ns.sock", "laddr"),
+        ] {
+            let mut ev = Event::new(op);
+            ev.family = Family::UNIX;
+            ev.sock_type = SockType::STREAM;
+            ev.path = Some(path.into());
+            let w = WireEvent::from(&ev);
+            let (on, off) = if side == "raddr" {
+                (&w.raddr, &w.laddr)
+            } else {
+                (&w.laddr, &w.raddr)
+            };
+            assert_eq!((on.as_str(), off.as_str()), (path, ""), "{op:?}");
+            assert_eq!(WireEvent::from(ev.clone()), w, "{op:?}");
+            assert_eq!(Event::try_from(w).unwrap(), ev, "{op:?}");
+        }
+    }
+
+    #[test]
     fn moving_and_copying_conversions_agree() {
         let ev = sample();
         assert_eq!(WireEvent::from(ev.clone()), WireEvent::from(&ev));

@@ -1,4 +1,4 @@
-//! Who made a call: read from /proc/<tid>, before the notification is
+//! Who made a call: read from `/proc/<tid>`, before the notification is
 //! re-validated (so a pid reused meanwhile is caught by the ID check).
 
 /// What /proc tells about the calling thread.

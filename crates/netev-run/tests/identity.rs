@@ -231,3 +231,133 @@ fn a_privileged_bind_is_not_lent_to_a_user_namespace() {
     assert_eq!(out.stdout.trim(), "ok", "{:?}", out.events);
     assert_eq!(out.events_for(Op::Bind)[0].ret, Some(0));
 }
+
+/// `sendmmsg` through ctypes (Python has none): `udp PORT…` sends one
+/// datagram `m<i>` to each port in one call; `tfo PORT` one TCP Fast Open
+/// message. Prints the call's result, or `err <errno>`.
+const SENDMMSG: &str = r#"
+import ctypes, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+assert ctypes.sizeof(mmsghdr) == 64
+how, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+s = socket.socket(type=socket.SOCK_DGRAM if how == "udp" else socket.SOCK_STREAM)
+msgs, keep = (mmsghdr * len(ports))(), []
+for i, port in enumerate(ports):
+    name = ctypes.create_string_buffer(
+        struct.pack("=HH4s8x", socket.AF_INET, socket.htons(port), socket.inet_aton("127.0.0.1")), 16)
+    data = ctypes.create_string_buffer(b"m%d" % i, 2)
+    iov = iovec(ctypes.cast(data, ctypes.c_void_p), 2)
+    keep += [name, data, iov]
+    msgs[i].hdr.name, msgs[i].hdr.namelen = ctypes.cast(name, ctypes.c_void_p), 16
+    msgs[i].hdr.iov, msgs[i].hdr.iovlen = ctypes.pointer(iov), 1
+flags = socket.MSG_FASTOPEN if how == "tfo" else 0
+r = libc.sendmmsg(s.fileno(), msgs, len(ports), flags)
+print(r if r >= 0 else "err %d" % ctypes.get_errno(), flush=True)
+"#;
+
+fn sendmmsg(toml: &str, unshare: bool, how: &str, ports: &[u16]) -> super::Outcome {
+    let mut c = if unshare {
+        let mut c = Command::new("unshare");
+        c.arg("-r").arg(PYTHON);
+        c
+    } else {
+        Command::new(PYTHON)
+    };
+    c.arg("-c").arg(SENDMMSG).arg(how);
+    c.args(ports.iter().map(u16::to_string));
+    supervise(rules(toml, None), &mut c)
+}
+
+/// What arrived at a UDP socket so far (loopback delivers before the send
+/// returns: nothing to wait for).
+fn datagrams(s: &std::net::UdpSocket) -> Vec<Vec<u8>> {
+    s.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = s.recv(&mut buf) {
+        got.push(buf[..n].to_vec());
+    }
+    got
+}
+
+#[test]
+fn sendmmsg_fast_open_is_a_connect() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    let toml = format!("[[rule]]\naction = \"deny\"\nops = [\"connect\"]\nports = {port}\n");
+    let out = sendmmsg(&toml, false, "tfo", &[port]);
+    assert_eq!(out.stdout.trim(), "err 1", "{:?}", out.events);
+    let ev = out.events_for(Op::Connect)[0];
+    assert_eq!((ev.verdict, ev.rport), (Verdict::Deny, Some(port)));
+}
+
+/// A continued `sendmmsg` (the caller is in a user namespace of its own)
+/// is decided on every message's address before the kernel sends any:
+/// one refused address refuses the call. Performed, the batch ends there
+/// and the allowed message before it is sent.
+#[test]
+fn a_continued_sendmmsg_is_decided_on_every_address() {
+    if !root("unshare -r as a test's own user") {
+        return;
+    }
+    let (open, denied) = (
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let (p_open, p_denied) = (
+        open.local_addr().unwrap().port(),
+        denied.local_addr().unwrap().port(),
+    );
+    let toml = format!("[[rule]]\naction = \"deny\"\nops = [\"sendmsg\"]\nports = {p_denied}\n");
+
+    let out = sendmmsg(&toml, true, "udp", &[p_open, p_denied]);
+    assert_eq!(out.stdout.trim(), "err 1", "{:?}", out.events);
+    let ev = out.events_for(Op::Sendmsg)[0];
+    assert_eq!((ev.verdict, ev.rport), (Verdict::Deny, Some(p_denied)));
+    assert!(datagrams(&open).is_empty());
+    assert!(datagrams(&denied).is_empty());
+
+    let out = sendmmsg(&toml, false, "udp", &[p_open, p_denied]);
+    assert_eq!(out.stdout.trim(), "1", "{:?}", out.events);
+    assert_eq!(datagrams(&open), [b"m0".to_vec()]);
+    assert!(datagrams(&denied).is_empty());
+
+    // All allowed, continued: the kernel sends both.
+    let out = sendmmsg("", true, "udp", &[p_open, p_denied]);
+    assert_eq!(out.stdout.trim(), "2", "{:?}", out.events);
+    assert_eq!(datagrams(&open), [b"m0".to_vec()]);
+    assert_eq!(datagrams(&denied), [b"m1".to_vec()]);
+}
+
+/// A thread with other credentials than the supervisor's (a raw
+/// `setresuid` in that thread alone) has its calls continued, so the
+/// kernel checks them as that thread's; the thread that kept the
+/// supervisor's has them performed.
+#[test]
+fn a_thread_with_other_credentials_is_continued_not_performed() {
+    if !root("changing a thread's uid") {
+        return;
+    }
+    let port = greeter("127.0.0.1:0");
+    let script = format!(
+        "{ATTEMPT}\nimport ctypes, threading\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+         def other():\n    assert libc.syscall(117, 65534, 65534, 65534) == 0  # SYS_setresuid\n    \
+         attempt(socket.AF_INET, '127.0.0.1', {port})\n\
+         t = threading.Thread(target=other)\nt.start(); t.join()\n\
+         attempt(socket.AF_INET, '127.0.0.1', {port})\n"
+    );
+    let out = supervise(rules("", None), &mut py(&script));
+    assert_eq!(out.stdout, "ok hi\nok hi\n", "{:?}", out.events);
+    let c = out.events_for(Op::Connect);
+    assert_eq!((c[0].uid, c[0].ret), (65534, None), "continued");
+    assert_eq!((c[1].uid, c[1].ret), (0, Some(0)), "performed");
+}

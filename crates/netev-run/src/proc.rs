@@ -118,14 +118,21 @@ const LABELS: [&str; 4] = [
 ];
 
 impl Context {
-    /// The context of thread `tid` (`None`: this thread), now; `None` if
-    /// it cannot be read in full (the thread is gone).
-    pub fn read(tid: Option<u32>) -> Option<Context> {
+    /// The context of this thread (the supervisor's), now.
+    pub fn own() -> Option<Context> {
+        Context::read_in("/proc/thread-self", |_| true)
+    }
+
+    /// The context of thread `tid` now, to compare with `like` (label
+    /// files `like` could not read, those of LSMs this kernel does not
+    /// run, are not read again); `None` if it cannot be read in full (the
+    /// thread is gone).
+    pub fn of(tid: u32, like: &Context) -> Option<Context> {
+        Context::read_in(&format!("/proc/{tid}"), |i| like.labels[i].is_some())
+    }
+
+    fn read_in(dir: &str, label: impl Fn(usize) -> bool) -> Option<Context> {
         use std::os::unix::fs::MetadataExt;
-        let dir = match tid {
-            Some(t) => format!("/proc/{t}"),
-            None => "/proc/thread-self".to_string(),
-        };
         let text = std::fs::read_to_string(format!("{dir}/status")).ok()?;
         let s = netev_host::proc_status::ProcStatus::parse(&text);
         let ns = std::fs::metadata(format!("{dir}/ns/user")).ok()?;
@@ -136,7 +143,12 @@ impl Context {
             cap_eff: s.cap_eff?,
             labels: LABELS
                 .iter()
-                .map(|f| std::fs::read(format!("{dir}/{f}")).ok())
+                .enumerate()
+                .map(|(i, f)| {
+                    label(i)
+                        .then(|| std::fs::read(format!("{dir}/{f}")).ok())
+                        .flatten()
+                })
                 .collect(),
             userns: (ns.dev(), ns.ino()),
         })
@@ -188,9 +200,9 @@ mod tests {
 
     #[test]
     fn context_differs_in_each_part() {
-        let me = Context::read(None).unwrap();
+        let me = Context::own().unwrap();
         assert_eq!(me.differs(&me), None);
-        let mine = Context::read(Some(std::process::id())).unwrap();
+        let mine = Context::of(std::process::id(), &me).unwrap();
         assert_eq!(me.differs(&mine), None, "{me:?} {mine:?}");
         let change = |f: &dyn Fn(&mut Context)| {
             let mut c = me.clone();
@@ -209,6 +221,6 @@ mod tests {
             change(&|c| c.labels[0] = Some(b"confined".to_vec())),
             Some("security label")
         );
-        assert_eq!(Context::read(Some(u32::MAX)), None);
+        assert_eq!(Context::of(u32::MAX, &me), None);
     }
 }

@@ -195,7 +195,7 @@ impl Supervisor {
             users: Mutex::new(HashMap::new()),
             callers: Mutex::new(Callers::default()),
             pool: Arc::new(Pool::default()),
-            own: Context::read(None),
+            own: Context::own(),
         }
     }
 
@@ -257,10 +257,8 @@ impl Supervisor {
     /// change them for it, and glibc's process-wide `setuid` signals every
     /// thread, which withdraws the notification.
     fn same_context(&self, tid: u32) -> bool {
-        match (&self.own, Context::read(Some(tid))) {
-            (Some(own), Some(c)) => own.differs(&c).is_none(),
-            _ => false,
-        }
+        let Some(own) = &self.own else { return false };
+        Context::of(tid, own).is_some_and(|c| own.differs(&c).is_none())
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {

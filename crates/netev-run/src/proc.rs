@@ -1,6 +1,10 @@
 //! Who made a call: read from `/proc/<tid>`, before the notification is
 //! re-validated (so a pid reused meanwhile is caught by the ID check).
 
+use std::os::fd::OwnedFd;
+
+use crate::sys;
+
 /// What /proc tells about the calling thread.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
@@ -93,8 +97,8 @@ pub fn cmdline(tgid: u32) -> Option<String> {
 /// who makes it (ids, groups, capabilities, in which user namespace) and
 /// under which security labels. A call the supervisor performs is checked
 /// against the supervisor's; it is performed only where the caller's are
-/// the same (docs/run.md, "Credentials"), else continued, so that the
-/// kernel checks it against the caller's own.
+/// the same (docs/run.md, "Who a call is decided as"), else continued, so
+/// that the kernel checks it against the caller's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
     uids: [u32; 4],
@@ -106,7 +110,13 @@ pub struct Context {
     labels: Vec<Option<Vec<u8>>>,
     /// (st_dev, inode) of `ns/user`.
     userns: (u64, u64),
+    /// (The supervisor's only.) Whether a caller's groups can differ from
+    /// ours: only if we hold `CAP_SETGID` in our permitted set (below).
+    regroup: bool,
 }
+
+/// CAP_SETGID's bit in the capability sets.
+const CAP_SETGID: u64 = 1 << 6;
 
 /// The label files, read for both sides: the first names the label of
 /// the LSM that owns `attr/current`; the others are the stacked LSMs'.
@@ -120,15 +130,45 @@ const LABELS: [&str; 4] = [
 impl Context {
     /// The context of this thread (the supervisor's), now.
     pub fn own() -> Option<Context> {
-        Context::read_in("/proc/thread-self", |_| true)
+        let mut c = Context::read_in("/proc/thread-self", |_| true)?;
+        let (_, permitted) = sys::capget(0).ok()?;
+        c.regroup = permitted & CAP_SETGID != 0;
+        Some(c)
     }
 
-    /// The context of thread `tid` now, to compare with `like` (label
-    /// files `like` could not read, those of LSMs this kernel does not
-    /// run, are not read again); `None` if it cannot be read in full (the
-    /// thread is gone).
-    pub fn of(tid: u32, like: &Context) -> Option<Context> {
-        Context::read_in(&format!("/proc/{tid}"), |i| like.labels[i].is_some())
+    /// The context of thread `tid` (`pidfd` names it) now, to compare
+    /// with `like`, the supervisor's; `None` if it cannot be read in full
+    /// (the thread is gone). Label files `like` could not read (LSMs this
+    /// kernel does not run) are not read.
+    ///
+    /// Read per call, so cheaply where it can be: ids from
+    /// `PIDFD_GET_INFO`, capabilities from `capget`. The groups are ours
+    /// unless the caller could change them: `setgroups` needs `CAP_SETGID`
+    /// in our user namespace, and a caller there has no capability we did
+    /// not have (we forked it; under `no_new_privs` an exec grants none),
+    /// so without it in our permitted set its groups are the ones it was
+    /// forked with, ours. (A caller in another user namespace differs in
+    /// that already.) Otherwise, and on kernels without `PIDFD_GET_INFO`,
+    /// all is read from `/proc/<tid>/status`.
+    pub fn of(tid: u32, pidfd: &OwnedFd, like: &Context) -> Option<Context> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = format!("/proc/{tid}");
+        let label = |i: usize| like.labels[i].is_some();
+        let info = sys::pidfd_info(pidfd).ok().filter(|i| i.tid == tid);
+        let Some(info) = info.filter(|_| !like.regroup) else {
+            return Context::read_in(&dir, label);
+        };
+        let (cap_eff, _) = sys::capget(tid).ok()?;
+        let ns = std::fs::metadata(format!("{dir}/ns/user")).ok()?;
+        Some(Context {
+            uids: info.uids,
+            gids: info.gids,
+            groups: like.groups.clone(),
+            cap_eff,
+            labels: labels(&dir, label),
+            userns: (ns.dev(), ns.ino()),
+            regroup: false,
+        })
     }
 
     fn read_in(dir: &str, label: impl Fn(usize) -> bool) -> Option<Context> {
@@ -141,16 +181,9 @@ impl Context {
             gids: s.gids?,
             groups: s.groups?,
             cap_eff: s.cap_eff?,
-            labels: LABELS
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    label(i)
-                        .then(|| std::fs::read(format!("{dir}/{f}")).ok())
-                        .flatten()
-                })
-                .collect(),
+            labels: labels(dir, label),
             userns: (ns.dev(), ns.ino()),
+            regroup: false,
         })
     }
 
@@ -179,6 +212,19 @@ impl Context {
 /// which a large directory entry does not defeat).
 pub use netev_host::users::user_name;
 
+/// The label files `label` selects, read from `/proc/<…>` directory `dir`.
+fn labels(dir: &str, label: impl Fn(usize) -> bool) -> Vec<Option<Vec<u8>>> {
+    LABELS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            label(i)
+                .then(|| std::fs::read(format!("{dir}/{f}")).ok())
+                .flatten()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,8 +248,26 @@ mod tests {
     fn context_differs_in_each_part() {
         let me = Context::own().unwrap();
         assert_eq!(me.differs(&me), None);
-        let mine = Context::of(std::process::id(), &me).unwrap();
+        // SAFETY: a plain syscall.
+        let tid = unsafe { libc::gettid() } as u32;
+        let pidfd = sys::pidfd_open_thread(tid).unwrap();
+        let mine = Context::of(tid, &pidfd, &me).unwrap();
         assert_eq!(me.differs(&mine), None, "{me:?} {mine:?}");
+        // As an unprivileged supervisor reads it (no CAP_SETGID: groups
+        // cannot differ, ids by pidfd, caps by capget).
+        let unprivileged = Context {
+            regroup: false,
+            ..me.clone()
+        };
+        let mine = Context::of(tid, &pidfd, &unprivileged).unwrap();
+        // The fast reading (ids by pidfd, caps by capget) and the full one
+        // (/proc/<tid>/status) agree.
+        let full = Context::read_in(&format!("/proc/{tid}"), |i| me.labels[i].is_some()).unwrap();
+        assert_eq!(mine.differs(&full), None, "{mine:?} {full:?}");
+        assert_eq!(
+            (mine.uids, mine.gids, mine.cap_eff),
+            (full.uids, full.gids, full.cap_eff)
+        );
         let change = |f: &dyn Fn(&mut Context)| {
             let mut c = me.clone();
             f(&mut c);
@@ -221,6 +285,6 @@ mod tests {
             change(&|c| c.labels[0] = Some(b"confined".to_vec())),
             Some("security label")
         );
-        assert_eq!(Context::of(u32::MAX, &me), None);
+        assert_eq!(Context::read_in("/proc/4294967295", |_| true), None);
     }
 }

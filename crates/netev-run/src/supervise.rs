@@ -256,9 +256,9 @@ impl Supervisor {
     /// credentials cannot change before the answer: another thread cannot
     /// change them for it, and glibc's process-wide `setuid` signals every
     /// thread, which withdraws the notification.
-    fn same_context(&self, tid: u32) -> bool {
+    fn same_context(&self, tid: u32, pidfd: &OwnedFd) -> bool {
         let Some(own) = &self.own else { return false };
-        Context::of(tid, own).is_some_and(|c| own.differs(&c).is_none())
+        Context::of(tid, pidfd, own).is_some_and(|c| own.differs(&c).is_none())
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
@@ -366,8 +366,9 @@ impl Supervisor {
         // An IP call is performed here only for a caller the kernel would
         // check as it checks us; others are decided, then continued
         // (docs/run.md, "Credentials"). accept is continued anyway.
-        let perform =
-            ip && !matches!(nr, libc::SYS_accept | libc::SYS_accept4) && self.same_context(tid);
+        let perform = ip
+            && !matches!(nr, libc::SYS_accept | libc::SYS_accept4)
+            && self.same_context(tid, &who.pidfd);
         let mut decide = true;
         let how = match nr {
             libc::SYS_listen => {

@@ -18,6 +18,8 @@ pub struct ProcStatus {
     pub uids: Option<[u32; 4]>,
     /// `Gid`: real, effective, saved and file-system gid.
     pub gids: Option<[u32; 4]>,
+    /// `Groups`: the supplementary groups.
+    pub groups: Option<Vec<u32>>,
     /// `CapEff`: the effective capability set.
     pub cap_eff: Option<u64>,
 }
@@ -45,6 +47,12 @@ impl ProcStatus {
                 "PPid" => s.ppid = value.parse().ok(),
                 "Uid" => s.uids = four_ids(value),
                 "Gid" => s.gids = four_ids(value),
+                "Groups" => {
+                    s.groups = value
+                        .split_whitespace()
+                        .map(|g| g.parse().ok())
+                        .collect::<Option<Vec<u32>>>()
+                }
                 "CapEff" => s.cap_eff = u64::from_str_radix(value, 16).ok(),
                 _ => {}
             }
@@ -91,6 +99,8 @@ mod tests {
         assert_eq!(s.real_uid(), Some(1000));
         assert_eq!(s.gids, Some([100, 101, 102, 103]));
         assert_eq!(s.real_gid(), Some(100));
+        assert_eq!(s.groups, Some(vec![27, 100]));
+        assert_eq!(ProcStatus::parse("Groups:\t\n").groups, Some(vec![]));
         assert_eq!(s.cap_eff, Some(1 << 10), "CAP_NET_BIND_SERVICE");
     }
 
@@ -144,6 +154,60 @@ pub fn cmdline_text(raw: &[u8]) -> String {
     let raw = &raw[..raw.len().min(MAX_CMDLINE)];
     let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);
     String::from_utf8_lossy(trimmed).replace('\0', " ")
+}
+
+/// A process's executable: the path `/proc/PID/exe` reads, and whether
+/// that path names, in this process's view of the files, the very file the
+/// process executes.
+///
+/// The path alone proves nothing: the kernel writes it from the mount the
+/// file was executed through, so a bind mount in another mount namespace
+/// (`unshare -rm`, then `mount --bind other /usr/bin/curl`) makes any
+/// binary read as `/usr/bin/curl`. netevd matches programs by the file
+/// (the kernel's device and inode of the executable); here the path is
+/// accepted only if opening it here reaches that same file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exe {
+    /// What `/proc/PID/exe` reads (` (deleted)` included, if so).
+    pub path: String,
+    /// The path, opened here, is the file the process executes (same
+    /// `st_dev` and inode), and the path is canonical here.
+    pub same_file: bool,
+}
+
+impl Exe {
+    /// Reads the executable of process (or thread) `pid`; `None` when it
+    /// is gone or not ours to inspect.
+    pub fn read(pid: u32) -> Option<Exe> {
+        use std::os::unix::fs::MetadataExt;
+        let link = format!("/proc/{pid}/exe");
+        // stat() follows the magic link to the process's own file, not to
+        // whatever its path names now: a path swapped after the readlink
+        // below is compared against the file, never against itself.
+        let running = std::fs::metadata(&link).ok().map(|m| (m.dev(), m.ino()));
+        let path = std::fs::read_link(&link).ok()?;
+        let same_file = running.is_some() && file_named(&path) == running;
+        Some(Exe {
+            path: path.to_string_lossy().into_owned(),
+            same_file,
+        })
+    }
+}
+
+/// (st_dev, inode) of the file `path` names here, if `path` is also its
+/// canonical name (no symlink in it: a rule names files by canonical path).
+/// One open: the identity and the name checked are of one file.
+fn file_named(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
+    let md = f.metadata().ok()?;
+    (name == path).then(|| (md.dev(), md.ino()))
 }
 
 /// Who a live process is, read from /proc by netevd itself (never taken
@@ -201,6 +265,34 @@ impl Process {
 #[cfg(test)]
 mod start_tests {
     use super::*;
+
+    #[test]
+    fn exe_is_the_same_file_only_under_its_own_canonical_path() {
+        let me = Exe::read(std::process::id()).unwrap();
+        assert!(me.same_file, "{me:?}");
+        assert_eq!(
+            std::path::Path::new(&me.path),
+            std::fs::canonicalize("/proc/self/exe").unwrap()
+        );
+        let own = std::path::Path::new(&me.path);
+        assert!(file_named(own).is_some());
+        // A symlink to the file is not followed (a rule names files by
+        // canonical path): what it names is the link itself.
+        let dir = tempfile::tempdir().unwrap();
+        let link = std::fs::canonicalize(dir.path()).unwrap().join("link");
+        std::os::unix::fs::symlink(own, &link).unwrap();
+        assert_ne!(file_named(&link), file_named(own));
+        // A name with a symlinked directory in it is not canonical.
+        let dirlink = std::fs::canonicalize(dir.path()).unwrap().join("dir");
+        std::os::unix::fs::symlink(own.parent().unwrap(), &dirlink).unwrap();
+        assert_eq!(file_named(&dirlink.join(own.file_name().unwrap())), None);
+        // Another file with a name of its own is another file.
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"x").unwrap();
+        let other = std::fs::canonicalize(&other).unwrap();
+        assert_ne!(file_named(&other), file_named(own));
+        assert_eq!(Exe::read(u32::MAX), None);
+    }
 
     #[test]
     fn start_time_is_read_past_a_hostile_command_name() {

@@ -3,7 +3,8 @@
 //! What decisions use is read fresh for every call: the thread's ids and
 //! real uid/gid come from `PIDFD_GET_INFO` on a pidfd for the *thread*
 //! (credentials are per thread; `setuid` in one thread shows at once), and
-//! the executable is read from `/proc/<tid>/exe` whenever a rule names one.
+//! the executable is read from `/proc/<tid>/exe` whenever a rule names one
+//! (and checked against the file the thread executes: [`proc::exe`]).
 //! The thread's name is re-read from an open `/proc/<tid>/comm` (one
 //! `pread`). What only describes the call — the executable when no rule
 //! names one, the command line — is kept per process and dropped when the

@@ -19,7 +19,7 @@ use netev_event::{Event, Family, Op, Proto, SockType, Verdict};
 use netev_rules::{Action, Decision, Duration as RuleDuration, Policy, Query, Rule, RuleSet};
 
 use crate::callers::Callers;
-use crate::proc::{Caller, CAP_NET_BIND_SERVICE};
+use crate::proc::{Caller, Context};
 use crate::sys::{self, Message, Reply};
 use crate::{addr, Answer, Asker, EventSink, Reach, RuleSink};
 
@@ -73,7 +73,10 @@ pub struct Supervisor {
     users: Mutex<HashMap<u32, Option<String>>>,
     callers: Mutex<Callers>,
     pool: Arc<Pool>,
-    port_start: u16,
+    /// The supervisor's own credentials and labels, which a call it
+    /// performs is checked against; `None` if they could not be read
+    /// (then nothing is performed).
+    own: Option<Context>,
 }
 
 /// The rules of this run: the ones given, and those answers added.
@@ -192,7 +195,7 @@ impl Supervisor {
             users: Mutex::new(HashMap::new()),
             callers: Mutex::new(Callers::default()),
             pool: Arc::new(Pool::default()),
-            port_start: crate::proc::unprivileged_port_start(),
+            own: Context::own(),
         }
     }
 
@@ -242,6 +245,20 @@ impl Supervisor {
 
     fn valid(&self, id: u64) -> bool {
         sys::notif_id_valid(&self.listener, id)
+    }
+
+    /// Whether a call of thread `tid` would be checked by the kernel as it
+    /// is if the supervisor made it (same ids, groups, capabilities, user
+    /// namespace, security labels). Only then is it performed here: else
+    /// performing it would lend the caller the supervisor's rights (a
+    /// privileged port after `unshare -r`, network access its own LSM
+    /// profile denies). The caller is waiting in the call, so its
+    /// credentials cannot change before the answer: another thread cannot
+    /// change them for it, and glibc's process-wide `setuid` signals every
+    /// thread, which withdraws the notification.
+    fn same_context(&self, tid: u32, pidfd: &OwnedFd) -> bool {
+        let Some(own) = &self.own else { return false };
+        Context::of(tid, pidfd, own).is_some_and(|c| own.differs(&c).is_none())
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
@@ -346,13 +363,19 @@ impl Supervisor {
             sys::read_mem(tid, ptr, len as usize).map_err(|e| sys::errno(&e))
         };
         let nonblocking = || sys::is_nonblocking(&sock);
+        // An IP call is performed here only for a caller the kernel would
+        // check as it checks us; others are decided, then continued
+        // (docs/run.md, "Credentials"). accept is continued anyway.
+        let perform = ip
+            && !matches!(nr, libc::SYS_accept | libc::SYS_accept4)
+            && self.same_context(tid, &who.pidfd);
         let mut decide = true;
         let how = match nr {
             libc::SYS_listen => {
                 ev.op = Op::Listen;
                 set_local(&mut ev, local(&sock, family));
                 let backlog = args[1] as i32;
-                if ip {
+                if perform {
                     How::Perform {
                         may_block: false,
                         run: Box::new(move || sys::listen(&sock, backlog)),
@@ -377,20 +400,14 @@ impl Supervisor {
                 let parsed = addr::parse(&bytes, family, false);
                 set_local(&mut ev, parsed);
                 ev.path = unix_name(tid, family, &bytes);
-                if ip {
-                    // The supervisor's privileges must not lend the caller
-                    // a port it could not bind itself.
-                    let privileged = parsed.is_some_and(|(_, p)| p != 0 && p < self.port_start)
-                        && crate::proc::cap_eff(tid) & CAP_NET_BIND_SERVICE == 0;
+                if perform {
+                    // A port below ip_unprivileged_port_start needs
+                    // CAP_NET_BIND_SERVICE: the caller's capabilities are
+                    // ours here (`perform`), so the kernel's check of ours
+                    // is the check of its own.
                     How::Perform {
                         may_block: false,
-                        run: Box::new(move || {
-                            if privileged {
-                                Err(libc::EACCES)
-                            } else {
-                                sys::bind(&sock, &bytes)
-                            }
-                        }),
+                        run: Box::new(move || sys::bind(&sock, &bytes)),
                     }
                 } else {
                     How::Continue
@@ -404,7 +421,7 @@ impl Supervisor {
                 };
                 set_remote(&mut ev, addr::parse(&bytes, family, true));
                 ev.path = unix_name(tid, family, &bytes);
-                if ip {
+                if perform {
                     // A datagram connect only sets the peer: it never
                     // waits, and is performed on the loop.
                     let may_block = ty != libc::SOCK_DGRAM as u16 && !nonblocking();
@@ -431,8 +448,11 @@ impl Supervisor {
                 if let Some(n) = &name {
                     set_remote(&mut ev, addr::parse(n, family, false));
                     ev.path = unix_name(tid, family, n);
+                    if fast_open(ip, ty, flags) {
+                        ev.op = Op::Connect;
+                    }
                 }
-                if ip {
+                if perform {
                     let len = (args[2] as usize).min(MAX_DATA);
                     if len < args[2] as usize && ty != libc::SOCK_STREAM as u16 {
                         return Gathered::Answer(Reply::Error(libc::EMSGSIZE));
@@ -504,9 +524,16 @@ impl Supervisor {
                         Some(n) => set_remote(&mut ev, addr::parse(n, family, false)),
                         None => decide = false,
                     }
-                    How::Perform {
-                        may_block: !nonblocking() && flags & libc::MSG_DONTWAIT == 0,
-                        run: Box::new(move || sys::sendmsg(&sock, &m, flags)),
+                    if m.name.is_some() && fast_open(ip, ty, flags) {
+                        ev.op = Op::Connect;
+                    }
+                    if perform {
+                        How::Perform {
+                            may_block: !nonblocking() && flags & libc::MSG_DONTWAIT == 0,
+                            run: Box::new(move || sys::sendmsg(&sock, &m, flags)),
+                        }
+                    } else {
+                        How::Continue
                     }
                 } else {
                     let vlen = (args[2] as u32 as usize).min(MAX_IOV);
@@ -520,14 +547,44 @@ impl Supervisor {
                         }
                     }
                     match msgs.first().and_then(|m| m.name.as_ref()) {
-                        Some(n) => set_remote(&mut ev, addr::parse(n, family, false)),
+                        Some(n) => {
+                            set_remote(&mut ev, addr::parse(n, family, false));
+                            if fast_open(ip, ty, flags) {
+                                ev.op = Op::Connect;
+                            }
+                        }
                         None => decide = false,
                     }
                     // Later messages are decided when performed, after
-                    // `dispatch`: on an exe read for this call.
+                    // `dispatch` (or here, when continued): on an exe read
+                    // for this call.
                     if !exe_fresh {
                         ev.exe = crate::proc::exe(tid);
                         exe_fresh = true;
+                    }
+                    if !perform {
+                        // The kernel will send every message: all are
+                        // decided now, the call on the first later address
+                        // the rules do not simply allow (one allowed
+                        // address cannot carry a denied one along), else
+                        // on the first message. (Performed, a refused
+                        // message ends the batch; continued, it refuses
+                        // the whole call.)
+                        let refused = msgs.iter().skip(1).find_map(|m| {
+                            let a = addr::parse(m.name.as_ref()?, family, false);
+                            let mut q = query(&ev);
+                            q.op = Op::Sendmsg;
+                            q.addr = a.map(|(ip, _)| ip);
+                            q.port = a.map(|(_, p)| p);
+                            (self.peek(&q).action != Action::Allow).then_some(a)
+                        });
+                        if let Some(a) = refused {
+                            ev.op = Op::Sendmsg;
+                            ev.raddr = a.map(|(ip, _)| ip);
+                            ev.rport = a.map(|(_, p)| p);
+                            decide = true;
+                        }
+                        return self.job(id, &mut who, ev, decide, exe_fresh, How::Continue);
                     }
                     let (me, exe, uid, proto) =
                         (Arc::clone(self), ev.exe.clone(), ev.uid, ev.proto);
@@ -549,7 +606,7 @@ impl Supervisor {
                                     op: Op::Sendmsg,
                                     family: Family(family),
                                     proto: proto.unwrap_or(Proto(0)),
-                                    exe: exe.as_deref(),
+                                    exe: crate::proc::verified_exe(exe.as_deref()),
                                     uid,
                                     addr: a.map(|(ip, _)| ip),
                                     port: a.map(|(_, p)| p),
@@ -565,11 +622,24 @@ impl Supervisor {
             }
             _ => How::Continue,
         };
+        self.job(id, &mut who, ev, decide, exe_fresh, how)
+    }
+
+    /// The job for a gathered call, if the caller still waits.
+    fn job(
+        &self,
+        id: u64,
+        who: &mut crate::callers::Who,
+        ev: Event,
+        decide: bool,
+        exe_fresh: bool,
+        how: How,
+    ) -> Gathered {
         // The memory we read was the caller's only if it is still waiting.
         if !self.valid(id) {
             return Gathered::Gone;
         }
-        self.callers().commit(&mut who);
+        self.callers().commit(who);
         Gathered::Job(Box::new(Job {
             id,
             ev,
@@ -695,9 +765,12 @@ impl Supervisor {
             Reach::Run { until: Some(t) } => t.to_rfc3339(),
             Reach::Always => "always".to_string(),
         };
-        let Some(rule) = rule_fitting(ev, a.action, &duration, &a.scope) else {
-            // No program to name (it exited before it could be read): the
-            // answer decides this call only.
+        // A rule names the program by its exe; one that is not verified
+        // would match nothing (and its `?` reads as a glob): none is made.
+        let named = crate::proc::verified_exe(ev.exe.as_deref()).is_some();
+        let Some(rule) = rule_fitting(ev, a.action, &duration, &a.scope).filter(|_| named) else {
+            // No program to name (it exited before it could be read, or
+            // its exe is not verified): the answer decides this call only.
             return;
         };
         let rule = self
@@ -855,7 +928,9 @@ fn query(ev: &Event) -> Query<'_> {
         op: ev.op,
         family: ev.family,
         proto: ev.proto.unwrap_or(Proto(0)),
-        exe: ev.exe.as_deref(),
+        // An exe that is not verified matches no exe rule, allow or deny:
+        // the rules' other conditions and the default decide.
+        exe: crate::proc::verified_exe(ev.exe.as_deref()),
         uid: ev.uid,
         addr,
         port,
@@ -924,7 +999,7 @@ fn unix_name(tid: u32, family: u16, bytes: &[u8]) -> Option<String> {
     // elsewhere the name is marked `?` and no path rule matches it.
     let same_view = std::fs::read_link(format!("/proc/{tid}/root"))
         .is_ok_and(|r| r == std::path::Path::new("/"))
-        && same_ns(tid, "mnt");
+        && crate::proc::same_ns(tid, "mnt");
     if !same_view {
         return Some(format!("?{name}"));
     }
@@ -944,14 +1019,14 @@ fn unix_name(tid: u32, family: u16, bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// Whether thread `tid` is in the same `kind` namespace as this process.
-fn same_ns(tid: u32, kind: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ino = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-    matches!(
-        (ino(format!("/proc/{tid}/ns/{kind}")), ino(format!("/proc/self/ns/{kind}"))),
-        (Ok(a), Ok(b)) if a == b
-    )
+/// Whether a send naming an address is TCP Fast Open: on a stream socket
+/// (TCP, MPTCP) with `MSG_FASTOPEN` it connects to that address (the SYN
+/// carries the data), so it is decided as `connect`, as netevd decides it,
+/// and a `deny ops=connect` holds. Without the flag a stream socket ignores
+/// the address. (`TCP_FASTOPEN_CONNECT` defers the SYN of a `connect()`,
+/// which is decided as one; a later send's address is ignored.)
+fn fast_open(ip: bool, ty: u16, flags: i32) -> bool {
+    ip && ty == libc::SOCK_STREAM as u16 && flags & libc::MSG_FASTOPEN != 0
 }
 
 /// Copies a `struct msghdr` at `ptr` in the caller and what it points to.
@@ -1032,4 +1107,42 @@ fn send_many(
         }
     }
     Ok(sent as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_open_is_a_flag_on_an_ip_stream_socket() {
+        let stream = libc::SOCK_STREAM as u16;
+        assert!(fast_open(true, stream, libc::MSG_FASTOPEN));
+        assert!(fast_open(
+            true,
+            stream,
+            libc::MSG_FASTOPEN | libc::MSG_DONTWAIT
+        ));
+        assert!(
+            !fast_open(true, stream, 0),
+            "a stream socket ignores the address"
+        );
+        assert!(!fast_open(
+            true,
+            libc::SOCK_DGRAM as u16,
+            libc::MSG_FASTOPEN
+        ));
+        assert!(
+            !fast_open(false, stream, libc::MSG_FASTOPEN),
+            "unix: no Fast Open"
+        );
+    }
+
+    #[test]
+    fn an_unverified_exe_matches_no_exe_rule() {
+        let mut ev = Event::new(Op::Connect);
+        ev.exe = Some("?/usr/bin/curl".into());
+        assert_eq!(query(&ev).exe, None);
+        ev.exe = Some("/usr/bin/curl".into());
+        assert_eq!(query(&ev).exe, Some("/usr/bin/curl"));
+    }
 }

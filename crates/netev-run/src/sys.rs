@@ -359,6 +359,10 @@ pub struct PidInfo {
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Real, effective, saved and filesystem uids and gids, in the order
+    /// of `/proc/<tid>/status`.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
 }
 
 /// `struct pidfd_info` (linux/pidfd.h, 6.13+), its first version (64 bytes).
@@ -413,6 +417,8 @@ pub fn pidfd_info(pidfd: &OwnedFd) -> io::Result<PidInfo> {
         ppid: info.ppid,
         uid: info.ruid,
         gid: info.rgid,
+        uids: [info.ruid, info.euid, info.suid, info.fsuid],
+        gids: [info.rgid, info.egid, info.sgid, info.fsgid],
     })
 }
 
@@ -438,4 +444,35 @@ pub fn pread(fd: &impl AsRawFd, buf: &mut [u8], offset: u64) -> io::Result<usize
         )
     };
     check(r as libc::c_long).map(|n| n as usize)
+}
+
+/// (effective, permitted) capabilities of thread `tid` (0: this thread),
+/// by `capget(2)`: one syscall, where `/proc/<tid>/status` costs far more.
+pub fn capget(tid: u32) -> io::Result<(u64, u64)> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: tid as i32,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version-3 header and the two data structs it implies.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) };
+    check(r)?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok((
+        join(data[0].effective, data[1].effective),
+        join(data[0].permitted, data[1].permitted),
+    ))
 }

@@ -38,6 +38,8 @@ pub use proc::user_name;
 mod spawn;
 mod supervise;
 mod sys;
+mod tty;
+pub use tty::{Prompt, Running, Terminal};
 
 use std::io;
 use std::process::{Child, Command, ExitStatus};

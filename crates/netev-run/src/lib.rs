@@ -38,6 +38,8 @@ pub use proc::user_name;
 mod spawn;
 mod supervise;
 mod sys;
+mod tty;
+pub use tty::{Prompt, Running, Terminal};
 
 use std::io;
 use std::process::{Child, Command, ExitStatus};
@@ -187,7 +189,14 @@ impl Supervised {
     /// Starts `cmd` (its program, arguments, environment and stdio as set)
     /// under the filter. Nothing is decided until [`Supervised::wait`]
     /// serves: the child's first network call waits for it.
+    ///
+    /// Makes **this whole process** non-dumpable first
+    /// (`PR_SET_DUMPABLE 0`, kept afterwards): the program runs as the same
+    /// user, and a dumpable supervisor of its own uid is one it could
+    /// ptrace, read (`process_vm_readv`, `/proc/<pid>/mem`) or take the
+    /// listener from (`pidfd_getfd`) and answer its own calls with.
     pub fn spawn(cmd: &mut Command, opts: Options) -> io::Result<Supervised> {
+        sys::set_non_dumpable()?;
         let (child, listener) = spawn::spawn(cmd)?;
         let pid = child.id();
         let waiter = std::thread::spawn(move || {

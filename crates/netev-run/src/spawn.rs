@@ -1,9 +1,17 @@
 //! Starting the child under the filter and getting its listener.
 //!
 //! Between fork and exec the child makes only async-signal-safe syscalls:
-//! `prctl(PR_SET_NO_NEW_PRIVS)`, `seccomp(SET_MODE_FILTER, NEW_LISTENER)`,
-//! then it tells the parent its pid and the listener's fd number through a
-//! pipe and waits for a byte back before it execs.
+//! `prctl(PR_SET_DUMPABLE, 1)`, `prctl(PR_SET_NO_NEW_PRIVS)`,
+//! `seccomp(SET_MODE_FILTER, NEW_LISTENER)`, then it tells the parent its
+//! pid and the listener's fd number through a pipe and waits for a byte
+//! back before it execs.
+//!
+//! The supervisor is non-dumpable (lib.rs, `Supervised::spawn`), and a
+//! fork inherits that: the child makes itself dumpable again so that its
+//! parent, of the same uid but without `CAP_SYS_PTRACE`, may take its
+//! listener. Its exec then sets dumpable as for any exec (dumpable for a
+//! readable program run without a uid change), so the program's own /proc
+//! and ptrace rules are the usual ones.
 //!
 //! Why not SCM_RIGHTS: once the filter is installed, the child's own
 //! `sendmsg` is one of the watched syscalls, and the only one who could
@@ -46,6 +54,9 @@ pub fn spawn(cmd: &mut Command) -> io::Result<(Child, OwnedFd)> {
     // not allocate.
     unsafe {
         cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }

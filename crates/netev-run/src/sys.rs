@@ -19,6 +19,17 @@ fn check(r: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE 0`): from then on
+/// only a process with `CAP_SYS_PTRACE` can ptrace it, take its
+/// descriptors (`pidfd_getfd`), read or write its memory
+/// (`process_vm_readv`, `/proc/<pid>/mem`) or read most of its /proc
+/// files, whatever its uid. Process-wide, and there is no going back while
+/// the listener lives in this process.
+pub fn set_non_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } as libc::c_long).map(|_| ())
+}
+
 /// The errno of an error (EIO when it has none).
 pub fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)

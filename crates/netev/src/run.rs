@@ -1,11 +1,12 @@
 //! `netev run -- CMD`: supervised mode (crates/netev-run, docs/run.md).
 //! This module only reads options, loads and saves rules, logs events and
 //! asks (netevd's prompters over D-Bus when netevd is there, else the
-//! terminal); the supervisor is the library's.
+//! terminal); the supervisor is the library's, and so is the terminal
+//! handling (netev_run::Terminal: the program gets a pty of its own, so
+//! that it cannot answer the questions asked on the real terminal).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
@@ -77,6 +78,12 @@ pub fn run(o: Options) -> ExitCode {
         Ok(b) => rules.extend(b),
         Err(e) => return fail(format!("the built-in rules: {e}")),
     }
+    // The program gets a pty of its own whenever there is a terminal: the
+    // real one stays ours, for questions.
+    let terminal = match netev_run::Terminal::open() {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => return fail(format!("the terminal: {e}")),
+    };
     let policy = netev_run::defaults::policy(o.default.unwrap_or(Action::Allow));
     let mut opts = netev_run::Options::new(RuleSet::active_at(&rules, chrono::Utc::now(), policy));
     opts.ask_timeout = o.timeout;
@@ -84,6 +91,7 @@ pub fn run(o: Options) -> ExitCode {
         bus: DbusAsker::start(&o.bus),
         tty: TerminalAsker {
             scope: o.scope.clone(),
+            terminal: terminal.clone(),
             ..TerminalAsker::default()
         },
     }));
@@ -96,6 +104,14 @@ pub fn run(o: Options) -> ExitCode {
             Err("there is no rules file to write it to (give one with --rules FILE)".into())
         }),
     });
+    // The terminal is raw while the program runs (no \n -> \r\n of its
+    // own): our lines on it end in \r\n.
+    // SAFETY: isatty on fd 2.
+    let nl = if terminal.is_some() && unsafe { libc::isatty(2) } == 1 {
+        "\r\n"
+    } else {
+        "\n"
+    };
     opts.on_event = match (&o.log, o.json) {
         (Some(path), _) => match OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => {
@@ -108,19 +124,37 @@ pub fn run(o: Options) -> ExitCode {
             Err(e) => return fail(format!("{path}: {e}")),
         },
         // stdout belongs to the program: events go to stderr.
-        (None, true) => Arc::new(|ev: &Event| eprintln!("{}", ev.to_json())),
-        (None, false) => Arc::new(|ev: &Event| {
+        (None, true) => Arc::new(move |ev: &Event| eprint!("{}{nl}", ev.to_json())),
+        (None, false) => Arc::new(move |ev: &Event| {
             if ev.verdict == Verdict::Deny {
-                eprintln!("netev: denied {}", ev.to_text());
+                eprint!("netev: denied {}{nl}", ev.to_text());
             }
         }),
     };
 
     let mut cmd = Command::new(&o.cmd[0]);
     cmd.args(&o.cmd[1..]);
+    if let Some(t) = &terminal {
+        if let Err(e) = t.attach(&mut cmd) {
+            return fail(format!("the terminal: {e}"));
+        }
+    }
     let child = match netev_run::Supervised::spawn(&mut cmd, opts) {
         Ok(c) => c,
         Err(e) => return fail(format!("{}: {e}", o.cmd[0])),
+    };
+    // Our copies of the pty's slave: the relay ends when the program's
+    // side has closed it.
+    drop(cmd);
+    let _relay = match terminal.as_deref().map(netev_run::Terminal::start) {
+        Some(Err(e)) => {
+            // The program runs on its pty with nobody relaying: end it.
+            // SAFETY: kill(2) on our child's pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+            let _ = child.wait();
+            return fail(format!("the terminal: {e}"));
+        }
+        r => r.map(Result::ok),
     };
     // Like a shell waiting for its job: ^C and ^\ are for the program (we
     // would otherwise die and leave it without answers). Set after the
@@ -251,34 +285,32 @@ impl DbusAsker {
 
 /// Asks on the controlling terminal, one question at a time: `y`/`n`
 /// allow/deny this destination (--scope) for the rest of the run, `o`/`x`
-/// this call only, `a`/`d` always (written to the rules file). No answer before the
-/// timeout applies the ask fallback. Without a terminal, nobody is asked.
+/// this call only, `a`/`d` always (written to the rules file). No answer
+/// before the timeout applies the ask fallback. Without a terminal, nobody
+/// is asked. The program is on a pty of its own (netev_run::Terminal):
+/// while the question is shown its output waits, keys it could have
+/// queued are flushed, and terminal reports are not read as keys.
 #[derive(Default)]
 struct TerminalAsker {
     one_at_a_time: Mutex<()>,
     /// How far a rule made by an answer reaches (docs/run.md).
     scope: String,
+    terminal: Option<Arc<netev_run::Terminal>>,
 }
 
 impl TerminalAsker {
     fn ask(&self, q: &Question) -> Option<Answer> {
         let _turn = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        let terminal = self.terminal.as_ref()?;
         if q.withdrawn() {
             return None;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .ok()?;
-        let _raw = RawTty::new(&file);
-        let mut tty = &file;
-        let _ = write!(
-            tty,
-            "\r\nnetev: {}\r\n  allow: y this run, o once, a always | deny: n this run, x once, d always ({}s) ",
+        let mut prompt = terminal.prompt();
+        prompt.write(&format!(
+            "netev: {}\r\n  allow: y this run, o once, a always | deny: n this run, x once, d always ({}s) ",
             q.to_text(),
             q.left().as_secs()
-        );
+        ));
         let mut said = "no answer";
         let answer = loop {
             let left = q.left().min(Duration::from_millis(200));
@@ -289,75 +321,39 @@ impl TerminalAsker {
                 said = "withdrawn: the caller is gone";
                 break None;
             }
-            let mut pfd = libc::pollfd {
-                fd: tty.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            let key = match prompt.read_key(left) {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(_) => break None,
             };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
-            if r <= 0 {
-                continue;
-            }
-            let mut b = [0u8; 1];
-            match tty.read(&mut b) {
-                Ok(1) => {
-                    let (action, reach) = match b[0] {
-                        // The plain answer covers this destination for the
-                        // rest of the run (--scope): one question per
-                        // destination, not per call.
-                        b'y' | b'Y' => (Action::Allow, Reach::Run { until: None }),
-                        b'n' | b'N' => (Action::Deny, Reach::Run { until: None }),
-                        b'o' | b'O' => (Action::Allow, Reach::Once),
-                        b'x' | b'X' => (Action::Deny, Reach::Once),
-                        b'a' => (Action::Allow, Reach::Always),
-                        b'd' => (Action::Deny, Reach::Always),
-                        _ => continue,
-                    };
-                    said = match (action, reach) {
-                        (Action::Allow, Reach::Once) => "allowed once",
-                        (Action::Allow, Reach::Always) => "allowed always",
-                        (Action::Allow, _) => "allowed for this run",
-                        (_, Reach::Once) => "denied once",
-                        (_, Reach::Always) => "denied always",
-                        _ => "denied for this run",
-                    };
-                    break Some(Answer {
-                        action,
-                        reach,
-                        scope: self.scope.clone(),
-                    });
-                }
-                _ => break None,
-            }
+            let (action, reach) = match key {
+                // The plain answer covers this destination for the rest of
+                // the run (--scope): one question per destination, not per
+                // call.
+                b'y' | b'Y' => (Action::Allow, Reach::Run { until: None }),
+                b'n' | b'N' => (Action::Deny, Reach::Run { until: None }),
+                b'o' | b'O' => (Action::Allow, Reach::Once),
+                b'x' | b'X' => (Action::Deny, Reach::Once),
+                b'a' => (Action::Allow, Reach::Always),
+                b'd' => (Action::Deny, Reach::Always),
+                _ => continue,
+            };
+            said = match (action, reach) {
+                (Action::Allow, Reach::Once) => "allowed once",
+                (Action::Allow, Reach::Always) => "allowed always",
+                (Action::Allow, _) => "allowed for this run",
+                (_, Reach::Once) => "denied once",
+                (_, Reach::Always) => "denied always",
+                _ => "denied for this run",
+            };
+            break Some(Answer {
+                action,
+                reach,
+                scope: self.scope.clone(),
+            });
         };
-        let _ = write!(tty, "{said}\r\n");
+        prompt.write(&format!("{said}\r\n"));
         answer
-    }
-}
-
-/// The terminal without line buffering or echo while it lives.
-struct RawTty<'a>(&'a File, Option<nix::sys::termios::Termios>);
-
-impl<'a> RawTty<'a> {
-    fn new(tty: &'a File) -> RawTty<'a> {
-        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
-        let Ok(saved) = tcgetattr(tty) else {
-            return RawTty(tty, None);
-        };
-        let mut raw = saved.clone();
-        raw.local_flags
-            .remove(LocalFlags::ICANON | LocalFlags::ECHO);
-        let _ = tcsetattr(tty, SetArg::TCSANOW, &raw);
-        RawTty(tty, Some(saved))
-    }
-}
-
-impl Drop for RawTty<'_> {
-    fn drop(&mut self) {
-        if let Some(saved) = &self.1 {
-            let _ = nix::sys::termios::tcsetattr(self.0, nix::sys::termios::SetArg::TCSANOW, saved);
-        }
     }
 }
 

@@ -258,17 +258,8 @@ impl OutputFilter {
                     }
                     self.abort();
                 }
-                ESC => {
-                    self.seq.clear();
-                    self.seq.push(ESC);
-                    self.state = State::Esc;
-                }
-                _ => {
-                    self.abort();
-                    if b != CAN && b != SUB {
-                        self.ground(b, out);
-                    }
-                }
+                ESC => self.restart(),
+                _ => self.interrupted(b, out),
             },
             State::Csi => match b {
                 0x20..=0x3f => {
@@ -285,32 +276,14 @@ impl OutputFilter {
                     }
                     self.abort();
                 }
-                ESC => {
-                    self.seq.clear();
-                    self.seq.push(ESC);
-                    self.state = State::Esc;
-                }
-                _ => {
-                    self.abort();
-                    if b != CAN && b != SUB {
-                        self.ground(b, out);
-                    }
-                }
+                ESC => self.restart(),
+                _ => self.interrupted(b, out),
             },
             State::SkipCsi => match b {
                 0x20..=0x3f => {}
                 0x40..=0x7e => self.abort(),
-                ESC => {
-                    self.seq.clear();
-                    self.seq.push(ESC);
-                    self.state = State::Esc;
-                }
-                _ => {
-                    self.abort();
-                    if b != CAN && b != SUB {
-                        self.ground(b, out);
-                    }
-                }
+                ESC => self.restart(),
+                _ => self.interrupted(b, out),
             },
             State::Str { keep } => match b {
                 BEL => self.end_string(keep, out, &[BEL]),
@@ -380,6 +353,22 @@ impl OutputFilter {
     fn abort(&mut self) {
         self.seq.clear();
         self.state = State::Ground;
+    }
+
+    /// An ESC inside a sequence: that one is dropped, a new one starts.
+    fn restart(&mut self) {
+        self.seq.clear();
+        self.seq.push(ESC);
+        self.state = State::Esc;
+    }
+
+    /// A control byte inside a sequence: the sequence is dropped; CAN and
+    /// SUB only cancel it, any other byte is then handled as text is.
+    fn interrupted(&mut self, b: u8, out: &mut Vec<u8>) {
+        self.abort();
+        if b != CAN && b != SUB {
+            self.ground(b, out);
+        }
     }
 }
 

@@ -351,3 +351,182 @@ fn netev_run_asks_netevds_prompters_over_dbus_as_an_unprivileged_user() {
     });
     daemon.stop();
 }
+
+/// The supervised program of `ask_answered_by_the_asking_tree_is_refused`:
+/// a child connects (and waits for the question's answer); the program
+/// finds the prompt with WatchPrompts and tries AnswerPrompt itself, then
+/// from a daemonized grandchild (double fork and setsid: its parent is
+/// gone); prints what each got, then `tree done`, then the connect's
+/// result once someone outside answers.
+const ANSWER_OWN_QUESTION: &str = r#"
+import os, re, socket, subprocess, sys, time
+bus, port = sys.argv[1], int(sys.argv[2])
+def gdbus(method, *args):
+    return subprocess.run(["gdbus", "call", "--address", bus, "--dest", "org.netev.Daemon1",
+        "--object-path", "/org/netev/Daemon1", "--method", "org.netev.Daemon1." + method,
+        *args], capture_output=True, text=True)
+asker = os.fork()
+if asker == 0:
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+        print("connect ok", s.recv(2).decode(), flush=True)
+    except OSError as e:
+        print("connect err", e.errno, flush=True)
+    os._exit(0)
+prompt = None
+while prompt is None:
+    m = re.search(r"uint64 (\d+)", gdbus("WatchPrompts").stdout)
+    if m:
+        prompt = m.group(1)
+    else:
+        time.sleep(0.05)
+def answer(who):
+    r = gdbus("AnswerPrompt", prompt, "allow", "until-restart", "exe")
+    said = (r.stdout + r.stderr).replace("\n", " ")
+    print(who, "answered" if r.returncode == 0 else "refused", said, flush=True)
+answer("program")
+done_r, done_w = os.pipe()
+middle = os.fork()
+if middle == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(done_r)
+        while os.getppid() == middle:
+            time.sleep(0.01)
+        print("daemon ppid", os.getppid(), flush=True)
+        answer("daemon")
+        os._exit(0)
+    os._exit(0)
+os.close(done_w)
+os.waitpid(middle, 0)
+os.read(done_r, 1)
+print("tree done", flush=True)
+os.waitpid(asker, 0)
+"#;
+
+/// A supervised program cannot answer its own question over D-Bus, not
+/// even as root, and neither can a process it started — a daemonized one
+/// included (netev run keeps its program's tree below itself); an answer
+/// from outside the tree is taken.
+#[test]
+fn ask_answered_by_the_asking_tree_is_refused() {
+    if !root_or_skip("ask_answered_by_the_asking_tree_is_refused") {
+        return;
+    }
+    let bus = PrivateBus::system_like();
+    let cg = TestCgroup::new("run-own-answer");
+    let daemon = Daemon::start(&cg, &["--bus", bus.address()]);
+    let port = greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    let socket = bus
+        .address()
+        .strip_prefix("unix:path=")
+        .and_then(|a| a.split(',').next())
+        .expect("a unix:path bus address")
+        .to_string();
+    std::fs::write(
+        &rules,
+        format!(
+            "[[rule]]\naction = \"allow\"\nops = [\"connect\"]\npath = \"{socket}\"\n\n{ASK_CONNECT}"
+        ),
+    )
+    .unwrap();
+    let mut run = Command::new(workspace_bin("netev"))
+        .args(["--bus", bus.address(), "run", "--rules"])
+        .arg(&rules)
+        .args(["--timeout", "120s", "--", PYTHON, "-c", ANSWER_OWN_QUESTION])
+        .arg(bus.address())
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let supervisor = run.id();
+    let (tx, lines) = mpsc::channel::<String>();
+    let out = run.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut line_starting = |prefix: &str| -> String {
+        loop {
+            match lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("the program never printed {prefix:?}; it printed {seen:?}"),
+            }
+        }
+    };
+    let own = line_starting("program ");
+    assert!(
+        own.starts_with("program refused") && own.contains("cannot answer its own questions"),
+        "{own}"
+    );
+    let ppid = line_starting("daemon ppid ");
+    assert_eq!(
+        ppid,
+        format!("daemon ppid {supervisor}"),
+        "the daemonized process is reparented to netev run"
+    );
+    let daemonized = line_starting("daemon ");
+    assert!(
+        daemonized.starts_with("daemon refused") && daemonized.contains("one it started"),
+        "{daemonized}"
+    );
+    line_starting("tree done");
+    // Still pending: the answer from outside the tree is taken.
+    let listed = Command::new("gdbus")
+        .args([
+            "call",
+            "--address",
+            bus.address(),
+            "--dest",
+            "org.netev.Daemon1",
+        ])
+        .args(["--object-path", "/org/netev/Daemon1"])
+        .args(["--method", "org.netev.Daemon1.WatchPrompts"])
+        .output_bounded();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let id = listed
+        .split("uint64 ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap_or_else(|| panic!("no prompt pending: {listed}"))
+        .to_string();
+    let answered = Command::new("gdbus")
+        .args([
+            "call",
+            "--address",
+            bus.address(),
+            "--dest",
+            "org.netev.Daemon1",
+        ])
+        .args(["--object-path", "/org/netev/Daemon1"])
+        .args(["--method", "org.netev.Daemon1.AnswerPrompt"])
+        .args([id.as_str(), "allow", "until-restart", "exe"])
+        .output_bounded();
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    assert_eq!(line_starting("connect "), "connect ok hi");
+    let st = wait_bounded(&mut run, "netev run");
+    let mut err = String::new();
+    run.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(st.success(), "{st}: {err}");
+    assert_eq!(
+        netev_tests::log_count(&daemon, "bus: asked"),
+        1,
+        "one question: {err}"
+    );
+    daemon.stop();
+}

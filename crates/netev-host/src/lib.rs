@@ -9,7 +9,8 @@
 //! * [`mounts`]: /proc/mounts, the cgroup v2 hierarchy, tracefs, bpffs.
 //! * [`security`]: securityfs, the active LSM list and the lockdown mode,
 //!   and what they say about BPF LSM.
-//! * [`proc_status`]: `/proc/PID/status` (ids, parent, capabilities).
+//! * [`proc_status`]: `/proc/PID/status` (ids, parent, capabilities), start
+//!   times and a process's line of parents.
 //! * [`users`]: users and groups from the system's user database.
 //! * [`pins`]: where netevd pins its programs, per cgroup.
 #![deny(missing_docs)]

@@ -145,6 +145,97 @@ fn parse_start_ticks(stat: &str) -> Option<u64> {
     rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// One process for as long as the machine runs: its pid and its start
+/// time ([`start_ticks`]). A pid alone may name another process later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcId {
+    /// The pid (in this pid namespace).
+    pub pid: u32,
+    /// Its start time, in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+impl ProcId {
+    /// Process `pid` as it is now; `None` if it is gone.
+    pub fn of(pid: u32) -> Option<ProcId> {
+        Some(ProcId {
+            pid,
+            start_ticks: start_ticks(pid).ok()?,
+        })
+    }
+}
+
+/// Why [`ancestor_among`] could not tell.
+#[derive(Debug, thiserror::Error)]
+pub enum AncestryError {
+    /// The process itself is gone (or /proc cannot be read).
+    #[error("process {0} is gone, or its /proc/{0}/stat cannot be read")]
+    Gone(u32),
+    /// Its line of parents kept changing while it was read.
+    #[error("the parents of process {0} kept changing while they were read")]
+    Unsettled(u32),
+}
+
+/// Which of `roots` is `pid` itself or one of its ancestors (parent,
+/// parent's parent… up to pid 1), if any.
+///
+/// Each step reads one `/proc/PID/stat` line, which gives a process's
+/// parent and start time together. A parent that started *after* its child
+/// is not its parent: the real one exited and its pid was reused between
+/// the two readings; the child (reparented meanwhile) is read again.
+/// Orphans are reparented to the nearest subreaper, else to pid 1, so a
+/// tree that must stay one (a supervisor's) needs its root to be a
+/// subreaper (`PR_SET_CHILD_SUBREAPER`).
+pub fn ancestor_among(pid: u32, roots: &[ProcId]) -> Result<Option<ProcId>, AncestryError> {
+    // pid_max is at most 2^22: a longer line is a loop being raced.
+    const MOST_STEPS: usize = 1 << 22;
+    const MOST_ATTEMPTS: usize = 64;
+    'attempt: for _ in 0..MOST_ATTEMPTS {
+        let (mut ppid, start) = parent_and_start(pid).ok_or(AncestryError::Gone(pid))?;
+        let mut me = ProcId {
+            pid,
+            start_ticks: start,
+        };
+        for _ in 0..MOST_STEPS {
+            if roots.contains(&me) {
+                return Ok(Some(me));
+            }
+            if ppid == 0 {
+                // pid 1 (or the kernel's kthreadd): the top
+                return Ok(None);
+            }
+            match parent_and_start(ppid) {
+                Some((grand, parent_start)) if parent_start <= me.start_ticks => {
+                    me = ProcId {
+                        pid: ppid,
+                        start_ticks: parent_start,
+                    };
+                    ppid = grand;
+                }
+                // gone, or a newer process with its pid: the line changed
+                // under us (a reparenting); read it again from the start
+                _ => continue 'attempt,
+            }
+        }
+    }
+    Err(AncestryError::Unsettled(pid))
+}
+
+/// The parent (field 4) and start time (field 22) of one `/proc/PID/stat`
+/// reading.
+fn parent_and_start(pid: u32) -> Option<(u32, u64)> {
+    parse_parent_and_start(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_parent_and_start(stat: &str) -> Option<(u32, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    // fields 3.. follow: state, then ppid
+    let ppid = fields.nth(4 - 3)?.parse().ok()?;
+    let start = fields.nth(22 - 4 - 1)?.parse().ok()?;
+    Some((ppid, start))
+}
+
 /// Most bytes of a command line netev keeps (the rest is cut).
 pub const MAX_CMDLINE: usize = 4096;
 
@@ -302,6 +393,42 @@ mod start_tests {
         let me = start_ticks(std::process::id()).unwrap();
         assert!(me > 0);
         assert_eq!(start_ticks(std::process::id()).unwrap(), me);
+    }
+
+    #[test]
+    fn parent_and_start_are_read_past_a_hostile_command_name() {
+        let line = "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 1000 10";
+        assert_eq!(parse_parent_and_start(line), Some((1, 777)));
+        assert_eq!(parse_parent_and_start("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn a_process_descends_from_its_parents_and_not_from_its_children() {
+        let me = ProcId::of(std::process::id()).unwrap();
+        let parent = ProcId::of(std::os::unix::process::parent_id()).unwrap();
+        let init = ProcId::of(1).unwrap();
+        assert_eq!(ancestor_among(me.pid, &[me]).unwrap(), Some(me));
+        assert_eq!(ancestor_among(me.pid, &[parent]).unwrap(), Some(parent));
+        assert_eq!(ancestor_among(me.pid, &[init]).unwrap(), Some(init));
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let kid = ProcId::of(child.id()).unwrap();
+        assert_eq!(ancestor_among(child.id(), &[me]).unwrap(), Some(me));
+        assert_eq!(ancestor_among(me.pid, &[kid]).unwrap(), None);
+        // the same pid with another start time is another process
+        let reused = ProcId {
+            start_ticks: me.start_ticks + 1,
+            ..me
+        };
+        assert_eq!(ancestor_among(child.id(), &[reused]).unwrap(), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(matches!(
+            ancestor_among(kid.pid, &[me]),
+            Err(AncestryError::Gone(_))
+        ));
     }
 
     #[test]

@@ -163,6 +163,15 @@ pub struct Options {
     pub on_event: EventSink,
     /// Rules made by `always` answers.
     pub on_always: Option<RuleSink>,
+    /// Keep the program's whole tree below this process: make it the
+    /// subreaper of its descendants (`PR_SET_CHILD_SUBREAPER`), so a
+    /// process that daemonizes (double fork, `setsid`) is reparented here
+    /// and not to pid 1, and reap every child this process has. netevd
+    /// refuses answers to a question from the asker's tree by walking
+    /// parents (docs/run.md): without it, a daemonized descendant would
+    /// be outside. **Only for a process with no other children** (the
+    /// `netev` CLI): they would be reaped too.
+    pub adopt_orphans: bool,
 }
 
 impl Options {
@@ -174,6 +183,7 @@ impl Options {
             ask_timeout: Duration::from_secs(30),
             on_event: Arc::new(|_| {}),
             on_always: None,
+            adopt_orphans: false,
         }
     }
 }
@@ -182,7 +192,8 @@ impl Options {
 pub struct Supervised {
     pid: u32,
     supervisor: Arc<supervise::Supervisor>,
-    waiter: std::thread::JoinHandle<io::Result<ExitStatus>>,
+    /// The child's exit status, once reaped.
+    exited: std::sync::mpsc::Receiver<io::Result<ExitStatus>>,
 }
 
 impl Supervised {
@@ -197,16 +208,25 @@ impl Supervised {
     /// listener from (`pidfd_getfd`) and answer its own calls with.
     pub fn spawn(cmd: &mut Command, opts: Options) -> io::Result<Supervised> {
         sys::set_non_dumpable()?;
+        let adopt = opts.adopt_orphans;
+        if adopt {
+            sys::set_child_subreaper()?;
+        }
         let (child, listener) = spawn::spawn(cmd)?;
         let pid = child.id();
-        let waiter = std::thread::spawn(move || {
+        let (tx, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let mut child: Child = child;
-            child.wait()
+            if adopt {
+                sys::reap_children(child.id(), tx)
+            } else {
+                let _ = tx.send(child.wait());
+            }
         });
         Ok(Supervised {
             pid,
             supervisor: Arc::new(supervise::Supervisor::new(listener, opts)),
-            waiter,
+            exited,
         })
     }
 
@@ -226,9 +246,9 @@ impl Supervised {
             unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
         }
         let status = self
-            .waiter
-            .join()
-            .map_err(|_| io::Error::other("waiter thread panicked"))?;
+            .exited
+            .recv()
+            .map_err(|_| io::Error::other("the waiter thread ended without the child's status"))?;
         served?;
         status
     }

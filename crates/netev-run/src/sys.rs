@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::ExitStatus;
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h, 6.6+): wake the
 /// supervisor, and then the child, on the current CPU. Defined here: the
@@ -28,6 +29,44 @@ fn check(r: libc::c_long) -> io::Result<libc::c_long> {
 pub fn set_non_dumpable() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } as libc::c_long).map(|_| ())
+}
+
+/// Makes this process the subreaper of its descendants
+/// (`PR_SET_CHILD_SUBREAPER`): an orphan among them is reparented here,
+/// not to pid 1. Process-wide.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)
+        .map(|_| ())
+}
+
+/// Reaps every child of this process until it has none: `main`'s status
+/// goes to `tx` when it is reaped; the others (orphans adopted as their
+/// subreaper) are reaped and forgotten. A zombie keeps its seccomp filter
+/// until it is reaped, so an adopted one nobody reaps would keep the
+/// supervisor serving forever.
+pub fn reap_children(main: u32, tx: std::sync::mpsc::Sender<io::Result<ExitStatus>>) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut main_reaped = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status it returns.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            if !main_reaped {
+                let _ = tx.send(Err(e));
+            }
+            return;
+        }
+        if pid as u32 == main {
+            main_reaped = true;
+            let _ = tx.send(Ok(ExitStatus::from_raw(status)));
+        }
+    }
 }
 
 /// The errno of an error (EIO when it has none).

@@ -87,6 +87,9 @@ pub fn run(o: Options) -> ExitCode {
     let policy = netev_run::defaults::policy(o.default.unwrap_or(Action::Allow));
     let mut opts = netev_run::Options::new(RuleSet::active_at(&rules, chrono::Utc::now(), policy));
     opts.ask_timeout = o.timeout;
+    // This process has no other children; a program that daemonizes stays
+    // below it, so netevd still sees it as part of the asker (AnswerPrompt).
+    opts.adopt_orphans = true;
     opts.asker = Some(Arc::new(Askers {
         bus: DbusAsker::start(&o.bus),
         tty: TerminalAsker {

@@ -1,10 +1,12 @@
 //! Who may call what: root or the access group for everything but
 //! GetStatus and Ask; an unprivileged `Ask` only about the caller's own
 //! processes; a change (rules, policy, answers) by a non-root member also
-//! authorized by polkit (`polkit.rs`). Checked on the caller's credentials
+//! authorized by polkit (`polkit.rs`); no answer from the tree of the
+//! process that asked. Checked on the caller's credentials
 //! as the bus daemon reports them, never on anything the caller says.
 
 use netev_event::Event;
+use netev_host::proc_status::{ancestor_among, ProcId};
 use zbus::message::{Flags, Header};
 use zbus::names::BusName;
 use zbus::{fdo, Connection};
@@ -106,5 +108,60 @@ pub(crate) fn own_process(uid: u32, ev: &Event) -> fdo::Result<()> {
         Some(r) if r == uid => Ok(()),
         Some(r) => refuse(format!("it runs as uid {r}")),
         None => refuse("its owner cannot be read".into()),
+    }
+}
+
+/// The caller's process, as the bus daemon reports its pid (the process
+/// that opened the connection); `None` if it cannot be read.
+pub(crate) async fn caller_process(
+    conn: &Connection,
+    sender: &zbus::names::UniqueName<'_>,
+) -> Option<ProcId> {
+    let dbus = fdo::DBusProxy::new(conn).await.ok()?;
+    let pid = dbus
+        .get_connection_unix_process_id(BusName::Unique(sender.clone()))
+        .await
+        .ok()?;
+    ProcId::of(pid)
+}
+
+/// Refuses an answer to prompt `id` from a process that asked it (or that
+/// it is about), or from one they started: a supervised program would
+/// otherwise answer its own question. Root is no exception: the tree of a
+/// program run as root is still that program.
+pub(crate) async fn not_the_askers(
+    conn: &Connection,
+    hdr: &Header<'_>,
+    id: u64,
+    askers: &[ProcId],
+) -> fdo::Result<()> {
+    if askers.is_empty() {
+        return Ok(());
+    }
+    let sender = hdr.sender().ok_or_else(|| {
+        fdo::Error::AccessDenied("a call without a sender is not accepted".into())
+    })?;
+    let dbus = fdo::DBusProxy::new(conn).await?;
+    let pid = dbus
+        .get_connection_unix_process_id(BusName::Unique(sender.clone()))
+        .await?;
+    match ancestor_among(pid, askers) {
+        Ok(None) => Ok(()),
+        Ok(Some(asker)) => Err(fdo::Error::AccessDenied(format!(
+            "prompt {id} was raised by or about process {}, and your process (pid {pid}) is {}: \
+             a program cannot answer its own questions. Answer it from a prompter outside that \
+             program (another terminal, the desktop)",
+            asker.pid,
+            if asker.pid == pid {
+                "that process"
+            } else {
+                "one it started"
+            }
+        ))),
+        Err(e) => Err(fdo::Error::AccessDenied(format!(
+            "prompt {id}: cannot tell whether your process (pid {pid}) is part of the program \
+             that asked ({e}), so the answer is refused; answer from a process that stays on the \
+             bus it connected from"
+        ))),
     }
 }

@@ -17,7 +17,9 @@ use zbus::object_server::SignalEmitter;
 use zbus::{fdo, Connection, OwnedVariant};
 
 use super::access::Action::{AnswerPrompts, ChangeRules};
-use super::access::{authorize, authorize_change, own_process, Action};
+use super::access::{
+    authorize, authorize_change, caller_process, not_the_askers, own_process, Action,
+};
 use super::prompts::{Origin, Waiter, MAX_ASK_FIELD, MAX_ASK_WAIT, MAX_WATCH_REPLY, MIN_ASK_WAIT};
 use super::subscribers::{forget, Subscriber};
 use super::{Control, State, MAX_SUBSCRIBERS};
@@ -401,14 +403,18 @@ impl DaemonIface {
         if action == netev_rules::Action::Ask {
             return Err(fdo::Error::InvalidArgs("answer allow or deny".into()));
         }
-        let (ev, asked) = {
+        let (pending, asked) = {
             let prompts = self.state.prompts.lock().expect("prompts lock");
-            let ev = prompts.pending.get(&id).map(|(ev, _, _)| ev.clone());
-            (ev, prompts.asks.contains_key(&id))
+            let p = prompts
+                .pending
+                .get(&id)
+                .map(|p| (p.ev.clone(), p.askers.clone()));
+            (p, prompts.asks.contains_key(&id))
         };
-        let ev = ev.ok_or_else(|| {
+        let (ev, askers) = pending.ok_or_else(|| {
             fdo::Error::InvalidArgs(format!("no pending prompt {id} (answered or expired)"))
         })?;
+        not_the_askers(conn, &hdr, id, &askers).await?;
         if asked {
             // Checked as a rule would be, so that a wrong answer is refused
             // here and not in the asker.
@@ -473,10 +479,16 @@ impl DaemonIface {
         if !privileged {
             own_process(uid, &ev)?;
         }
+        let caller = caller_process(conn, &sender).await;
         // Who asks is read from the process itself, never taken from the
         // caller; only the call (op, addresses) is the caller's word.
+        let mut asked = None;
         let origin = match netev_host::proc_status::Process::read(ev.pid) {
             Some(p) if privileged || p.uid == uid => {
+                asked = Some(netev_host::proc_status::ProcId {
+                    pid: p.pid,
+                    start_ticks: p.start_ticks,
+                });
                 ev.uid = p.uid;
                 ev.gid = p.gid;
                 ev.ppid = p.ppid;
@@ -509,6 +521,7 @@ impl DaemonIface {
             let waiter = Waiter {
                 caller: OwnedUniqueName::from(sender),
                 uid,
+                process: caller,
                 privileged,
                 answer: tx,
             };
@@ -516,7 +529,7 @@ impl DaemonIface {
             prompts
                 .admit_ask(uid, privileged, joins, now)
                 .map_err(|r| fdo::Error::LimitsExceeded(r.message(uid)))?;
-            prompts.ask(&ev, origin, waiter, now + wait)
+            prompts.ask(&ev, asked, origin, waiter, now + wait)
         };
         if new {
             info!(target: "netevd::bus", prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, origin = origin.name(), "asked");

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use netev_event::Event;
+use netev_host::proc_status::ProcId;
 use tokio::sync::oneshot;
 use zbus::names::OwnedUniqueName;
 
@@ -40,7 +41,7 @@ impl Origin {
 #[derive(Default)]
 pub(crate) struct Prompts {
     next_id: u64,
-    pub(crate) pending: HashMap<u64, (Event, Instant, Origin)>,
+    pub(crate) pending: HashMap<u64, Pending>,
     by_key: HashMap<String, u64>,
     /// Callers of WatchPrompts still on the bus.
     pub(crate) watchers: HashSet<OwnedUniqueName>,
@@ -54,10 +55,23 @@ pub(crate) struct Prompts {
     pub(crate) kernel_refused: u64,
 }
 
+/// A prompt waiting for its answer.
+pub(crate) struct Pending {
+    pub(crate) ev: Event,
+    pub(crate) expires: Instant,
+    pub(crate) origin: Origin,
+    /// The processes whose trees may not answer it: the process it is
+    /// about, and every `Ask` caller waiting for it (a supervised program
+    /// must not answer its own question, nor one it started).
+    pub(crate) askers: Vec<ProcId>,
+}
+
 /// A caller of `Ask` waiting for the answer to a prompt.
 pub(crate) struct Waiter {
     pub(crate) caller: OwnedUniqueName,
     pub(crate) uid: u32,
+    /// The caller's process, when it could be read.
+    pub(crate) process: Option<ProcId>,
     /// Whether the caller is root or in the access group (not counted
     /// against the per-user limits).
     pub(crate) privileged: bool,
@@ -136,6 +150,11 @@ impl Prompts {
     /// Beyond [`MAX_KERNEL_PROMPTS`] (or [`MAX_PENDING`]) pending, nothing is
     /// raised and the refusal is counted in `kernel_refused`.
     pub fn raise(&mut self, ev: &Event, expires: Instant) -> Option<u64> {
+        self.raise_about(ev, ProcId::of(ev.pid), expires)
+    }
+
+    /// [`Prompts::raise`], with the process the event is about as read.
+    fn raise_about(&mut self, ev: &Event, of: Option<ProcId>, expires: Instant) -> Option<u64> {
         let key = prompt_key(ev);
         if self.by_key.contains_key(&key) {
             return None;
@@ -148,8 +167,15 @@ impl Prompts {
         self.next_id += 1;
         let id = self.next_id;
         self.by_key.insert(key, id);
-        self.pending
-            .insert(id, (ev.clone(), expires, Origin::Kernel));
+        self.pending.insert(
+            id,
+            Pending {
+                ev: ev.clone(),
+                expires,
+                origin: Origin::Kernel,
+                askers: of.into_iter().collect(),
+            },
+        );
         Some(id)
     }
 
@@ -209,14 +235,14 @@ impl Prompts {
         let mut all: Vec<(u64, Event, Origin)> = self
             .pending
             .iter()
-            .map(|(id, (ev, _, origin))| (*id, ev.clone(), *origin))
+            .map(|(id, p)| (*id, p.ev.clone(), p.origin))
             .collect();
         all.sort_by_key(|(id, _, _)| *id);
         all
     }
 
     pub(crate) fn take(&mut self, id: u64) -> Option<Event> {
-        let (ev, _, _) = self.pending.remove(&id)?;
+        let ev = self.pending.remove(&id)?.ev;
         let key = if self.asks.remove(&id).is_some() {
             ask_key(&ev)
         } else {
@@ -227,23 +253,40 @@ impl Prompts {
     }
 
     /// Joins the pending `Ask` prompt about the same thing as `ev`, or
-    /// raises one; returns its id and whether it is new.
+    /// raises one; returns its id and whether it is new. `of` is the
+    /// process the question is about, as netevd read it.
     pub(crate) fn ask(
         &mut self,
         ev: &Event,
+        of: Option<ProcId>,
         origin: Origin,
         waiter: Waiter,
         expires: Instant,
     ) -> (u64, bool) {
         let key = ask_key(ev);
         if let Some(id) = self.by_key.get(&key).copied() {
+            if let (Some(p), Some(caller)) = (self.pending.get_mut(&id), waiter.process) {
+                if !p.askers.contains(&caller) {
+                    p.askers.push(caller);
+                }
+            }
             self.asks.entry(id).or_default().push(waiter);
             return (id, false);
         }
         self.next_id += 1;
         let id = self.next_id;
         self.by_key.insert(key, id);
-        self.pending.insert(id, (ev.clone(), expires, origin));
+        let mut askers: Vec<ProcId> = of.into_iter().collect();
+        askers.extend(waiter.process.filter(|c| Some(*c) != of));
+        self.pending.insert(
+            id,
+            Pending {
+                ev: ev.clone(),
+                expires,
+                origin,
+                askers,
+            },
+        );
         self.asks.insert(id, vec![waiter]);
         (id, true)
     }
@@ -284,7 +327,7 @@ impl Prompts {
         let gone: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, (_, t, _))| *t <= now)
+            .filter(|(_, p)| p.expires <= now)
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
@@ -337,9 +380,38 @@ mod tests {
         Waiter {
             caller: OwnedUniqueName::try_from(":1.7").unwrap(),
             uid,
+            process: None,
             privileged,
             answer: oneshot::channel().0,
         }
+    }
+
+    #[test]
+    fn the_asking_processes_are_kept_with_the_prompt() {
+        let mut p = Prompts::default();
+        let later = Instant::now() + Duration::from_secs(60);
+        let me = ProcId::of(std::process::id()).unwrap();
+        let id = p.raise(&ev(std::process::id(), 1), later).unwrap();
+        assert_eq!(p.pending[&id].askers, vec![me], "the kernel's: the caller");
+        assert!(p.raise(&ev(u32::MAX, 2), later).is_some(), "a gone process");
+
+        let asked = ProcId {
+            pid: 10,
+            start_ticks: 5,
+        };
+        let by = |pid| Waiter {
+            process: Some(ProcId {
+                pid,
+                start_ticks: 1,
+            }),
+            ..waiter(1000, false)
+        };
+        let (id, new) = p.ask(&ev(10, 3), Some(asked), Origin::Ask, by(7), later);
+        assert!(new);
+        let (same, new) = p.ask(&ev(10, 3), Some(asked), Origin::Ask, by(8), later);
+        assert_eq!((same, new), (id, false));
+        let pids: Vec<u32> = p.pending[&id].askers.iter().map(|a| a.pid).collect();
+        assert_eq!(pids, [10, 7, 8], "the process asked about and both callers");
     }
 
     #[test]
@@ -367,7 +439,7 @@ mod tests {
         let later = now + Duration::from_secs(60);
         for i in 0..MAX_ASKS_PER_USER as u16 {
             p.admit_ask(1000, false, false, now).unwrap();
-            p.ask(&ev(10, i), Origin::Ask, waiter(1000, false), later);
+            p.ask(&ev(10, i), None, Origin::Ask, waiter(1000, false), later);
         }
         assert_eq!(p.admit_ask(1000, false, false, now), Err(Refused::PerUser));
         assert_eq!(
@@ -399,7 +471,7 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         for i in 0..MAX_PENDING as u32 {
-            p.ask(&ev(i + 100, 1), Origin::Ask, waiter(0, true), later);
+            p.ask(&ev(i + 100, 1), None, Origin::Ask, waiter(0, true), later);
         }
         assert_eq!(p.admit_ask(0, true, false, now), Err(Refused::Total));
         assert!(p.raise(&ev(1, 1), later).is_none());

@@ -781,7 +781,8 @@ impl Supervisor {
         if a.reach == Reach::Always {
             if let Some(sink) = &self.on_always {
                 if let Err(e) = sink(&rule) {
-                    eprintln!("netev: the answer applies to this run only: {e}");
+                    // \r: the terminal may be raw (netev run relays a pty)
+                    eprint!("netev: the answer applies to this run only: {e}\r\n");
                 }
             }
         }

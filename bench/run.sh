@@ -19,7 +19,13 @@
 #                 calls (socket continued, bind performed).
 #   syscall-loop: getppid(): not intercepted, must stay ~1.00x.
 # "per call" = (supervised - bare) per op / intercepted calls per op.
-# Usage: bench/run.sh [ROUNDS] [N_CONNECT] [N_BIND] [N_SYSCALL] [N_UDP]
+# Usage: [BASE_NETEV=/path/to/previous/netev] bench/run.sh [ROUNDS] [N_CONNECT] [N_BIND] [N_SYSCALL] [N_UDP]
+# BASE_NETEV: a previous build's release netev, run in the same rounds
+# (bare, this build, previous) on this build's test program, so only the
+# supervisor differs and a change is measured against what it replaces in
+# one run, under the same drift. Rounds then carry base_ns= and the summary
+# adds a table: the previous build's median, this build / previous, and the
+# added ns per intercepted call of each.
 set -eu
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-7}
@@ -30,6 +36,9 @@ NU=${5:-50000}
 cargo build --release -q -p netev -p netev-run
 T=target/release/netev-run-testprog
 NETEV=target/release/netev
+BASE=${BASE_NETEV:-}
+# fail before the first round, not with an empty base_ns= in every line
+[ -z "$BASE" ] || [ -x "$BASE" ] || { echo "run.sh: BASE_NETEV=$BASE is not executable" >&2; exit 1; }
 # no netevd to ask, no terminal prompts: every call is decided by the
 # (empty) rules, as a program with a rules file that allows it would be
 RULES=$(mktemp)
@@ -42,7 +51,10 @@ for loop in "connect-loop $NC 3" "udp-connect-loop $NU 2" "bind-loop $NB 2" "sys
     while [ "$i" -lt "$ROUNDS" ]; do
         bare=$(ns "$T" "$1" "$2")
         sup=$(ns "$NETEV" --bus unix:path=/nonexistent run --rules "$RULES" -- "$T" "$1" "$2")
-        echo "$1 calls_per_op=$3 round=$i bare_ns=$bare supervised_ns=$sup load=$(cut -d' ' -f1 /proc/loadavg)"
+        # the field only when asked for, so a run without it prints as before
+        base=
+        [ -z "$BASE" ] || base=" base_ns=$(ns "$BASE" --bus unix:path=/nonexistent run --rules "$RULES" -- "$T" "$1" "$2")"
+        echo "$1 calls_per_op=$3 round=$i bare_ns=$bare supervised_ns=$sup$base load=$(cut -d' ' -f1 /proc/loadavg)"
         i=$((i + 1))
     done
 done | tee /dev/stderr | python3 -c '
@@ -60,6 +72,16 @@ for loop, rs in rows.items():
     calls = int(rs[0]["calls_per_op"])
     per = "-" if calls == 0 else "%.0f" % ((sup - bare) / calls)
     print("%-16s %8d  %10.1f  %16.1f  %5.2f  %11.1f  %13s" % (loop, calls, bare, sup, sup / bare, sup - bare, per))
+if all("base_ns" in r for rs in rows.values() for r in rs):
+    print()
+    print("loop             base ns/op  this ns/op  this/base  base added ns/call  this added ns/call")
+    for loop, rs in rows.items():
+        bare = st.median(float(r["bare_ns"]) for r in rs)
+        sup = st.median(float(r["supervised_ns"]) for r in rs)
+        base = st.median(float(r["base_ns"]) for r in rs)
+        calls = int(rs[0]["calls_per_op"])
+        bper, per = ("-", "-") if calls == 0 else ("%.0f" % ((base - bare) / calls), "%.0f" % ((sup - bare) / calls))
+        print("%-16s %10.1f  %10.1f  %9.3f  %18s  %18s" % (loop, base, sup, sup / base, bper, per))
 loads = [float(r["load"]) for rs in rows.values() for r in rs]
 print("medians of %d paired rounds; 1-min load average %.2f-%.2f during the run" % (len(rs), min(loads), max(loads)))
 '

@@ -14,6 +14,7 @@ mod gtk;
 mod identity;
 mod kernel_rules;
 mod lifecycle;
+mod metrics;
 mod package;
 mod polkit;
 mod rules;

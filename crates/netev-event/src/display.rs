@@ -61,6 +61,14 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+/// `s` escaped as [`escape`] does, and also `"`: the value of an
+/// OpenMetrics (Prometheus) label, between its double quotes. The format
+/// knows `\\`, `\"` and `\n`; the other escapes read back as the text
+/// they are, so no value can end its label or its line.
+pub fn escape_label_value(s: &str) -> String {
+    escape(s).replace('"', "\\\"")
+}
+
 /// `s` escaped as [`escape`] does, and also with the characters of
 /// Pango/notification markup (`&`, `<`, `>`, `'`, `"`) as entities: for
 /// notification bodies, which servers may render as markup.
@@ -151,6 +159,15 @@ mod tests {
             "/tmp/\\u{1b}[2Jx\\nFAKE\\u{202e}gpj.exe\\u{2028}y\\u{200b}\\\\z"
         );
         assert!(matches!(escape("/usr/bin/curl ü"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn label_values_cannot_end_their_label_or_line() {
+        assert_eq!(
+            escape_label_value("a\"} 1\nfake_total 9\\"),
+            "a\\\"} 1\\nfake_total 9\\\\"
+        );
+        assert_eq!(escape_label_value("/sys/fs/cgroup"), "/sys/fs/cgroup");
     }
 
     #[test]

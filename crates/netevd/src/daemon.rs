@@ -73,6 +73,8 @@ struct Setup {
     stop: Arc<AtomicBool>,
     report: Arc<AtomicBool>,
     bus: Option<Bus>,
+    /// `--metrics`: the endpoint, fed the same status as the bus.
+    metrics: Option<crate::metrics::Metrics>,
     store: Option<Arc<EventStore>>,
     /// The store's (written, lost) when it stopped.
     store_final: std::cell::Cell<(u64, u64)>,
@@ -144,6 +146,7 @@ impl Setup {
             stop,
             report,
             bus: None,
+            metrics: None,
             store: None,
             store_final: std::cell::Cell::new((0, 0)),
             started: Utc::now(),
@@ -179,6 +182,10 @@ impl Setup {
             )?;
             setup.bus = Some(bus);
         }
+        if let Some(addr) = args.metrics.0 {
+            let status = setup.status(&Counters::default());
+            setup.metrics = Some(crate::metrics::Metrics::start(addr, status)?);
+        }
         Ok(setup)
     }
 
@@ -210,6 +217,9 @@ impl Setup {
                 let dropped = status.counters.dropped;
                 if let Err(e) = self.write_status(&status) {
                     warn!("cannot write status file: {e:#}");
+                }
+                if let Some(m) = &self.metrics {
+                    m.set_status(status.clone());
                 }
                 if let Some(bus) = &sink.bus {
                     bus.set_status(status);

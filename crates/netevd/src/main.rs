@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod enrich;
 mod files;
+mod metrics;
 mod rules;
 mod settings;
 mod store;

@@ -147,6 +147,42 @@ impl std::fmt::Display for PinDir {
     }
 }
 
+/// `--metrics`: where the OpenMetrics endpoint listens; `off` (the
+/// default) serves none. A port alone listens on loopback: the counters say
+/// how busy the machine is, which is nobody else's business unless an
+/// address is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<std::net::SocketAddr>);
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MetricsAddr, String> {
+        if s == "off" {
+            return Ok(MetricsAddr(None));
+        }
+        if let Ok(port) = s.parse::<u16>() {
+            return Ok(MetricsAddr(Some(
+                (std::net::Ipv4Addr::LOCALHOST, port).into(),
+            )));
+        }
+        s.parse().map(|a| MetricsAddr(Some(a))).map_err(|_| {
+            format!(
+                "{s:?} is not an address to listen on: give ADDR:PORT (127.0.0.1:9477, \
+                 [::1]:9477), a port alone (loopback), or off"
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("off"),
+            Some(a) => write!(f, "{a}"),
+        }
+    }
+}
+
 /// `--store`: where events go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {

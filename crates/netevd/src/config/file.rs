@@ -15,7 +15,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess
 use serde::{Deserialize, Serialize, Serializer};
 use toml_edit::{ImDocument, Item, TableLike};
 
-use crate::settings::{parse_size, Backend, BusSpec, MaxAge, PinDir, StoreSpec};
+use crate::settings::{parse_size, Backend, BusSpec, MaxAge, MetricsAddr, PinDir, StoreSpec};
 
 /// A problem in the file, at a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +143,15 @@ pub struct File {
     pub store: Store,
     pub policy: PolicyTable,
     pub rules: Rules,
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, expecting = "a table")]
+pub struct Metrics {
+    #[serde(deserialize_with = "flag")]
+    pub listen: Option<FileValue<MetricsAddr>>,
 }
 
 /// `[capture]`
@@ -462,11 +471,12 @@ fn max_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FileValue<MaxAge>>,
 type TableKeys = fn() -> &'static [&'static str];
 
 /// The tables, each with the keys its struct reads.
-pub(super) const TABLES: [(&str, TableKeys); 4] = [
+pub(super) const TABLES: [(&str, TableKeys); 5] = [
     ("capture", keys_of::<Capture>),
     ("store", keys_of::<Store>),
     ("policy", keys_of::<PolicyTable>),
     ("rules", keys_of::<Rules>),
+    ("metrics", keys_of::<Metrics>),
 ];
 
 /// Every key the file may hold, for docs and tests: (table, key), the
@@ -716,6 +726,10 @@ pub(super) mod tests {
         assert_eq!(v(&f.cgroup), Some("/sys/fs/cgroup".into()));
         assert_eq!(v(&f.store.host_name).as_deref(), Some("web-1"));
         assert_eq!(v(&f.rules.file), Some("/etc/netev/rules.toml".into()));
+        assert_eq!(
+            v(&f.metrics.listen),
+            Some("127.0.0.1:9477".parse().unwrap())
+        );
         assert_eq!(v(&f.bus), Some("system".parse().unwrap()));
         assert_eq!(v(&f.access_group).as_deref(), Some("netev"));
         assert_eq!(v(&f.state_dir), Some("/var/lib/netev".into()));
@@ -829,7 +843,7 @@ pub(super) mod tests {
             ),
             (
                 "[polcy]\n",
-                "/etc/netev/netev.toml:1: polcy: unknown table; the tables are [capture], [policy], [rules], [store]",
+                "/etc/netev/netev.toml:1: polcy: unknown table; the tables are [capture], [metrics], [policy], [rules], [store]",
             ),
             (
                 "stat_dir = 1\n",

@@ -29,7 +29,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use file::{load, FileSettings, PolicyKey, Problem};
 
-use crate::settings::{parse_size, Backend, BusSpec, MaxAge, PinDir, PrintFormat, StoreSpec};
+use crate::settings::{
+    parse_size, Backend, BusSpec, MaxAge, MetricsAddr, PinDir, PrintFormat, StoreSpec,
+};
 
 /// Where the file is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/netev/netev.toml";
@@ -168,6 +170,17 @@ pub struct Args {
     #[arg(id = "rules.file", long = "rules-file", value_name = "FILE")]
     pub rules_file: Option<PathBuf>,
 
+    /// Serve the counters `netev status` shows as OpenMetrics (Prometheus)
+    /// text at http://ADDR:PORT/metrics: ADDR:PORT, a port alone (on
+    /// 127.0.0.1), or off. Anyone who can connect can read them.
+    #[arg(
+        id = "metrics.listen",
+        long = "metrics",
+        value_name = "ADDR:PORT",
+        default_value = "off"
+    )]
+    pub metrics: MetricsAddr,
+
     /// The configuration file as read (for reloads).
     #[arg(skip)]
     pub file: FileSettings,
@@ -260,6 +273,7 @@ impl Args {
                 &self.host_name,
                 self.host_name.as_deref().unwrap_or("(this machine's name)"),
             ),
+            Setting::at_start("metrics.listen", &self.metrics, self.metrics),
             Setting::reloaded(
                 "policy.prompt_timeout",
                 &self.prompt_timeout,
@@ -379,18 +393,20 @@ mod tests {
         assert_eq!(args.cgroup, Some("/sys/fs/cgroup".into()));
         assert_eq!(args.host_name.as_deref(), Some("web-1"));
         assert_eq!(args.rules_file, Some("/etc/netev/rules.toml".into()));
+        assert_eq!(args.metrics.to_string(), "127.0.0.1:9477");
     }
 
     #[test]
     fn the_keys_are_read_from_the_file_structs() {
         let k = keys();
-        assert_eq!(k.len(), 25, "{k:?}");
+        assert_eq!(k.len(), 26, "{k:?}");
         assert_eq!(k[0], ("", "cgroup"));
         assert!(k.contains(&("capture", "ringbuf_size")));
         assert!(k.contains(&("capture", "backend")));
         assert!(k.contains(&("store", "max_age")));
         assert!(k.contains(&("policy", "recvmsg")));
         assert!(k.contains(&("rules", "file")));
+        assert!(k.contains(&("metrics", "listen")));
         // every table is a field of the file
         for (t, _) in file::TABLES {
             assert!(file::keys_of::<File>().contains(&t), "{t}");

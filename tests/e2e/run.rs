@@ -356,8 +356,9 @@ fn netev_run_asks_netevds_prompters_over_dbus_as_an_unprivileged_user() {
 /// a child connects (and waits for the question's answer); the program
 /// finds the prompt with WatchPrompts and tries AnswerPrompt itself, then
 /// from a daemonized grandchild (double fork and setsid: its parent is
-/// gone); prints what each got, then `tree done`, then the connect's
-/// result once someone outside answers.
+/// gone); tries to join another pid namespace (argv[3]'s); prints what
+/// each got, then `tree done`, then the connect's result once someone
+/// outside answers.
 const ANSWER_OWN_QUESTION: &str = r#"
 import os, re, socket, subprocess, sys, time
 bus, port = sys.argv[1], int(sys.argv[2])
@@ -401,6 +402,14 @@ if middle == 0:
 os.close(done_w)
 os.waitpid(middle, 0)
 os.read(done_r, 1)
+# Out of the tree through another pid namespace: a process forked there is
+# reparented within it (to its init), not to netev run.
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+ns = os.open("/proc/%s/ns/pid" % sys.argv[3], os.O_RDONLY)
+for nstype in (0x20000000, 0):
+    r = libc.setns(ns, nstype)
+    print("setns", nstype, "ok" if r == 0 else "errno %d" % ctypes.get_errno(), flush=True)
 print("tree done", flush=True)
 os.waitpid(asker, 0)
 "#;
@@ -433,12 +442,27 @@ fn ask_answered_by_the_asking_tree_is_refused() {
         ),
     )
     .unwrap();
+    // A pid namespace outside the tree, whose init is `sleep`.
+    let mut outside = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sleep", "300"])
+        .spawn()
+        .unwrap();
+    let unshare = outside.id();
+    let mut ns_init = String::new();
+    wait_until("unshare forked its sleep", || {
+        ns_init = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        !ns_init.is_empty()
+    });
     let mut run = Command::new(workspace_bin("netev"))
         .args(["--bus", bus.address(), "run", "--rules"])
         .arg(&rules)
         .args(["--timeout", "120s", "--", PYTHON, "-c", ANSWER_OWN_QUESTION])
         .arg(bus.address())
         .arg(port.to_string())
+        .arg(&ns_init)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -481,7 +505,16 @@ fn ask_answered_by_the_asking_tree_is_refused() {
         daemonized.starts_with("daemon refused") && daemonized.contains("one it started"),
         "{daemonized}"
     );
+    let eperm = format!("errno {}", libc::EPERM);
+    assert_eq!(
+        line_starting("setns "),
+        format!("setns 536870912 {eperm}"),
+        "joining a pid namespace is refused"
+    );
+    assert_eq!(line_starting("setns "), format!("setns 0 {eperm}"));
     line_starting("tree done");
+    let _ = outside.kill();
+    let _ = outside.wait();
     // Still pending: the answer from outside the tree is taken.
     let listed = Command::new("gdbus")
         .args([

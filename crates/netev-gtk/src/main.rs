@@ -47,6 +47,11 @@ fn main() -> std::process::ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    // Non-dumpable: another process of this user (a program it answers
+    // about, under netev run) could otherwise ptrace it or take its bus
+    // connection (`pidfd_getfd`) and answer in its name.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if let Err(e) = netev_rules::Duration::parse(&cli.duration, chrono::Utc::now()) {
         eprintln!("netev-gtk: --duration: {e}");
         return std::process::ExitCode::from(2);

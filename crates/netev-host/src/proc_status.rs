@@ -171,8 +171,9 @@ pub enum AncestryError {
     /// The process itself is gone (or /proc cannot be read).
     #[error("process {0} is gone, or its /proc/{0}/stat cannot be read")]
     Gone(u32),
-    /// Its line of parents kept changing while it was read.
-    #[error("the parents of process {0} kept changing while they were read")]
+    /// Its line of parents kept changing while it was read, or is longer
+    /// than any real one.
+    #[error("the parents of process {0} kept changing while they were read, or are too many")]
     Unsettled(u32),
 }
 
@@ -187,8 +188,9 @@ pub enum AncestryError {
 /// tree that must stay one (a supervisor's) needs its root to be a
 /// subreaper (`PR_SET_CHILD_SUBREAPER`).
 pub fn ancestor_among(pid: u32, roots: &[ProcId]) -> Result<Option<ProcId>, AncestryError> {
-    // pid_max is at most 2^22: a longer line is a loop being raced.
-    const MOST_STEPS: usize = 1 << 22;
+    // Deeper lines of parents are not told apart (refused by callers
+    // that must know): real ones are a few dozen long.
+    const MOST_STEPS: usize = 1 << 12;
     const MOST_ATTEMPTS: usize = 64;
     'attempt: for _ in 0..MOST_ATTEMPTS {
         let (mut ppid, start) = parent_and_start(pid).ok_or(AncestryError::Gone(pid))?;
@@ -204,8 +206,15 @@ pub fn ancestor_among(pid: u32, roots: &[ProcId]) -> Result<Option<ProcId>, Ance
                 // pid 1 (or the kernel's kthreadd): the top
                 return Ok(None);
             }
-            match parent_and_start(ppid) {
-                Some((grand, parent_start)) if parent_start <= me.start_ticks => {
+            let parent = parent_and_start(ppid);
+            // The child read again still names that parent: a pid cannot be
+            // reused while a live child names it as its parent, so `parent`
+            // is the real one, whatever the start times' granularity.
+            let still = parent_and_start(me.pid);
+            match parent {
+                Some((grand, parent_start))
+                    if parent_start <= me.start_ticks && still == Some((ppid, me.start_ticks)) =>
+                {
                     me = ProcId {
                         pid: ppid,
                         start_ticks: parent_start,
@@ -217,6 +226,8 @@ pub fn ancestor_among(pid: u32, roots: &[ProcId]) -> Result<Option<ProcId>, Ance
                 _ => continue 'attempt,
             }
         }
+        // a line longer than any real one
+        return Err(AncestryError::Unsettled(pid));
     }
     Err(AncestryError::Unsettled(pid))
 }

@@ -4,7 +4,8 @@
 //! compares numbers: the architecture, the syscall number and, for sendto,
 //! whether a destination address was passed at all (a plain `send()` is
 //! `sendto(fd, buf, len, flags, NULL, 0)` and must not pay for a round trip
-//! to the supervisor). Everything not listed is allowed in the kernel.
+//! to the supervisor), and for setns, which namespaces it joins.
+//! Everything not listed is allowed in the kernel.
 
 use libc::{sock_filter, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
 
@@ -45,9 +46,18 @@ pub const REFUSED: [i64; 3] = [
     libc::SYS_io_uring_register,
 ];
 
+/// The namespaces a supervised process may not join with `setns`: a
+/// process forked in another pid namespace is reparented, when its parent
+/// dies, within that namespace (to its init), not to netev run, and so
+/// leaves the tree netevd refuses answers from (docs/run.md); a user
+/// namespace is the way into one. `nstype` 0 (any type, the descriptor
+/// says) is refused too.
+const SETNS_REFUSED: u32 = (libc::CLONE_NEWPID | libc::CLONE_NEWUSER) as u32;
+
 // offsets in struct seccomp_data
 const NR: u32 = 0;
 const ARCH: u32 = 4;
+const ARG1_LO: u32 = 16 + 8;
 const ARG4_LO: u32 = 16 + 4 * 8;
 const ARG4_HI: u32 = ARG4_LO + 4;
 
@@ -96,6 +106,16 @@ pub fn program() -> Vec<sock_filter> {
         p.push(jump(JEQ_K, nr as u32, 0, 1));
         p.push(stmt(RET_K, enosys));
     }
+    // setns: refused (EPERM) into a pid or user namespace, or any.
+    p.extend([
+        jump(JEQ_K, libc::SYS_setns as u32, 0, 5),
+        stmt(LD_W_ABS, ARG1_LO),
+        jump(JEQ_K, 0, 2, 0),
+        jump(JSET_K, SETNS_REFUSED, 1, 0),
+        stmt(RET_K, SECCOMP_RET_ALLOW),
+        stmt(RET_K, ret_errno(libc::EPERM)),
+        stmt(LD_W_ABS, NR),
+    ]);
     // sendto: only with a destination (args[4] != NULL).
     p.extend([
         jump(JEQ_K, libc::SYS_sendto as u32, 0, 5),
@@ -116,9 +136,14 @@ mod tests {
     /// A tiny interpreter for the subset used above: enough to check the
     /// program's answers without installing it.
     fn eval(p: &[sock_filter], nr: u32, arch: u32, arg4: u64) -> u32 {
+        eval_args(p, nr, arch, 0, arg4)
+    }
+
+    fn eval_args(p: &[sock_filter], nr: u32, arch: u32, arg1: u64, arg4: u64) -> u32 {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        data[24..32].copy_from_slice(&arg1.to_ne_bytes());
         data[48..56].copy_from_slice(&arg4.to_ne_bytes());
         let (mut pc, mut a) = (0usize, 0u32);
         loop {
@@ -167,6 +192,23 @@ mod tests {
         );
         assert_eq!(eval(&p, 102, 0x4000_0003, 0), enosys, "i386 socketcall");
         assert_eq!(eval(&p, nr(libc::SYS_io_uring_setup), x86, 0), enosys);
+        let setns = |nstype: i32| eval_args(&p, nr(libc::SYS_setns), x86, nstype as u64, 0);
+        let eperm = ret_errno(libc::EPERM);
+        assert_eq!(setns(libc::CLONE_NEWPID), eperm);
+        assert_eq!(setns(libc::CLONE_NEWUSER), eperm);
+        assert_eq!(setns(0), eperm, "any type");
+        assert_eq!(
+            setns(libc::CLONE_NEWNET | libc::CLONE_NEWPID),
+            eperm,
+            "a pidfd's set"
+        );
+        assert_eq!(setns(libc::CLONE_NEWNET), SECCOMP_RET_ALLOW);
+        assert_eq!(setns(libc::CLONE_NEWNS), SECCOMP_RET_ALLOW);
+        // after setns, the other rules still hold
+        assert_eq!(
+            eval(&p, nr(libc::SYS_sendto), x86, 0x7fff_0000_1000),
+            SECCOMP_RET_USER_NOTIF
+        );
         assert!(p.len() < 64);
     }
 }

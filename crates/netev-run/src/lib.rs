@@ -194,6 +194,9 @@ pub struct Supervised {
     supervisor: Arc<supervise::Supervisor>,
     /// The child's exit status, once reaped.
     exited: std::sync::mpsc::Receiver<io::Result<ExitStatus>>,
+    /// The child, for a kill that must not reach a process that took its
+    /// pid once it was reaped (by the reaper, which may already have).
+    pidfd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Supervised {
@@ -214,6 +217,8 @@ impl Supervised {
         }
         let (child, listener) = spawn::spawn(cmd)?;
         let pid = child.id();
+        // Not reaped yet (the waiter starts below): this names the child.
+        let pidfd = sys::pidfd_open_process(pid).ok();
         let (tx, exited) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut child: Child = child;
@@ -227,6 +232,7 @@ impl Supervised {
             pid,
             supervisor: Arc::new(supervise::Supervisor::new(listener, opts)),
             exited,
+            pidfd,
         })
     }
 
@@ -241,9 +247,18 @@ impl Supervised {
     pub fn wait(self) -> io::Result<ExitStatus> {
         let served = self.supervisor.serve();
         if served.is_err() {
-            // SAFETY: kill(2) on our own child's pid, which we have not
-            // reaped (the waiter thread holds it until it exits).
-            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+            match &self.pidfd {
+                // ESRCH: it has exited already
+                Some(fd) => {
+                    let _ = sys::pidfd_kill(fd);
+                }
+                // SAFETY: kill(2) on our child's pid. Not reached where
+                // the listener was taken: pidfd_getfd (5.6) came after
+                // pidfd_open (5.3).
+                None => unsafe {
+                    libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+                },
+            }
         }
         let status = self
             .exited

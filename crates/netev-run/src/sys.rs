@@ -69,6 +69,30 @@ pub fn reap_children(main: u32, tx: std::sync::mpsc::Sender<io::Result<ExitStatu
     }
 }
 
+/// A pidfd for process `pid` (flags 0: the process, not a thread).
+pub fn pidfd_open_process(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall returning a new fd.
+    let r = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// SIGKILL to the process `pidfd` names: never to another one that took
+/// its pid after it was reaped.
+pub fn pidfd_kill(pidfd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: a plain syscall; no siginfo.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
 /// The errno of an error (EIO when it has none).
 pub fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)

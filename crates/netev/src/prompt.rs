@@ -16,6 +16,11 @@ use tokio::sync::mpsc;
 use crate::bus::{connect, explain, runtime, BusChoice, Failure};
 
 pub fn run(bus: &BusChoice, scope: String) -> ExitCode {
+    // Non-dumpable: another process of this user (a program it answers
+    // about, under netev run) could otherwise ptrace it or take its bus
+    // connection (`pidfd_getfd`) and answer in its name.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     match runtime().block_on(prompt(bus, &scope)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.exit(),

@@ -145,7 +145,13 @@ pub(crate) async fn not_the_askers(
     let pid = dbus
         .get_connection_unix_process_id(BusName::Unique(sender.clone()))
         .await?;
-    match ancestor_among(pid, askers) {
+    // /proc reads, as many as the caller's line of parents is long: off
+    // the bus thread.
+    let roots = askers.to_vec();
+    let found = tokio::task::spawn_blocking(move || ancestor_among(pid, &roots))
+        .await
+        .map_err(|_| fdo::Error::Failed("the process check failed".into()))?;
+    match found {
         Ok(None) => Ok(()),
         Ok(Some(asker)) => Err(fdo::Error::AccessDenied(format!(
             "prompt {id} was raised by or about process {}, and your process (pid {pid}) is {}: \

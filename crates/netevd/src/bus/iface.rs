@@ -51,6 +51,12 @@ impl DaemonIface {
 }
 
 impl DaemonIface {
+    /// The processes whose trees may not answer prompt `id`, if pending.
+    fn askers(&self, id: u64) -> Option<Vec<netev_host::proc_status::ProcId>> {
+        let prompts = self.state.prompts.lock().expect("prompts lock");
+        prompts.pending.get(&id).map(|p| p.askers.clone())
+    }
+
     /// Runs a query on a read connection of its own, off the bus thread.
     async fn with_store<T: Send + 'static>(
         &self,
@@ -395,6 +401,12 @@ impl DaemonIface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<u32> {
+        // Before polkit: a program refused anyway is not shown a password
+        // dialog in netevd's name.
+        let askers = self.askers(id);
+        if let Some(askers) = &askers {
+            not_the_askers(conn, &hdr, id, askers).await?;
+        }
         self.change(conn, &hdr, "answering prompts", AnswerPrompts)
             .await?;
         let action: netev_rules::Action = action
@@ -403,18 +415,14 @@ impl DaemonIface {
         if action == netev_rules::Action::Ask {
             return Err(fdo::Error::InvalidArgs("answer allow or deny".into()));
         }
-        let (pending, asked) = {
+        let (ev, asked) = {
             let prompts = self.state.prompts.lock().expect("prompts lock");
-            let p = prompts
-                .pending
-                .get(&id)
-                .map(|p| (p.ev.clone(), p.askers.clone()));
-            (p, prompts.asks.contains_key(&id))
+            let ev = prompts.pending.get(&id).map(|p| p.ev.clone());
+            (ev, prompts.asks.contains_key(&id))
         };
-        let (ev, askers) = pending.ok_or_else(|| {
+        let ev = ev.ok_or_else(|| {
             fdo::Error::InvalidArgs(format!("no pending prompt {id} (answered or expired)"))
         })?;
-        not_the_askers(conn, &hdr, id, &askers).await?;
         if asked {
             // Checked as a rule would be, so that a wrong answer is refused
             // here and not in the asker.
@@ -422,6 +430,15 @@ impl DaemonIface {
                 .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;
             let waiters = {
                 let mut prompts = self.state.prompts.lock().expect("prompts lock");
+                // An asker that joined while the caller was checked has
+                // not been checked against it: the caller answers again.
+                let now = prompts.pending.get(&id).map(|p| p.askers.clone());
+                if now != askers {
+                    return Err(fdo::Error::Failed(format!(
+                        "prompt {id} changed while your answer was checked (another program \
+                         joined the question, or it closed): answer it again"
+                    )));
+                }
                 let waiters = prompts.asks.remove(&id).unwrap_or_default();
                 prompts.asks.insert(id, Vec::new());
                 prompts.take(id);
@@ -479,16 +496,20 @@ impl DaemonIface {
         if !privileged {
             own_process(uid, &ev)?;
         }
-        let caller = caller_process(conn, &sender).await;
+        // The answer must not come from the asker's own tree (docs/dbus.md,
+        // AnswerPrompt): a caller whose process cannot be read could not be
+        // told from its program.
+        let caller = caller_process(conn, &sender).await.ok_or_else(|| {
+            fdo::Error::AccessDenied(
+                "asking: your process cannot be read (gone, or the bus does not say which it \
+                 is), so netevd could not keep it from answering its own question"
+                    .into(),
+            )
+        })?;
         // Who asks is read from the process itself, never taken from the
         // caller; only the call (op, addresses) is the caller's word.
-        let mut asked = None;
         let origin = match netev_host::proc_status::Process::read(ev.pid) {
             Some(p) if privileged || p.uid == uid => {
-                asked = Some(netev_host::proc_status::ProcId {
-                    pid: p.pid,
-                    start_ticks: p.start_ticks,
-                });
                 ev.uid = p.uid;
                 ev.gid = p.gid;
                 ev.ppid = p.ppid;
@@ -529,7 +550,7 @@ impl DaemonIface {
             prompts
                 .admit_ask(uid, privileged, joins, now)
                 .map_err(|r| fdo::Error::LimitsExceeded(r.message(uid)))?;
-            prompts.ask(&ev, asked, origin, waiter, now + wait)
+            prompts.ask(&ev, origin, waiter, now + wait)
         };
         if new {
             info!(target: "netevd::bus", prompt = id, exe = ?ev.exe, op = ev.op.name(), uid, origin = origin.name(), "asked");

@@ -60,9 +60,11 @@ pub(crate) struct Pending {
     pub(crate) ev: Event,
     pub(crate) expires: Instant,
     pub(crate) origin: Origin,
-    /// The processes whose trees may not answer it: the process it is
-    /// about, and every `Ask` caller waiting for it (a supervised program
-    /// must not answer its own question, nor one it started).
+    /// The processes whose trees may not answer it: every `Ask` caller
+    /// that waits for it (netev run's supervisor: its whole supervised
+    /// program). Empty for the kernel's prompts, which polkit guards: the
+    /// process a kernel prompt is about may be sshd, a terminal or pid 1,
+    /// below which every prompter runs.
     pub(crate) askers: Vec<ProcId>,
 }
 
@@ -70,8 +72,8 @@ pub(crate) struct Pending {
 pub(crate) struct Waiter {
     pub(crate) caller: OwnedUniqueName,
     pub(crate) uid: u32,
-    /// The caller's process, when it could be read.
-    pub(crate) process: Option<ProcId>,
+    /// The caller's process.
+    pub(crate) process: ProcId,
     /// Whether the caller is root or in the access group (not counted
     /// against the per-user limits).
     pub(crate) privileged: bool,
@@ -150,11 +152,6 @@ impl Prompts {
     /// Beyond [`MAX_KERNEL_PROMPTS`] (or [`MAX_PENDING`]) pending, nothing is
     /// raised and the refusal is counted in `kernel_refused`.
     pub fn raise(&mut self, ev: &Event, expires: Instant) -> Option<u64> {
-        self.raise_about(ev, ProcId::of(ev.pid), expires)
-    }
-
-    /// [`Prompts::raise`], with the process the event is about as read.
-    fn raise_about(&mut self, ev: &Event, of: Option<ProcId>, expires: Instant) -> Option<u64> {
         let key = prompt_key(ev);
         if self.by_key.contains_key(&key) {
             return None;
@@ -173,7 +170,7 @@ impl Prompts {
                 ev: ev.clone(),
                 expires,
                 origin: Origin::Kernel,
-                askers: of.into_iter().collect(),
+                askers: Vec::new(),
             },
         );
         Some(id)
@@ -253,21 +250,19 @@ impl Prompts {
     }
 
     /// Joins the pending `Ask` prompt about the same thing as `ev`, or
-    /// raises one; returns its id and whether it is new. `of` is the
-    /// process the question is about, as netevd read it.
+    /// raises one; returns its id and whether it is new.
     pub(crate) fn ask(
         &mut self,
         ev: &Event,
-        of: Option<ProcId>,
         origin: Origin,
         waiter: Waiter,
         expires: Instant,
     ) -> (u64, bool) {
         let key = ask_key(ev);
         if let Some(id) = self.by_key.get(&key).copied() {
-            if let (Some(p), Some(caller)) = (self.pending.get_mut(&id), waiter.process) {
-                if !p.askers.contains(&caller) {
-                    p.askers.push(caller);
+            if let Some(p) = self.pending.get_mut(&id) {
+                if !p.askers.contains(&waiter.process) {
+                    p.askers.push(waiter.process);
                 }
             }
             self.asks.entry(id).or_default().push(waiter);
@@ -276,15 +271,13 @@ impl Prompts {
         self.next_id += 1;
         let id = self.next_id;
         self.by_key.insert(key, id);
-        let mut askers: Vec<ProcId> = of.into_iter().collect();
-        askers.extend(waiter.process.filter(|c| Some(*c) != of));
         self.pending.insert(
             id,
             Pending {
                 ev: ev.clone(),
                 expires,
                 origin,
-                askers,
+                askers: vec![waiter.process],
             },
         );
         self.asks.insert(id, vec![waiter]);
@@ -380,7 +373,10 @@ mod tests {
         Waiter {
             caller: OwnedUniqueName::try_from(":1.7").unwrap(),
             uid,
-            process: None,
+            process: ProcId {
+                pid: 1,
+                start_ticks: 1,
+            },
             privileged,
             answer: oneshot::channel().0,
         }
@@ -390,28 +386,23 @@ mod tests {
     fn the_asking_processes_are_kept_with_the_prompt() {
         let mut p = Prompts::default();
         let later = Instant::now() + Duration::from_secs(60);
-        let me = ProcId::of(std::process::id()).unwrap();
         let id = p.raise(&ev(std::process::id(), 1), later).unwrap();
-        assert_eq!(p.pending[&id].askers, vec![me], "the kernel's: the caller");
-        assert!(p.raise(&ev(u32::MAX, 2), later).is_some(), "a gone process");
-
-        let asked = ProcId {
-            pid: 10,
-            start_ticks: 5,
-        };
+        assert!(p.pending[&id].askers.is_empty(), "the kernel's: none");
         let by = |pid| Waiter {
-            process: Some(ProcId {
+            process: ProcId {
                 pid,
                 start_ticks: 1,
-            }),
+            },
             ..waiter(1000, false)
         };
-        let (id, new) = p.ask(&ev(10, 3), Some(asked), Origin::Ask, by(7), later);
+        let (id, new) = p.ask(&ev(10, 3), Origin::Ask, by(7), later);
         assert!(new);
-        let (same, new) = p.ask(&ev(10, 3), Some(asked), Origin::Ask, by(8), later);
+        let (same, new) = p.ask(&ev(10, 3), Origin::Ask, by(8), later);
         assert_eq!((same, new), (id, false));
+        let (same, _) = p.ask(&ev(10, 3), Origin::Ask, by(8), later);
+        assert_eq!(same, id);
         let pids: Vec<u32> = p.pending[&id].askers.iter().map(|a| a.pid).collect();
-        assert_eq!(pids, [10, 7, 8], "the process asked about and both callers");
+        assert_eq!(pids, [7, 8], "both callers, once each");
     }
 
     #[test]
@@ -439,7 +430,7 @@ mod tests {
         let later = now + Duration::from_secs(60);
         for i in 0..MAX_ASKS_PER_USER as u16 {
             p.admit_ask(1000, false, false, now).unwrap();
-            p.ask(&ev(10, i), None, Origin::Ask, waiter(1000, false), later);
+            p.ask(&ev(10, i), Origin::Ask, waiter(1000, false), later);
         }
         assert_eq!(p.admit_ask(1000, false, false, now), Err(Refused::PerUser));
         assert_eq!(
@@ -471,7 +462,7 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         for i in 0..MAX_PENDING as u32 {
-            p.ask(&ev(i + 100, 1), None, Origin::Ask, waiter(0, true), later);
+            p.ask(&ev(i + 100, 1), Origin::Ask, waiter(0, true), later);
         }
         assert_eq!(p.admit_ask(0, true, false, now), Err(Refused::Total));
         assert!(p.raise(&ev(1, 1), later).is_none());

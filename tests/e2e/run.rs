@@ -414,6 +414,17 @@ print("tree done", flush=True)
 os.waitpid(asker, 0)
 "#;
 
+/// `gdbus call` of netevd's method `method` with `args`, on `bus`.
+fn daemon_call(bus: &str, method: &str, args: &[&str]) -> std::process::Output {
+    Command::new("gdbus")
+        .args(["call", "--address", bus, "--dest", "org.netev.Daemon1"])
+        .args(["--object-path", "/org/netev/Daemon1"])
+        .arg("--method")
+        .arg(format!("org.netev.Daemon1.{method}"))
+        .args(args)
+        .output_bounded()
+}
+
 /// A supervised program cannot answer its own question over D-Bus, not
 /// even as root, and neither can a process it started — a daemonized one
 /// included (netev run keeps its program's tree below itself); an answer
@@ -516,17 +527,7 @@ fn ask_answered_by_the_asking_tree_is_refused() {
     let _ = outside.kill();
     let _ = outside.wait();
     // Still pending: the answer from outside the tree is taken.
-    let listed = Command::new("gdbus")
-        .args([
-            "call",
-            "--address",
-            bus.address(),
-            "--dest",
-            "org.netev.Daemon1",
-        ])
-        .args(["--object-path", "/org/netev/Daemon1"])
-        .args(["--method", "org.netev.Daemon1.WatchPrompts"])
-        .output_bounded();
+    let listed = daemon_call(bus.address(), "WatchPrompts", &[]);
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     let id = listed
         .split("uint64 ")
@@ -534,18 +535,11 @@ fn ask_answered_by_the_asking_tree_is_refused() {
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .unwrap_or_else(|| panic!("no prompt pending: {listed}"))
         .to_string();
-    let answered = Command::new("gdbus")
-        .args([
-            "call",
-            "--address",
-            bus.address(),
-            "--dest",
-            "org.netev.Daemon1",
-        ])
-        .args(["--object-path", "/org/netev/Daemon1"])
-        .args(["--method", "org.netev.Daemon1.AnswerPrompt"])
-        .args([id.as_str(), "allow", "until-restart", "exe"])
-        .output_bounded();
+    let answered = daemon_call(
+        bus.address(),
+        "AnswerPrompt",
+        &[id.as_str(), "allow", "until-restart", "exe"],
+    );
     assert!(
         answered.status.success(),
         "{}",

@@ -117,12 +117,15 @@ pub(crate) async fn caller_process(
     conn: &Connection,
     sender: &zbus::names::UniqueName<'_>,
 ) -> Option<ProcId> {
-    let dbus = fdo::DBusProxy::new(conn).await.ok()?;
-    let pid = dbus
+    ProcId::of(caller_pid(conn, sender).await.ok()?)
+}
+
+/// The pid of the process that opened the caller's connection.
+async fn caller_pid(conn: &Connection, sender: &zbus::names::UniqueName<'_>) -> fdo::Result<u32> {
+    fdo::DBusProxy::new(conn)
+        .await?
         .get_connection_unix_process_id(BusName::Unique(sender.clone()))
         .await
-        .ok()?;
-    ProcId::of(pid)
 }
 
 /// Refuses an answer to prompt `id` from a process that asked it (or that
@@ -141,10 +144,7 @@ pub(crate) async fn not_the_askers(
     let sender = hdr.sender().ok_or_else(|| {
         fdo::Error::AccessDenied("a call without a sender is not accepted".into())
     })?;
-    let dbus = fdo::DBusProxy::new(conn).await?;
-    let pid = dbus
-        .get_connection_unix_process_id(BusName::Unique(sender.clone()))
-        .await?;
+    let pid = caller_pid(conn, sender).await?;
     // /proc reads, as many as the caller's line of parents is long: off
     // the bus thread.
     let roots = askers.to_vec();

@@ -36,12 +36,12 @@ fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
     (code, kind, body.to_string())
 }
 
-/// The samples of a scrape without labels: name → value.
+/// The samples of a scrape: name with its labels → value.
 fn samples(text: &str) -> BTreeMap<String, u64> {
     text.lines()
-        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
-            let (name, value) = l.split_once(' ')?;
+            let (name, value) = l.rsplit_once(' ')?;
             Some((name.to_string(), value.parse().ok()?))
         })
         .collect()
@@ -82,6 +82,15 @@ fn a_scrape_shows_what_netev_status_shows() {
         ("netev_bus_events_dropped_total", "bus_dropped"),
         ("netev_store_events_stored_total", "stored"),
         ("netev_store_events_lost_total", "store_lost"),
+        ("netev_export_events_exported_total", "exported"),
+        ("netev_export_events_lost_total", "export_lost"),
+        ("netev_export_events_spooled", "export_spooled"),
+        ("netev_prompts_pending", "prompts_pending"),
+        ("netev_prompts_refused_total", "prompts_refused"),
+        ("netev_rules", "rules"),
+        ("netev_bus_events_queued", "bus_queued"),
+        ("netev_store_events_queued", "store_queued"),
+        ("netev_export_events_queued", "export_queued"),
     ];
     let mut last = String::new();
     // Both show one snapshot, refreshed every second: once the events of
@@ -101,9 +110,19 @@ fn a_scrape_shows_what_netev_status_shows() {
         {
             return false;
         }
+        let by_op = before["calls_by_op"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         names.iter().all(|(metric, counter)| {
             got.get(*metric).copied() == before["counters"][counter].as_u64()
         }) && got.contains_key("netev_uptime_seconds")
+            && by_op.contains_key("sendmsg")
+            && by_op.iter().all(|(op, n)| {
+                got.get(&format!("netev_op_calls_total{{op=\"{op}\"}}"))
+                    .copied()
+                    == n.as_u64()
+            })
     };
     while !agrees() {
         assert!(

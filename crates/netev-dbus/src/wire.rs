@@ -250,6 +250,10 @@ pub struct WireStatus {
 impl From<&Status> for WireStatus {
     fn from(s: &Status) -> WireStatus {
         let c = &s.counters;
+        let by_op = s
+            .calls_by_op
+            .iter()
+            .map(|(op, n)| (format!("calls.{op}"), *n));
         WireStatus {
             version: s.version.clone(),
             pid: s.pid,
@@ -283,7 +287,16 @@ impl From<&Status> for WireStatus {
                 ("exported".to_string(), c.exported),
                 ("export_lost".to_string(), c.export_lost),
                 ("export_spooled".to_string(), c.export_spooled),
-            ]),
+                ("prompts_pending".to_string(), c.prompts_pending),
+                ("prompts_refused".to_string(), c.prompts_refused),
+                ("rules".to_string(), c.rules),
+                ("bus_queued".to_string(), c.bus_queued),
+                ("store_queued".to_string(), c.store_queued),
+                ("export_queued".to_string(), c.export_queued),
+            ])
+            .into_iter()
+            .chain(by_op)
+            .collect(),
         }
     }
 }
@@ -324,7 +337,18 @@ impl From<WireStatus> for Status {
                 exported: get("exported"),
                 export_lost: get("export_lost"),
                 export_spooled: get("export_spooled"),
+                prompts_pending: get("prompts_pending"),
+                prompts_refused: get("prompts_refused"),
+                rules: get("rules"),
+                bus_queued: get("bus_queued"),
+                store_queued: get("store_queued"),
+                export_queued: get("export_queued"),
             },
+            calls_by_op: w
+                .counters
+                .iter()
+                .filter_map(|(k, n)| Some((k.strip_prefix("calls.")?.to_string(), *n)))
+                .collect(),
         }
     }
 }

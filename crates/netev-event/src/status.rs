@@ -64,6 +64,25 @@ pub struct Counters {
     /// away or slow); not a loss.
     #[serde(default)]
     pub export_spooled: u64,
+    /// Prompts waiting for an answer now.
+    #[serde(default)]
+    pub prompts_pending: u64,
+    /// Kernel prompts not raised because too many were pending.
+    #[serde(default)]
+    pub prompts_refused: u64,
+    /// Rules in force now.
+    #[serde(default)]
+    pub rules: u64,
+    /// Events waiting now in the queue to the bus thread (bounded: full
+    /// means `bus_dropped`).
+    #[serde(default)]
+    pub bus_queued: u64,
+    /// Events waiting now in the store's queue (full means `store_lost`).
+    #[serde(default)]
+    pub store_queued: u64,
+    /// Events waiting now in the exports' queues (full means `export_lost`).
+    #[serde(default)]
+    pub export_queued: u64,
 }
 
 /// The daemon's status.
@@ -89,4 +108,8 @@ pub struct Status {
     pub notes: Vec<String>,
     /// Counters.
     pub counters: Counters,
+    /// Calls reported per op (each event's `count`, by its `op`), for the
+    /// ops that have had any.
+    #[serde(default)]
+    pub calls_by_op: std::collections::BTreeMap<String, u64>,
 }

@@ -224,11 +224,12 @@ impl Exporter {
     /// Queues an event; never waits. A full queue counts it as lost.
     pub fn push(&self, ev: Event) {
         let Some(tx) = &self.tx else { return };
+        // counted before it is sent: the thread may take it at once
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match tx.try_send(ev) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -59,6 +59,8 @@ pub struct WriterStats {
     pub written: AtomicU64,
     /// Events lost: queue overflow plus batches that could not be written.
     pub lost: AtomicU64,
+    /// Events in the queue now.
+    pub queued: AtomicU64,
     /// The last error, until a batch is written again.
     pub last_error: Mutex<Option<String>>,
 }
@@ -110,9 +112,12 @@ impl Writer {
     /// Queues an event; never waits. A full queue counts it as lost.
     pub fn push(&self, ev: Event) {
         let Some(tx) = &self.tx else { return };
+        // counted before it is sent: the writer may take it at once
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match tx.try_send(ev) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -163,7 +168,9 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Counts the batch in hand and whatever is still queued as lost, for a
 /// writer that stops while the store stays away.
 fn give_up(batch: &[Event], rx: &mpsc::Receiver<Event>, stats: &WriterStats) {
-    let n = batch.len() as u64 + rx.try_iter().count() as u64;
+    let queued = rx.try_iter().count() as u64;
+    stats.queued.fetch_sub(queued, Ordering::Relaxed);
+    let n = batch.len() as u64 + queued;
     stats.lost.fetch_add(n, Ordering::Relaxed);
     warn!(lost = n, "stopping with the store still unreachable");
 }
@@ -191,7 +198,10 @@ fn run(
             while batch.len() < cfg.batch {
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(wait) {
-                    Ok(ev) => batch.push(ev),
+                    Ok(ev) => {
+                        stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        batch.push(ev)
+                    }
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => {
                         closed = true;

@@ -234,6 +234,14 @@ fn render(s: &Status) -> String {
         c.coalesced
     );
     let _ = writeln!(out, "  events    {:>12}  network events produced", c.events);
+    if !s.calls_by_op.is_empty() {
+        let by_op: Vec<String> = s
+            .calls_by_op
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        let _ = writeln!(out, "  by op:    {}", by_op.join(", "));
+    }
     let _ = writeln!(
         out,
         "  bus lost  {:>12}  events not published: D-Bus subscribers too slow",
@@ -268,6 +276,18 @@ fn render(s: &Status) -> String {
             if c.export_lost > 0 { "  <--" } else { "" }
         );
     }
+    let _ = writeln!(out, "now:");
+    let _ = writeln!(out, "  rules     {:>12}  rules in force", c.rules);
+    let _ = writeln!(
+        out,
+        "  prompts   {:>12}  waiting for an answer ({} kernel prompts refused: too many pending)",
+        c.prompts_pending, c.prompts_refused
+    );
+    let _ = writeln!(
+        out,
+        "  queued    {:>12}  events waiting for the bus, {} for the store, {} for the exports",
+        c.bus_queued, c.store_queued, c.export_queued
+    );
     out
 }
 
@@ -296,8 +316,11 @@ mod tests {
                 seen: 10,
                 delivered: 8,
                 dropped: 2,
+                prompts_pending: 3,
+                export_queued: 4,
                 ..Default::default()
             },
+            calls_by_op: [("connect".to_string(), 7), ("sendmsg".to_string(), 9)].into(),
         };
         let text = render(&s);
         assert!(
@@ -306,5 +329,10 @@ mod tests {
         );
         assert!(text.contains("raise --ringbuf-size"), "{text}");
         assert!(text.contains("bpf-lsm: unavailable"), "{text}");
+        assert!(text.contains("prompts              3  waiting"), "{text}");
+        assert!(text.contains(", 4 for the exports"), "{text}");
+        assert!(text.contains("by op:    connect 7, sendmsg 9"), "{text}");
+        // no export line without an export
+        assert!(!text.contains("exported"), "{text}");
     }
 }

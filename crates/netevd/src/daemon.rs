@@ -222,7 +222,8 @@ impl Setup {
             if last_status.elapsed() >= STATUS_INTERVAL {
                 last_status = Instant::now();
                 self.rules.hits(std::mem::take(&mut sink.hits));
-                let status = self.status(&self.counters(&sink));
+                let mut status = self.status(&self.counters(&sink));
+                status.calls_by_op = sink.calls_by_op();
                 let dropped = status.counters.dropped;
                 if let Err(e) = self.write_status(&status) {
                     warn!("cannot write status file: {e:#}");
@@ -249,7 +250,9 @@ impl Setup {
             .detach_and_drain(DRAIN_GRACE, &mut |rec| sink.handle(rec))?;
         sink.flush();
         if let Some(bus) = sink.bus.take() {
-            bus.set_status(self.status(&self.counters(&sink)));
+            let mut status = self.status(&self.counters(&sink));
+            status.calls_by_op = sink.calls_by_op();
+            bus.set_status(status);
             sink.bus_dropped = bus.dropped();
             bus.shutdown();
         }
@@ -346,6 +349,8 @@ impl Setup {
         let k = self.capture.counters().unwrap_or_default();
         let (stored, store_lost) = self.store_stats();
         let (exported, export_lost, export_spooled) = self.export_counters.totals();
+        let export_queued = self.export_counters.queued();
+        let (prompts_pending, prompts_refused) = sink.bus.as_ref().map_or((0, 0), Bus::prompts);
         Counters {
             seen: k.seen,
             delivered: sink.delivered,
@@ -359,6 +364,15 @@ impl Setup {
             exported,
             export_lost,
             export_spooled,
+            prompts_pending,
+            prompts_refused,
+            rules: self.rules.snapshot().rules.len() as u64,
+            bus_queued: sink.bus.as_ref().map_or(0, Bus::queued),
+            store_queued: self
+                .store
+                .as_ref()
+                .map_or(0, |s| s.writer.stats().queued.load(Ordering::Relaxed)),
+            export_queued,
         }
     }
 
@@ -434,6 +448,7 @@ impl Setup {
                 notes
             },
             counters: *counters,
+            calls_by_op: Default::default(),
         }
     }
 
@@ -459,6 +474,8 @@ struct Sink {
     prompt_timeout: Duration,
     delivered: u64,
     events: u64,
+    /// Calls reported per op (`Op::from_abi` order).
+    calls_by_op: [u64; netev_event::Op::ALL.len()],
     /// Final value once the bus is shut down.
     bus_dropped: u64,
 }
@@ -481,8 +498,19 @@ impl Sink {
             prompt_timeout,
             delivered: 0,
             events: 0,
+            calls_by_op: [0; netev_event::Op::ALL.len()],
             bus_dropped: 0,
         }
+    }
+
+    /// Calls reported per op, by name, for the ops that had any.
+    fn calls_by_op(&self) -> std::collections::BTreeMap<String, u64> {
+        netev_event::Op::ALL
+            .iter()
+            .zip(self.calls_by_op)
+            .filter(|(_, n)| *n > 0)
+            .map(|(op, n)| (op.name().to_string(), n))
+            .collect()
     }
 
     fn bus_dropped(&self) -> u64 {
@@ -505,6 +533,11 @@ impl Sink {
                     return;
                 }
                 self.events += 1;
+                if let Some(op) = netev_event::Op::from_abi(raw.hdr.op) {
+                    if let Some(i) = netev_event::Op::ALL.iter().position(|o| *o == op) {
+                        self.calls_by_op[i] += u64::from(raw.count);
+                    }
+                }
                 if raw.rule_id != 0 {
                     *self.hits.entry(raw.rule_id).or_default() += u64::from(raw.count);
                 }

@@ -86,6 +86,14 @@ impl ExportCounters {
         })
     }
 
+    /// Events in the exports' queues now.
+    pub fn queued(&self) -> u64 {
+        self.stats
+            .iter()
+            .map(|(_, st)| st.queued.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// One status note per export: where it sends, or why it fails.
     pub fn notes(&self) -> Vec<String> {
         self.stats

@@ -162,7 +162,7 @@ impl Collector for StatusMetrics {
         let s = &self.0;
         let c = &s.counters;
         // (name without `_total`, help, value): in `netev status`'s order
-        let counters: [(&str, &str, u64); 11] = [
+        let counters: [(&str, &str, u64); 12] = [
             (
                 "records_seen",
                 "Records the kernel emitted or tried to (network events, exec and exit)",
@@ -210,12 +210,17 @@ impl Collector for StatusMetrics {
                 "Events an export could keep neither in its queue nor its spool (sent on as gap records)",
                 c.export_lost,
             ),
+            (
+                "prompts_refused",
+                "Kernel prompts not raised because too many were pending",
+                c.prompts_refused,
+            ),
         ];
         for (name, help, value) in counters {
             let m = ConstCounter::new(value);
             m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)?;
         }
-        let gauges: [(&str, &str, i64); 3] = [
+        let gauges: [(&str, &str, i64); 8] = [
             (
                 "uptime_seconds",
                 "Seconds since netevd started",
@@ -232,6 +237,27 @@ impl Collector for StatusMetrics {
                 "export_events_spooled",
                 "Events waiting in the exports' disk spools for their receivers",
                 c.export_spooled as i64,
+            ),
+            (
+                "prompts_pending",
+                "Prompts waiting for an answer",
+                c.prompts_pending as i64,
+            ),
+            ("rules", "Rules in force", c.rules as i64),
+            (
+                "bus_events_queued",
+                "Events waiting in the queue to the D-Bus thread",
+                c.bus_queued as i64,
+            ),
+            (
+                "store_events_queued",
+                "Events waiting in the event store's queue",
+                c.store_queued as i64,
+            ),
+            (
+                "export_events_queued",
+                "Events waiting in the exports' queues",
+                c.export_queued as i64,
             ),
         ];
         for (name, help, value) in gauges {
@@ -253,19 +279,31 @@ impl Collector for StatusMetrics {
             prometheus_client::metrics::MetricType::Info,
         )?;
         m.encode_info(&daemon)?;
-        let mut hooks = e.encode_descriptor(
+        {
+            let mut hooks = e.encode_descriptor(
             "hook",
             "The hooks attached (1 each): the op reported, the attach point, enforce or observe",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        for h in &s.hooks {
-            let labels = vec![
-                label("op", &h.op),
-                label("attach", &h.attach),
-                label("mode", &h.mode),
-            ];
-            ConstGauge::new(1i64).encode(hooks.encode_family(&labels)?)?;
+            for h in &s.hooks {
+                let labels = vec![
+                    label("op", &h.op),
+                    label("attach", &h.attach),
+                    label("mode", &h.mode),
+                ];
+                ConstGauge::new(1i64).encode(hooks.encode_family(&labels)?)?;
+            }
+        }
+        let mut by_op = e.encode_descriptor(
+            "op_calls",
+            "Calls reported per op (events' counts summed)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (op, n) in &s.calls_by_op {
+            let labels = vec![label("op", op)];
+            ConstCounter::new(*n).encode(by_op.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -304,7 +342,14 @@ mod tests {
                 exported: 11,
                 export_lost: 12,
                 export_spooled: 13,
+                prompts_pending: 14,
+                prompts_refused: 15,
+                rules: 16,
+                bus_queued: 17,
+                store_queued: 18,
+                export_queued: 19,
             },
+            calls_by_op: [("connect".to_string(), 20)].into(),
         }
     }
 
@@ -324,6 +369,13 @@ mod tests {
             "netev_export_events_exported_total 11",
             "netev_export_events_lost_total 12",
             "netev_export_events_spooled 13",
+            "netev_prompts_pending 14",
+            "netev_prompts_refused_total 15",
+            "netev_rules 16",
+            "netev_bus_events_queued 17",
+            "netev_store_events_queued 18",
+            "netev_export_events_queued 19",
+            r#"netev_op_calls_total{op="connect"} 20"#,
             "netev_uptime_seconds 42",
             "netev_start_time_seconds 1796292000",
             "# TYPE netev_records_seen counter",

@@ -72,6 +72,11 @@ struct Counters {
     subscribers: AtomicUsize,
     /// Events the queue to the bus thread had no room for.
     dropped: AtomicU64,
+    /// Prompts waiting for an answer, and kernel prompts refused for room,
+    /// as of the last prompt check (each second; GetStatus reads them
+    /// exactly).
+    prompts_pending: AtomicU64,
+    prompts_refused: AtomicU64,
 }
 
 impl Counters {
@@ -217,6 +222,19 @@ impl Bus {
         self.counters.dropped()
     }
 
+    /// (pending, refused) prompts as of the last second.
+    pub fn prompts(&self) -> (u64, u64) {
+        (
+            self.counters.prompts_pending.load(Ordering::Relaxed),
+            self.counters.prompts_refused.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Events waiting in the queue to the bus thread now.
+    pub fn queued(&self) -> u64 {
+        (self.tx.max_capacity() - self.tx.capacity()) as u64
+    }
+
     /// Flushes what is queued and leaves the bus.
     pub fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -327,7 +345,14 @@ async fn pump(
             _ = tick.tick() => flush(conn, state, false).await,
             Some(c) = ctl.recv() => control(conn, state, c).await,
             _ = prompt_check.tick() => {
-                let gone = state.prompts.lock().expect("prompts lock").expire(Instant::now());
+                let gone = {
+                    let mut prompts = state.prompts.lock().expect("prompts lock");
+                    let gone = prompts.expire(Instant::now());
+                    let c = &state.counters;
+                    c.prompts_pending.store(prompts.pending.len() as u64, Ordering::Relaxed);
+                    c.prompts_refused.store(prompts.kernel_refused, Ordering::Relaxed);
+                    gone
+                };
                 for id in gone {
                     control(conn, state, Control::PromptClosed(id, "expired")).await;
                 }

@@ -287,7 +287,7 @@ mod tests {
             let bytes = f.encode(&b);
             f.deliver(&b.meta, &bytes).unwrap();
         }
-        let all = files(&path.parent().unwrap());
+        let all = files(path.parent().unwrap());
         let names: Vec<_> = all
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

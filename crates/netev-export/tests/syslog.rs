@@ -129,7 +129,10 @@ fn parse(raw: &[u8]) -> Message {
     }
 }
 
-const HOSTILE: &str = "ev\"il]\\\n\r[x y=\"z\"]\u{1b}[2J\u{202e}\u{0}\t";
+/// Quotes, `]`, backslashes, newlines, a fake SD element, terminal
+/// escapes, bidi, NUL, invalid-UTF-8-looking escapes and U+FFFD.
+const HOSTILE: &str =
+    "ev\"il]\\\n\r[x y=\"z\"]\u{1b}[2J\u{202e}\u{0}\t\\xff\\xc3(\u{fffd}\u{feff}\u{2028}";
 
 fn events(n: u32, base: u32) -> Vec<Event> {
     (0..n)

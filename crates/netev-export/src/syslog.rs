@@ -212,8 +212,11 @@ impl<'a> Iterator for Frames<'a> {
 }
 
 /// Whether the receiver has closed (or broken) the connection: a
-/// non-blocking read that finds the end of the stream or an error. A
-/// syslog receiver sends nothing, so anything else means it is there.
+/// non-blocking read that finds anything but "nothing yet". A syslog
+/// receiver sends nothing over TCP, so the end of the stream, an error or
+/// bytes all mean the connection is not one to write a batch into; over
+/// TLS the records the server may send (session tickets) are read and
+/// dropped, and only the end of the stream or an error count.
 fn closed(conn: &mut Conn) -> bool {
     let mut buf = [0u8; 512];
     match conn {

@@ -380,3 +380,28 @@ fn a_receiver_away_gets_the_spooled_events_when_back() {
     assert_eq!(stats.spooled.load(std::sync::atomic::Ordering::Relaxed), 0);
     assert_eq!(stats.lost.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
+
+#[test]
+fn udp_cuts_a_long_message_at_8192_bytes() {
+    let Some(rs) = Rsyslog::start_or_skip(None) else {
+        return;
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let url = format!("syslog+udp://127.0.0.1:{}", rs.udp_port().unwrap());
+    let e = exporter(&url, "long-host", spool.path());
+    let mut ev = events(1, 6000).remove(0);
+    ev.cmdline = Some("é".repeat(6000));
+    e.push(ev);
+    e.stop();
+    let got = rs.wait_for(Duration::from_secs(10), |m| !m.is_empty());
+    assert_eq!(got.len(), 1, "{}", rs.output());
+    let n = got[0].len();
+    assert!(
+        (8189..=8192).contains(&n),
+        "cut within 8192 bytes, at a character: {n}"
+    );
+    // the header and structured data are whole; the JSON is cut short
+    let m = parse(&got[0]);
+    assert_eq!(m.hostname, "long-host");
+    assert!(serde_json::from_str::<Value>(&m.msg).is_err());
+}

@@ -315,7 +315,11 @@ fn tls_arrives_and_checks_the_name() {
     let e = exporter(&url, "wrong-name", &dir.path().join("spool2"));
     e.push(sent[0].clone());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while e.stats().error().is_none() && std::time::Instant::now() < deadline {
+    // the error is set before the batch is spooled: wait for both
+    while (e.stats().error().is_none()
+        || e.stats().spooled.load(std::sync::atomic::Ordering::Relaxed) == 0)
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let err = e

@@ -260,9 +260,8 @@ fn tcp_and_udp_arrive_whole() {
     );
 }
 
-#[test]
-fn tls_arrives_and_checks_the_name() {
-    let dir = tempfile::tempdir().unwrap();
+/// A test CA and a certificate for `localhost` signed by it, in `dir`.
+fn test_certs(dir: &std::path::Path) -> Tls {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -274,13 +273,20 @@ fn tls_arrives_and_checks_the_name() {
     let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
     let tls = Tls {
-        ca: dir.path().join("ca.pem"),
-        cert: dir.path().join("cert.pem"),
-        key: dir.path().join("key.pem"),
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
     };
     std::fs::write(&tls.ca, ca.pem()).unwrap();
     std::fs::write(&tls.cert, cert.pem()).unwrap();
     std::fs::write(&tls.key, key.serialize_pem()).unwrap();
+    tls
+}
+
+#[test]
+fn tls_arrives_and_checks_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = test_certs(dir.path());
     let Some(rs) = Rsyslog::start_or_skip(Some(&tls)) else {
         return;
     };
@@ -408,4 +414,55 @@ fn udp_cuts_a_long_message_at_8192_bytes() {
     let m = parse(&got[0]);
     assert_eq!(m.hostname, "long-host");
     assert!(serde_json::from_str::<Value>(&m.msg).is_err());
+}
+
+#[test]
+fn a_tls_receiver_restarted_gets_the_spooled_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = test_certs(dir.path());
+    let Some(mut rs) = Rsyslog::start_or_skip(Some(&tls)) else {
+        return;
+    };
+    let url = format!(
+        "syslog+tls://localhost:{}?ca={}",
+        rs.tcp_port(),
+        tls.ca.display()
+    );
+    let e = exporter(&url, "tls-restart", &dir.path().join("spool"));
+    let first = events(10, 7000);
+    for ev in &first {
+        e.push(ev.clone());
+    }
+    let got = rs.wait_for(Duration::from_secs(15), |m| m.len() >= 10);
+    assert_eq!(check(&got, "tls-restart", &first, Format::Netev).len(), 10);
+    rs.stop();
+    let second = events(10, 8000);
+    for ev in &second {
+        e.push(ev.clone());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while e.stats().spooled.load(std::sync::atomic::Ordering::Relaxed) < 10
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        e.stats().spooled.load(std::sync::atomic::Ordering::Relaxed),
+        10,
+        "spooled while away ({:?})",
+        e.stats().error()
+    );
+    rs.start_again();
+    let all: Vec<Event> = first.iter().chain(&second).cloned().collect();
+    let got = rs.wait_for(Duration::from_secs(20), |m| {
+        check(m, "tls-restart", &all, Format::Netev).len() >= 20
+    });
+    assert_eq!(
+        check(&got, "tls-restart", &all, Format::Netev).len(),
+        20,
+        "{}",
+        rs.output()
+    );
+    let stats = e.stop();
+    assert_eq!(stats.lost.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

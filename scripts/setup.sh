@@ -27,6 +27,9 @@ PACKAGES+=(libgtk-4-dev xvfb xauth dunst xdotool imagemagick)
 # group; the tests start a polkitd of their own on their private bus, and
 # `netev` starts pkttyagent (package polkitd) in a terminal.
 PACKAGES+=(polkitd)
+# The syslog export's tests (netev-export) start private rsyslogds: imtcp,
+# imudp, and imtcp over TLS (the gtls driver from rsyslog-gnutls).
+PACKAGES+=(rsyslog rsyslog-gnutls)
 if [ "${NETEV_SETUP_BENCH:-0}" = 1 ]; then
     PACKAGES+=(auditd)
 fi

@@ -88,6 +88,9 @@ pub struct Options {
     pub rotate: u64,
     /// file: rotated files kept (`PATH.1` … `PATH.N`).
     pub keep: u32,
+    /// syslog: the facility (RFC 5424's number; default 10, authpriv:
+    /// events carry command lines and user names).
+    pub facility: u8,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
             spool_max: 1 << 30,
             rotate: 100 << 20,
             keep: 5,
+            facility: 10,
         }
     }
 }
@@ -124,8 +128,8 @@ impl ExportTarget {
             Destination::Syslog {
                 transport: SyslogTransport::Tls,
                 ..
-            } => &["format", "spool_max", "ca"],
-            Destination::Syslog { .. } => &["format", "spool_max"],
+            } => &["format", "spool_max", "ca", "facility"],
+            Destination::Syslog { .. } => &["format", "spool_max", "facility"],
             Destination::File { .. } => &["format", "spool_max", "rotate", "keep"],
         }
     }
@@ -141,7 +145,7 @@ impl ExportTarget {
         let o = &mut self.options;
         let size = |v: &str| {
             netev_units::parse_size(v)
-                .map_err(|e| format!("{name}={v}: {e} (a size such as 64M or 1G)"))
+                .map_err(|e| format!("{name}={v}: {e} (a size such as 64K or 1024M)"))
         };
         match name {
             "format" => {
@@ -184,6 +188,19 @@ impl ExportTarget {
                     return Err(format!("rotate={value}: at least 4K"));
                 }
             }
+            "facility" => {
+                o.facility = FACILITIES
+                    .iter()
+                    .position(|f| *f == value)
+                    .map(|i| i as u8)
+                    .or_else(|| value.parse().ok().filter(|n| *n < 24))
+                    .ok_or_else(|| {
+                        format!(
+                            "facility={value}: expected a syslog facility ({}) or its number 0-23",
+                            FACILITIES.join(", ")
+                        )
+                    })?
+            }
             "keep" => {
                 o.keep = value
                     .parse()
@@ -194,6 +211,13 @@ impl ExportTarget {
         Ok(())
     }
 }
+
+/// RFC 5424's facilities by number (table 1), by the names syslog.conf uses.
+pub const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
 
 fn absolute(name: &str, value: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(value);
@@ -403,6 +427,9 @@ mod tests {
             (Format::Ocsf, 1 << 20, 3)
         );
         assert_eq!(t("file:rel.json").to_string(), "file:rel.json?format=netev");
+        assert_eq!(t("syslog+tcp://a:1?facility=local0").options.facility, 16);
+        assert_eq!(t("syslog+tls://a:1?facility=3").options.facility, 3);
+        assert_eq!(t("syslog+udp://a:1").options.facility, 10);
     }
 
     #[test]
@@ -429,6 +456,8 @@ mod tests {
             ("file:", "needs a path"),
             ("file:/x?format=xml", "netev or ocsf"),
             ("file:/x?keep", "NAME=VALUE"),
+            ("syslog+udp://a:1?facility=local9", "syslog facility"),
+            ("file:/x?facility=local0", "not an option"),
             ("nats://a:1?creds=rel.creds", "absolute"),
             ("nats://a:1?subject=a.*", "wildcards"),
             ("nats://a:1/path", "path"),

@@ -8,6 +8,8 @@
 //!   suite's buses).
 //! * [`polkit`]: the real polkitd on such a bus, and a test
 //!   authentication agent (the end-to-end suite's polkit tests).
+//! * [`rsyslog`]: a private rsyslogd receiving over TCP, UDP or TLS
+//!   (netev-export's syslog tests).
 //!
 //! A dev-dependency of the crates whose tests use it (netev-tests, the
 //! end-to-end harness, depends on it normally); never shipped.
@@ -16,3 +18,4 @@
 pub mod dbus;
 pub mod pgserver;
 pub mod polkit;
+pub mod rsyslog;

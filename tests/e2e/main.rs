@@ -9,6 +9,7 @@ mod capture;
 mod coalesce;
 mod config;
 mod doctor;
+mod export;
 mod fleet;
 mod gtk;
 mod identity;

@@ -145,7 +145,7 @@ impl ExportTarget {
         let o = &mut self.options;
         let size = |v: &str| {
             netev_units::parse_size(v)
-                .map_err(|e| format!("{name}={v}: {e} (a size such as 64K or 1024M)"))
+                .map_err(|e| format!("{name}={v}: {e} (a size such as 64M or 1G)"))
         };
         match name {
             "format" => {

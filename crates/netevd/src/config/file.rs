@@ -170,6 +170,7 @@ struct ExportKeys {
     stream: Option<Scalar>,
     rotate: Option<Scalar>,
     keep: Option<Scalar>,
+    facility: Option<Scalar>,
 }
 
 impl<'de> Deserialize<'de> for ExportEntry {
@@ -187,6 +188,7 @@ impl<'de> Deserialize<'de> for ExportEntry {
             ("stream", k.stream),
             ("rotate", k.rotate),
             ("keep", k.keep),
+            ("facility", k.facility),
         ] {
             let text = match value {
                 None => continue,
@@ -822,6 +824,7 @@ pub(super) mod tests {
             [
                 "nats://127.0.0.1:4222?format=netev&creds=/etc/netev/nats.creds&ca=/etc/netev/nats-ca.pem",
                 "file:/var/log/netev/events.json?format=ocsf",
+                "syslog+tls://siem.example.org:6514?format=netev&ca=/etc/netev/siem-ca.pem",
             ]
         );
         assert!(parse_str(SHIPPED).unwrap().file.export.is_empty());

@@ -420,7 +420,7 @@ mod tests {
         assert_eq!(args.host_name.as_deref(), Some("web-1"));
         assert_eq!(args.rules_file, Some("/etc/netev/rules.toml".into()));
         assert_eq!(args.metrics.to_string(), "127.0.0.1:9477");
-        assert_eq!(args.export.len(), 2);
+        assert_eq!(args.export.len(), 3);
         // --export replaces the file's [[export]] tables
         let s = parse_str(&file::tests::shipped_with_every_key()).unwrap();
         let args = Args::with_file(&["netevd", "--export", "syslog+udp://[::1]:514"], s);
@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn the_keys_are_read_from_the_file_structs() {
         let k = keys();
-        assert_eq!(k.len(), 35, "{k:?}");
+        assert_eq!(k.len(), 36, "{k:?}");
         assert_eq!(k[0], ("", "cgroup"));
         assert!(k.contains(&("capture", "ringbuf_size")));
         assert!(k.contains(&("capture", "backend")));

@@ -31,10 +31,10 @@ use crate::format::{event_json, gap_json};
 use crate::{Batch, BatchMeta, Body, Destination, Error, ExportTarget, Format, Output, Result};
 
 /// The longest a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest a publish waits for the stream's ack (and a stream lookup
 /// for its answer).
-const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The duplicate window of a stream this output creates: a batch id seen
 /// again within it is not stored twice. A spool drained after a longer
 /// outage may resend a batch the stream stored but never acked; netev-sql's
@@ -76,11 +76,61 @@ pub fn host_token(host: &str) -> String {
     }
 }
 
+/// The stream made when there is none: `name`, subjects `{subject}.>`,
+/// file storage, one replica, the [`DUPLICATE_WINDOW`], no other limits.
+/// (An operator who wants replicas or limits creates the stream first;
+/// an existing stream is never changed.)
+pub fn stream_config(name: &str, subject: &str) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{subject}.>")],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// How netev connects to NATS for `target` (exporter and netev-sql alike):
+/// the creds file if one is named, TLS with the given CA (required then:
+/// `nats://` with `ca=` means TLS), bounded connect and request timeouts.
+pub async fn connect_options(target: &ExportTarget, name: &str) -> Result<ConnectOptions> {
+    let mut opts = ConnectOptions::new()
+        .name(name)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .request_timeout(Some(ACK_TIMEOUT));
+    if let Some(creds) = &target.options.creds {
+        opts = opts.credentials_file(creds).await.map_err(|e| {
+            Error::Config(format!(
+                "the creds file {} is not usable: {e}",
+                creds.display()
+            ))
+        })?;
+    }
+    if let Some(ca) = &target.options.ca {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    Ok(opts)
+}
+
+/// The servers of a `nats://` target, as async-nats takes them.
+pub fn server_addrs(target: &ExportTarget) -> Result<Vec<ServerAddr>> {
+    let Destination::Nats { servers } = &target.destination else {
+        return Err(Error::Config(format!("{target}: not a nats:// target")));
+    };
+    servers
+        .iter()
+        .map(|s| {
+            format!("nats://{s}").parse::<ServerAddr>().map_err(|e| {
+                Error::Config(format!("{target}: server {s:?} is not an address: {e}"))
+            })
+        })
+        .collect()
+}
+
 pub(crate) struct Nats {
     rt: tokio::runtime::Runtime,
     servers: Vec<ServerAddr>,
-    creds: Option<std::path::PathBuf>,
-    ca: Option<std::path::PathBuf>,
+    target: ExportTarget,
     subject: String,
     stream: String,
     subject_prefix: String,
@@ -92,17 +142,7 @@ pub(crate) struct Nats {
 
 impl Nats {
     pub(crate) fn new(target: &ExportTarget, host: &str) -> Result<Nats> {
-        let Destination::Nats { servers } = &target.destination else {
-            return Err(Error::Config(format!("{target}: not a nats:// target")));
-        };
-        let servers = servers
-            .iter()
-            .map(|s| {
-                format!("nats://{s}").parse::<ServerAddr>().map_err(|e| {
-                    Error::Config(format!("{target}: server {s:?} is not an address: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let servers = server_addrs(target)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -123,8 +163,7 @@ impl Nats {
         Ok(Nats {
             rt,
             servers,
-            creds: target.options.creds.clone(),
-            ca: target.options.ca.clone(),
+            target: target.clone(),
             subject: format!("{}.{}", target.options.subject, host_token(host)),
             stream: target.options.stream.clone(),
             subject_prefix: target.options.subject.clone(),
@@ -135,21 +174,7 @@ impl Nats {
     }
 
     async fn connect(&self) -> Result<jetstream::Context> {
-        let mut opts = ConnectOptions::new()
-            .name("netev-export")
-            .connection_timeout(CONNECT_TIMEOUT)
-            .request_timeout(Some(ACK_TIMEOUT));
-        if let Some(creds) = &self.creds {
-            opts = opts
-                .credentials_file(creds)
-                .await
-                .map_err(|e| Error::Config(format!("creds file {}: {e}", creds.display())))?;
-        }
-        if let Some(ca) = &self.ca {
-            // `ca=` means TLS: the server must offer it, and its
-            // certificate must chain to this CA.
-            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
-        }
+        let opts = connect_options(&self.target, "netev-export").await?;
         let client = tokio::time::timeout(CONNECT_TIMEOUT * 2, opts.connect(self.servers.clone()))
             .await
             .map_err(|_| Error::Delivery("connecting to NATS timed out".into()))?
@@ -175,13 +200,7 @@ impl Nats {
                 }
             },
         }
-        let config = stream::Config {
-            name: self.stream.clone(),
-            subjects: vec![format!("{}.>", self.subject_prefix)],
-            storage: stream::StorageType::File,
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        };
+        let config = stream_config(&self.stream, &self.subject_prefix);
         match js.create_stream(config).await {
             Ok(_) => {
                 tracing::info!(stream = %self.stream, "created the JetStream stream");

@@ -280,6 +280,9 @@ impl From<&Status> for WireStatus {
                 ("bus_dropped".to_string(), c.bus_dropped),
                 ("stored".to_string(), c.stored),
                 ("store_lost".to_string(), c.store_lost),
+                ("exported".to_string(), c.exported),
+                ("export_lost".to_string(), c.export_lost),
+                ("export_spooled".to_string(), c.export_spooled),
             ]),
         }
     }
@@ -318,6 +321,9 @@ impl From<WireStatus> for Status {
                 bus_dropped: get("bus_dropped"),
                 stored: get("stored"),
                 store_lost: get("store_lost"),
+                exported: get("exported"),
+                export_lost: get("export_lost"),
+                export_spooled: get("export_spooled"),
             },
         }
     }

@@ -53,6 +53,17 @@ pub struct Counters {
     /// also recorded in the store's `gaps` table once it takes writes.
     #[serde(default)]
     pub store_lost: u64,
+    /// Events every `--export` receiver has (summed over the exports).
+    #[serde(default)]
+    pub exported: u64,
+    /// Events an export lost: they fit neither its queue nor its disk
+    /// spool; each loss is also sent on as a gap record (docs/export.md).
+    #[serde(default)]
+    pub export_lost: u64,
+    /// Events waiting in the exports' disk spools now (their receivers are
+    /// away or slow); not a loss.
+    #[serde(default)]
+    pub export_spooled: u64,
 }
 
 /// The daemon's status.

@@ -327,7 +327,39 @@ impl fmt::Display for ExportTarget {
             }
             Destination::File { path } => write!(f, "file:{}", path.display())?,
         }
-        write!(f, "?format={}", self.format.name())
+        write!(f, "?format={}", self.format.name())?;
+        // every option that is not at its default, so that the text parses
+        // back to the same target (netevd hands the file's to its flag)
+        let (o, d) = (&self.options, Options::default());
+        let names = self.option_names();
+        let mut opt = |name: &str, value: String| -> fmt::Result {
+            if names.contains(&name) {
+                write!(f, "&{name}={value}")?;
+            }
+            Ok(())
+        };
+        if let Some(p) = &o.creds {
+            opt("creds", p.display().to_string())?;
+        }
+        if let Some(p) = &o.ca {
+            opt("ca", p.display().to_string())?;
+        }
+        if o.subject != d.subject {
+            opt("subject", o.subject.clone())?;
+        }
+        if o.stream != d.stream {
+            opt("stream", o.stream.clone())?;
+        }
+        if o.spool_max != d.spool_max {
+            opt("spool_max", o.spool_max.to_string())?;
+        }
+        if o.rotate != d.rotate {
+            opt("rotate", o.rotate.to_string())?;
+        }
+        if o.keep != d.keep {
+            opt("keep", o.keep.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -373,6 +405,19 @@ mod tests {
             (Format::Ocsf, 1 << 20, 3)
         );
         assert_eq!(t("file:rel.json").to_string(), "file:rel.json?format=netev");
+    }
+
+    #[test]
+    fn the_text_of_a_target_parses_back_to_it() {
+        for s in [
+            "nats://a:1,b:2?format=ocsf&creds=/etc/netev/n.creds&ca=/etc/ca.pem&subject=x.y&stream=S&spool_max=2M",
+            "syslog+tls://h:6514?ca=/etc/ca.pem",
+            "syslog+udp://h:514",
+            "file:/var/log/e.json?rotate=1M&keep=2&spool_max=1G",
+        ] {
+            let a = t(s);
+            assert_eq!(t(&a.to_string()), a, "{a}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn parse_length(s: &str) -> Result<Length, LengthError> {
 /// Why a text is not a size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
-    /// Not digits with an optional `K` or `M`.
+    /// Not digits with an optional `K`, `M` or `G`.
     #[error("not a size")]
     NotASize,
     /// More bytes than a `u64` holds.
@@ -131,12 +131,13 @@ pub enum SizeError {
     TooLarge,
 }
 
-/// Parses a size in bytes: ASCII digits, optionally followed by `K` (2^10)
-/// or `M` (2^20), in either case.
+/// Parses a size in bytes: ASCII digits, optionally followed by `K` (2^10),
+/// `M` (2^20) or `G` (2^30), in either case.
 pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let (digits, shift) = match s.as_bytes().last() {
         Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
         Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
         _ => (s, 0),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -204,7 +205,8 @@ mod tests {
         assert_eq!(parse_size("64k"), Ok(64 << 10));
         assert_eq!(parse_size("16M"), Ok(16 << 20));
         assert_eq!(parse_size("8m"), Ok(8 << 20));
-        for bad in ["", "K", "lots", "-1", "+1K", "1.5M", "1G", " 1K"] {
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        for bad in ["", "K", "lots", "-1", "+1K", "1.5M", "1T", " 1K"] {
             assert_eq!(parse_size(bad), Err(SizeError::NotASize), "{bad:?}");
         }
         assert_eq!(

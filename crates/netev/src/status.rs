@@ -250,6 +250,24 @@ fn render(s: &Status) -> String {
         c.store_lost,
         if c.store_lost > 0 { "  <--" } else { "" }
     );
+    if c.exported + c.export_lost + c.export_spooled > 0 {
+        let _ = writeln!(
+            out,
+            "  exported  {:>12}  events the export receivers have",
+            c.exported
+        );
+        let _ = writeln!(
+            out,
+            "  spooled   {:>12}  events waiting on disk for an export's receiver",
+            c.export_spooled
+        );
+        let _ = writeln!(
+            out,
+            "  export lost{:>11}  events an export could not keep (sent on as gap records){}",
+            c.export_lost,
+            if c.export_lost > 0 { "  <--" } else { "" }
+        );
+    }
     out
 }
 

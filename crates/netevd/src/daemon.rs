@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::bus::{Bus, BusConfig};
 use crate::enrich::{is_well_formed, Enricher};
+use crate::export::{ExportCounters, Exports};
 use crate::rules::{ChangeError, Engine, RulesHandle, RulesOwner};
 use crate::store::{self, EventStore};
 use crate::{Args, PrintFormat};
@@ -76,6 +77,9 @@ struct Setup {
     /// `--metrics`: the endpoint, fed the same status as the bus.
     metrics: Option<crate::metrics::Metrics>,
     store: Option<Arc<EventStore>>,
+    /// `--export`: started here, handed to the sink by `serve`.
+    exports: Option<Exports>,
+    export_counters: ExportCounters,
     /// The store's (written, lost) when it stopped.
     store_final: std::cell::Cell<(u64, u64)>,
     started: chrono::DateTime<Utc>,
@@ -148,6 +152,8 @@ impl Setup {
             bus: None,
             metrics: None,
             store: None,
+            exports: None,
+            export_counters: ExportCounters::default(),
             store_final: std::cell::Cell::new((0, 0)),
             started: Utc::now(),
             t0: Instant::now(),
@@ -169,6 +175,8 @@ impl Setup {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into())
         });
+        let (exports, export_counters) = Exports::start(&args.export, &args.state_dir, &host)?;
+        (setup.exports, setup.export_counters) = (Some(exports), export_counters);
         setup.store = store::start(&args.store, &args.state_dir, host, retention);
         if let Some(target) = &args.bus.0 {
             let bus = Bus::start(
@@ -194,6 +202,7 @@ impl Setup {
             self.print,
             self.bus.take(),
             self.store.clone(),
+            self.exports.take().unwrap_or_default(),
             self.prompt_timeout,
         );
         let mut last_status = Instant::now() - STATUS_INTERVAL;
@@ -249,7 +258,9 @@ impl Setup {
         if let Some(owner) = self.rules_owner.take() {
             owner.stop();
         }
-        // what is queued for the store is written before we go
+        // what is queued for the exports and the store is sent, spooled
+        // or written before we go
+        sink.exports.stop();
         sink.store = None;
         self.store_stats();
         if let Some(store) = self.store.take() {
@@ -334,6 +345,7 @@ impl Setup {
     fn counters(&self, sink: &Sink) -> Counters {
         let k = self.capture.counters().unwrap_or_default();
         let (stored, store_lost) = self.store_stats();
+        let (exported, export_lost, export_spooled) = self.export_counters.totals();
         Counters {
             seen: k.seen,
             delivered: sink.delivered,
@@ -344,6 +356,9 @@ impl Setup {
             bus_dropped: sink.bus_dropped(),
             stored,
             store_lost,
+            exported,
+            export_lost,
+            export_spooled,
         }
     }
 
@@ -375,6 +390,9 @@ impl Setup {
             bus_dropped = c.bus_dropped,
             stored = c.stored,
             store_lost = c.store_lost,
+            exported = c.exported,
+            export_lost = c.export_lost,
+            export_spooled = c.export_spooled,
             "{what}"
         );
         if c.dropped > 0 {
@@ -412,6 +430,7 @@ impl Setup {
                         None => notes.push(format!("events stored in {}", s.target_display())),
                     }
                 }
+                notes.extend(self.export_counters.notes());
                 notes
             },
             counters: *counters,
@@ -432,6 +451,7 @@ impl Setup {
 struct Sink {
     enricher: Enricher,
     store: Option<Arc<EventStore>>,
+    exports: Exports,
     out: Option<(PrintFormat, BufWriter<std::io::Stdout>)>,
     bus: Option<Bus>,
     /// Operations per rule id since the last tick.
@@ -448,10 +468,12 @@ impl Sink {
         print: Option<PrintFormat>,
         bus: Option<Bus>,
         store: Option<Arc<EventStore>>,
+        exports: Exports,
         prompt_timeout: Duration,
     ) -> Sink {
         Sink {
             store,
+            exports,
             enricher: Enricher::new(),
             out: print.map(|f| (f, BufWriter::with_capacity(1 << 16, std::io::stdout()))),
             bus,
@@ -491,7 +513,11 @@ impl Sink {
                     self.raise_prompt(&raw);
                 }
                 let subscribed = self.bus.as_ref().is_some_and(Bus::wants_events);
-                if self.out.is_none() && !subscribed && self.store.is_none() {
+                if self.out.is_none()
+                    && !subscribed
+                    && self.store.is_none()
+                    && self.exports.is_empty()
+                {
                     // Nobody reads events right now: don't look up names
                     // and /proc for them. (Exec records still feed the
                     // caches, so later events are named as before.)
@@ -511,6 +537,7 @@ impl Sink {
                         self.stop_printing(e);
                     }
                 }
+                self.exports.push(&ev);
                 match (&self.store, subscribed) {
                     (Some(store), true) => store.writer.push(ev.clone()),
                     (Some(store), false) => {

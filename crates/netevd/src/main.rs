@@ -5,6 +5,7 @@ mod bus;
 mod config;
 mod daemon;
 mod enrich;
+mod export;
 mod files;
 mod metrics;
 mod rules;

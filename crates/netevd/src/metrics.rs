@@ -162,7 +162,7 @@ impl Collector for StatusMetrics {
         let s = &self.0;
         let c = &s.counters;
         // (name without `_total`, help, value): in `netev status`'s order
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "records_seen",
                 "Records the kernel emitted or tried to (network events, exec and exit)",
@@ -200,12 +200,22 @@ impl Collector for StatusMetrics {
                 "Events the store could not take (recorded in its gaps table)",
                 c.store_lost,
             ),
+            (
+                "export_events_exported",
+                "Events the --export receivers have",
+                c.exported,
+            ),
+            (
+                "export_events_lost",
+                "Events an export could keep neither in its queue nor its spool (sent on as gap records)",
+                c.export_lost,
+            ),
         ];
         for (name, help, value) in counters {
             let m = ConstCounter::new(value);
             m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)?;
         }
-        let gauges: [(&str, &str, i64); 2] = [
+        let gauges: [(&str, &str, i64); 3] = [
             (
                 "uptime_seconds",
                 "Seconds since netevd started",
@@ -217,6 +227,11 @@ impl Collector for StatusMetrics {
                 chrono::DateTime::parse_from_rfc3339(&s.started)
                     .map(|t| t.timestamp())
                     .unwrap_or(0),
+            ),
+            (
+                "export_events_spooled",
+                "Events waiting in the exports' disk spools for their receivers",
+                c.export_spooled as i64,
             ),
         ];
         for (name, help, value) in gauges {
@@ -286,6 +301,9 @@ mod tests {
                 bus_dropped: 3,
                 stored: 5,
                 store_lost: 4,
+                exported: 11,
+                export_lost: 12,
+                export_spooled: 13,
             },
         }
     }
@@ -303,6 +321,9 @@ mod tests {
             "netev_bus_events_dropped_total 3",
             "netev_store_events_stored_total 5",
             "netev_store_events_lost_total 4",
+            "netev_export_events_exported_total 11",
+            "netev_export_events_lost_total 12",
+            "netev_export_events_spooled 13",
             "netev_uptime_seconds 42",
             "netev_start_time_seconds 1796292000",
             "# TYPE netev_records_seen counter",

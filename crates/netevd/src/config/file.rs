@@ -15,6 +15,8 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess
 use serde::{Deserialize, Serialize, Serializer};
 use toml_edit::{ImDocument, Item, TableLike};
 
+use netev_export::ExportTarget;
+
 use crate::settings::{parse_size, Backend, BusSpec, MaxAge, MetricsAddr, PinDir, StoreSpec};
 
 /// A problem in the file, at a line.
@@ -144,6 +146,63 @@ pub struct File {
     pub policy: PolicyTable,
     pub rules: Rules,
     pub metrics: Metrics,
+    /// `[[export]]`, in file order. Not a flag default: `--export` given on
+    /// the command line replaces the whole list (`Args::with_file`).
+    #[serde(skip_serializing)]
+    pub export: Vec<ExportEntry>,
+}
+
+/// One `[[export]]`: `url`, and any of the target's options as keys of
+/// their own (docs/export.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportEntry(pub ExportTarget);
+
+/// The keys an `[[export]]` may have.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct ExportKeys {
+    url: Option<Scalar>,
+    format: Option<Scalar>,
+    spool_max: Option<Scalar>,
+    creds: Option<Scalar>,
+    ca: Option<Scalar>,
+    subject: Option<Scalar>,
+    stream: Option<Scalar>,
+    rotate: Option<Scalar>,
+    keep: Option<Scalar>,
+}
+
+impl<'de> Deserialize<'de> for ExportEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let k = ExportKeys::deserialize(d)?;
+        let url = string(k.url.ok_or_else(|| de::Error::missing_field("url"))?)
+            .map_err(de::Error::custom)?;
+        let mut target: ExportTarget = url.parse().map_err(de::Error::custom)?;
+        for (name, value) in [
+            ("format", k.format),
+            ("spool_max", k.spool_max),
+            ("creds", k.creds),
+            ("ca", k.ca),
+            ("subject", k.subject),
+            ("stream", k.stream),
+            ("rotate", k.rotate),
+            ("keep", k.keep),
+        ] {
+            let text = match value {
+                None => continue,
+                Some(Scalar::Str(s)) => s,
+                Some(Scalar::Int(n)) if n >= 0 => n.to_string(),
+                Some(other) => {
+                    return Err(de::Error::custom(format!(
+                        "{name}: expected a string or a whole number, found {}",
+                        other.kind()
+                    )))
+                }
+            };
+            target.set_option(name, &text).map_err(de::Error::custom)?;
+        }
+        Ok(ExportEntry(target))
+    }
 }
 
 /// `[metrics]`
@@ -471,12 +530,13 @@ fn max_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FileValue<MaxAge>>,
 type TableKeys = fn() -> &'static [&'static str];
 
 /// The tables, each with the keys its struct reads.
-pub(super) const TABLES: [(&str, TableKeys); 5] = [
+pub(super) const TABLES: [(&str, TableKeys); 6] = [
     ("capture", keys_of::<Capture>),
     ("store", keys_of::<Store>),
     ("policy", keys_of::<PolicyTable>),
     ("rules", keys_of::<Rules>),
     ("metrics", keys_of::<Metrics>),
+    ("export", keys_of::<ExportKeys>),
 ];
 
 /// Every key the file may hold, for docs and tests: (table, key), the
@@ -526,7 +586,10 @@ fn table_names() -> String {
     let names: BTreeSet<&str> = TABLES.iter().map(|(t, _)| *t).collect();
     names
         .into_iter()
-        .map(|t| format!("[{t}]"))
+        .map(|t| match t {
+            "export" => "[[export]]".to_string(),
+            t => format!("[{t}]"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -597,7 +660,10 @@ fn misplaced(place: &Place) -> Option<String> {
         format!("unknown key; known here: {}", here.join(", "))
     };
     match (place.depth, place.kind) {
-        (0, Kind::ArrayOfTables) => Some("arrays of tables are not used here".into()),
+        (0, Kind::ArrayOfTables) if key == "export" => None,
+        (0, Kind::ArrayOfTables) => {
+            Some("arrays of tables are not used here; [[export]] is the one".into())
+        }
         (0, Kind::Table) if !is_table_name => {
             Some(format!("unknown table; the tables are {}", table_names()))
         }
@@ -646,6 +712,11 @@ fn place_at(doc: &ImDocument<&str>, offset: usize) -> Option<Place> {
             };
             if let Some(inner) = item.as_table_like() {
                 walk(inner, &dotted, depth + 1, out);
+            }
+            if let Item::ArrayOfTables(tables) = item {
+                for t in tables.iter() {
+                    walk(t, &dotted, depth + 1, out);
+                }
             }
             let kind = match item {
                 Item::Table(_) => Kind::Table,
@@ -703,6 +774,7 @@ pub(super) mod tests {
         SHIPPED
             .lines()
             .map(|l| match l.strip_prefix("# ") {
+                Some(rest @ "[[export]]") => rest,
                 Some(rest)
                     if keys()
                         .iter()
@@ -744,6 +816,15 @@ pub(super) mod tests {
         assert_eq!(s.ask_fallback, Some(Action::Deny));
         assert_eq!(s.policy.len(), 8, "default plus the seven ops");
         assert_eq!(s.policy[0], (PolicyKey::All, Action::Allow));
+        let exports: Vec<String> = f.export.iter().map(|e| e.0.to_string()).collect();
+        assert_eq!(
+            exports,
+            [
+                "nats://127.0.0.1:4222?format=netev&creds=/etc/netev/nats.creds&ca=/etc/netev/nats-ca.pem",
+                "file:/var/log/netev/events.json?format=ocsf",
+            ]
+        );
+        assert!(parse_str(SHIPPED).unwrap().file.export.is_empty());
         // every key in KEYS appears in the shipped file
         for (t, k) in keys() {
             let line = format!("{k} =");
@@ -835,6 +916,45 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn export_tables_are_read_in_order_and_their_mistakes_placed() {
+        let s = parse_str(
+            "[[export]]\nurl = \"syslog+udp://127.0.0.1:514\"\n\n[[export]]\nurl = \"file:/tmp/e.json\"\nkeep = 2\nrotate = \"1M\"\n",
+        )
+        .unwrap();
+        let t: Vec<String> = s.file.export.iter().map(|e| e.0.to_string()).collect();
+        assert_eq!(
+            t,
+            [
+                "syslog+udp://127.0.0.1:514?format=netev",
+                "file:/tmp/e.json?format=netev&rotate=1048576&keep=2"
+            ]
+        );
+        for (text, says) in [
+            (
+                "[[export]]\nformat = \"ocsf\"\n",
+                "/etc/netev/netev.toml:1: export: missing field `url`",
+            ),
+            (
+                "[[export]]\nurl = \"nats://a:1\"\nkeep = 2\n",
+                "keep: not an option",
+            ),
+            (
+                "\n[[export]]\nurl = \"nats://a:1\"\nwhat = 2\n",
+                "/etc/netev/netev.toml:4: export.what: unknown key",
+            ),
+            ("[[export]]\nurl = \"kafka://a:1\"\n", "unknown kind"),
+            ("[[export]]\nurl = \"nats://u:p@a:1\"\n", "creds file"),
+            (
+                "[[store]]\nurl = \"sqlite\"\n",
+                "arrays of tables are not used here",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err().to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn problems_in_other_layouts_name_their_key_and_line() {
         let cases: &[(&str, &str)] = &[
             (
@@ -843,7 +963,7 @@ pub(super) mod tests {
             ),
             (
                 "[polcy]\n",
-                "/etc/netev/netev.toml:1: polcy: unknown table; the tables are [capture], [metrics], [policy], [rules], [store]",
+                "/etc/netev/netev.toml:1: polcy: unknown table; the tables are [capture], [[export]], [metrics], [policy], [rules], [store]",
             ),
             (
                 "stat_dir = 1\n",

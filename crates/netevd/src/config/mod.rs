@@ -26,6 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use netev_export::ExportTarget;
 
 pub use file::{load, FileSettings, PolicyKey, Problem};
 
@@ -181,6 +182,15 @@ pub struct Args {
     )]
     pub metrics: MetricsAddr,
 
+    /// Send every event on as it is captured (docs/export.md):
+    /// nats://HOST:PORT, syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT,
+    /// syslog+udp://HOST:PORT or file:PATH, each with ?format=netev|ocsf
+    /// and its options. Repeat for several. Given here, it replaces the
+    /// file's [[export]] tables. Credentials go in a file (creds=PATH),
+    /// never in the URL.
+    #[arg(id = "export", long = "export", value_name = "URL")]
+    pub export: Vec<ExportTarget>,
+
     /// The configuration file as read (for reloads).
     #[arg(skip)]
     pub file: FileSettings,
@@ -217,6 +227,9 @@ impl Args {
                 cmd.mut_arg(id, |a| a.default_value(text))
             });
         let mut args = Args::parse_or_exit(cmd, argv);
+        if args.export.is_empty() {
+            args.export = file.file.export.iter().map(|e| e.0.clone()).collect();
+        }
         args.file = file;
         args
     }
@@ -274,6 +287,19 @@ impl Args {
                 self.host_name.as_deref().unwrap_or("(this machine's name)"),
             ),
             Setting::at_start("metrics.listen", &self.metrics, self.metrics),
+            Setting::at_start(
+                "export",
+                &self.export,
+                match self.export.len() {
+                    0 => "(none)".to_string(),
+                    _ => self
+                        .export
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                },
+            ),
             Setting::reloaded(
                 "policy.prompt_timeout",
                 &self.prompt_timeout,
@@ -394,12 +420,18 @@ mod tests {
         assert_eq!(args.host_name.as_deref(), Some("web-1"));
         assert_eq!(args.rules_file, Some("/etc/netev/rules.toml".into()));
         assert_eq!(args.metrics.to_string(), "127.0.0.1:9477");
+        assert_eq!(args.export.len(), 2);
+        // --export replaces the file's [[export]] tables
+        let s = parse_str(&file::tests::shipped_with_every_key()).unwrap();
+        let args = Args::with_file(&["netevd", "--export", "syslog+udp://[::1]:514"], s);
+        let t: Vec<String> = args.export.iter().map(ToString::to_string).collect();
+        assert_eq!(t, ["syslog+udp://[::1]:514?format=netev"]);
     }
 
     #[test]
     fn the_keys_are_read_from_the_file_structs() {
         let k = keys();
-        assert_eq!(k.len(), 26, "{k:?}");
+        assert_eq!(k.len(), 35, "{k:?}");
         assert_eq!(k[0], ("", "cgroup"));
         assert!(k.contains(&("capture", "ringbuf_size")));
         assert!(k.contains(&("capture", "backend")));
@@ -411,9 +443,11 @@ mod tests {
         for (t, _) in file::TABLES {
             assert!(file::keys_of::<File>().contains(&t), "{t}");
         }
-        // every key but the policy actions is a flag's id
+        // every key but the policy actions is a flag's id; an [[export]]
+        // table is one --export URL (its keys are the URL's options)
         let cmd = Args::command();
-        for (t, k) in k {
+        assert!(cmd.get_arguments().any(|a| a.get_id() == "export"));
+        for (t, k) in k.into_iter().filter(|(t, _)| *t != "export") {
             let dotted = if t.is_empty() {
                 k.to_string()
             } else {

@@ -14,6 +14,9 @@ PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 procps pytho
 # PostgreSQL's binaries: the netev-store tests start private servers with them
 # (initdb + pg_ctl in a temp dir); the cluster Debian creates is not used.
 PACKAGES+=(postgresql)
+# NATS JetStream (nats:// exports, netev-sql --from): the tests start private
+# nats-server processes and clusters in temp dirs; the packaged service is not used.
+PACKAGES+=(nats-server)
 # Packaging (scripts/package.sh and its test): dpkg-shlibdeps for the
 # package's dependencies, systemd-analyze to verify the unit (and to list the
 # syscalls of its filter); libseccomp's Python binding for the test that runs

@@ -22,13 +22,13 @@ mod text;
 use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use names::{Family, Proto, SockType};
 pub use text::endpoint;
 
 /// The network operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     /// socket()
@@ -118,7 +118,7 @@ impl std::str::FromStr for Op {
 }
 
 /// What happened to the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// An enforcing hook let it through.
@@ -164,10 +164,15 @@ impl std::str::FromStr for Verdict {
 }
 
 /// One network operation by one process, enriched with who did it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Its JSON form (docs/events.md) reads back into the same event
+/// (`serde_json::from_str`): a consumer of an export (netev-sql `--from`)
+/// decodes what [`Event::to_json`] wrote. Fields a newer netev adds are
+/// ignored by an older reader; `path` and `guard` may be absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Wall-clock time of the call, RFC 3339 with nanoseconds.
-    #[serde(serialize_with = "ser_ts")]
+    #[serde(serialize_with = "ser_ts", deserialize_with = "de_ts")]
     pub ts: DateTime<Utc>,
     /// Process id (thread group id).
     pub pid: u32,
@@ -209,7 +214,7 @@ pub struct Event {
     /// name (`@` and the name, bytes outside printable text escaped as
     /// `\xNN`); the remote side for connect/sendmsg, the local side for
     /// bind. Only `netev run` sees them; printed only when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// The syscall's return value, when the hook runs after the call.
     pub ret: Option<i32>,
@@ -222,12 +227,19 @@ pub struct Event {
     /// `socket()` refused by the cgroup backend's socket guard: the backend
     /// cannot decide this socket's later calls and a rule or the default
     /// could refuse them (docs/rules.md). Printed only when set.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guard: bool,
 }
 
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Nanos, true))
+}
+
+fn de_ts<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| serde::de::Error::custom(format!("ts {s:?}: {e} (expected RFC 3339)")))
 }
 
 impl Event {

@@ -1,6 +1,6 @@
 //! Numeric socket constants and their printed names.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! named_number {
     ($(#[$doc:meta])* $name:ident($int:ty), $fallback:literal, { $($(#[$cdoc:meta])* $konst:ident = $val:literal => $text:literal),+ $(,)? }) => {
@@ -31,6 +31,18 @@ macro_rules! named_number {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                $name::from_name(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        concat!("unknown ", stringify!($name), " {:?}: expected a name or ", $fallback, "NUMBER"),
+                        s
+                    ))
+                })
             }
         }
 

@@ -23,7 +23,7 @@ pub mod spool;
 pub mod target;
 
 mod file;
-mod nats;
+pub mod nats;
 mod syslog;
 
 use std::path::PathBuf;

@@ -252,7 +252,9 @@ impl std::str::FromStr for ExportTarget {
             // a NATS server list (`a:1,b:2`) is checked server by server below
             let first = match s.strip_prefix("nats://") {
                 Some(rest) => {
-                    let end = rest.find(',').map_or(s.len(), |i| i + "nats://".len());
+                    let end = rest
+                        .find([',', '?', '/', '#'])
+                        .map_or(s.len(), |i| i + "nats://".len());
                     let tail = rest.find(['?', '/', '#']).map_or("", |i| &rest[i..]);
                     format!("{}{tail}", &s[..end])
                 }
@@ -466,5 +468,18 @@ mod tests {
             let e = bad.parse::<ExportTarget>().unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn one_nats_server_takes_its_options_once() {
+        let t: ExportTarget = "nats://127.0.0.1:4222?spool_max=8K&stream=S"
+            .parse()
+            .unwrap();
+        assert_eq!(t.options.spool_max, 8 << 10);
+        assert_eq!(t.options.stream, "S");
+        let Destination::Nats { servers } = &t.destination else {
+            panic!("{t:?}")
+        };
+        assert_eq!(servers, &["127.0.0.1:4222"]);
     }
 }

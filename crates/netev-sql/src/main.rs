@@ -18,6 +18,8 @@ use netev_event::{Event, Op};
 use netev_store::writer::{Writer, WriterConfig};
 use tracing::{info, warn};
 
+mod from_nats;
+
 /// netev-sql — write netevd's live events into a SQL database.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -32,6 +34,18 @@ struct Args {
         hide_env_values = true
     )]
     database: String,
+
+    /// Read the events from a NATS JetStream stream that netevd's exports
+    /// publish to (nats://HOST:PORT[,HOST:PORT…][?creds=PATH&ca=PATH&stream=NAME&subject=PREFIX])
+    /// instead of from netevd on D-Bus. The rows take the publishing host's
+    /// name; --host, --op and --verdict do not apply.
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+
+    /// The durable consumer's name (with --from): netev-sql processes with
+    /// the same name share the stream's messages.
+    #[arg(long, value_name = "NAME", default_value = "netev-sql")]
+    consumer: String,
 
     /// The bus netevd serves on: system, session, or an address.
     #[arg(long, value_name = "BUS", default_value = "system", env = "NETEV_BUS")]
@@ -92,6 +106,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    if let Some(url) = &args.from {
+        let target = from_nats::parse_target(url)?;
+        let mut store = netev_store::open(&args.database)
+            .with_context(|| format!("opening {}", netev_store::redact(&args.database)))?;
+        info!(store = %store.describe(), from = %target, consumer = %args.consumer, "writing events");
+        return from_nats::run(&target, &args.consumer, store.as_mut(), &STOP);
+    }
     let host = match &args.host {
         Some(h) => h.clone(),
         None => nix::unistd::gethostname()

@@ -76,6 +76,18 @@ pub trait Store: Send {
     fn insert(&mut self, host: &str, events: &[netev_event::Event]) -> Result<()>;
     /// Records events lost on the way.
     fn record_gap(&mut self, gap: &Gap) -> Result<()>;
+    /// Writes one exported batch (netev-sql `--from`: a stream message) in
+    /// one transaction with its batch id, recorded in `export_batches`:
+    /// its events, and `gap` if the batch records one. A batch id already
+    /// recorded writes nothing and returns false, so a batch delivered
+    /// again (its ack was lost) is not stored twice.
+    fn insert_batch(
+        &mut self,
+        host: &str,
+        batch_id: &str,
+        events: &[netev_event::Event],
+        gap: Option<&Gap>,
+    ) -> Result<bool>;
     /// Gaps recorded at or after `since`, oldest first.
     fn gaps(&mut self, since: Option<chrono::DateTime<chrono::Utc>>) -> Result<Vec<Gap>>;
     /// The newest `filter.limit` matching events, oldest first.

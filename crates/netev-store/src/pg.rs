@@ -199,81 +199,82 @@ impl PgStore {
             return Ok(());
         }
         let blocks = blocks::of_events(events);
-        let groupings: Vec<&str> = blocks.iter().map(|b| b.by.name()).collect();
-        let minutes: Vec<i64> = blocks.iter().map(|b| b.minute).collect();
-        let counts: Vec<&[u8]> = blocks.iter().map(|b| b.counts.as_slice()).collect();
-        let stored_host = encode_text(host);
         let client = self
             .client
             .as_mut()
             .expect("the client is only taken when dropping");
         let (copy, insert_blocks) = (&self.copy, &self.blocks);
-        self.rt.block_on(async move {
+        self.rt.block_on(async {
             let tx = client
                 .transaction()
                 .await
                 .map_err(pg_err("starting a batch"))?;
-            let sink = tx
-                .copy_in(copy)
-                .await
-                .map_err(pg_err("starting the COPY of events"))?;
-            let writer = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
-            let mut writer = std::pin::pin!(writer);
-            for ev in events {
-                let c = Columns::new(host, ev);
-                let (host, user, comm) = (
-                    encode_text(&c.host),
-                    encode_opt(&c.user),
-                    encode_text(&c.comm),
-                );
-                let (exe, cmdline) = (encode_opt(&c.exe), encode_opt(&c.cmdline));
-                writer
-                    .as_mut()
-                    .write(&[
-                        &host,
-                        &c.ts_ns,
-                        &c.pid,
-                        &c.tid,
-                        &c.ppid,
-                        &c.uid,
-                        &c.gid,
-                        &user,
-                        &comm,
-                        &exe,
-                        &cmdline,
-                        &c.op,
-                        &c.family,
-                        &c.sock_type,
-                        &c.proto,
-                        &c.laddr,
-                        &c.lport,
-                        &c.raddr,
-                        &c.rport,
-                        &c.raddr_key,
-                        &c.ret,
-                        &c.verdict,
-                        &c.rule,
-                        &c.count,
-                    ])
-                    .await
-                    .map_err(pg_err("sending events to PostgreSQL"))?;
-            }
-            writer.as_mut().finish().await.map_err(pg_err(format!(
-                "inserting a batch of {} events",
-                events.len()
-            )))?;
-            tx.execute(
-                insert_blocks,
-                &[&groupings, &minutes, &stored_host, &counts],
-            )
-            .await
-            .map_err(pg_err("writing the counts"))?;
+            write_events(&tx, copy, insert_blocks, host, events, &blocks).await?;
             tx.commit().await.map_err(pg_err("committing a batch"))
         })?;
-        let mut compactor = std::mem::take(&mut self.compactor);
-        compactor.after_batch(&blocks, |by, min| self.compact(host, by, min));
-        self.compactor = compactor;
+        self.after_batch(host, &blocks);
         Ok(())
+    }
+
+    /// Writes an exported batch (its events, or the gap it records) in one
+    /// transaction together with its id, unless that id is already stored:
+    /// then nothing is written and the answer is false.
+    pub fn insert_batch(
+        &mut self,
+        host: &str,
+        batch_id: &str,
+        events: &[Event],
+        gap: Option<&Gap>,
+    ) -> Result<bool> {
+        let blocks = blocks::of_events(events);
+        let client = self
+            .client
+            .as_mut()
+            .expect("the client is only taken when dropping");
+        let (copy, insert_blocks) = (&self.copy, &self.blocks);
+        let new = self.rt.block_on(async {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(pg_err("starting a batch"))?;
+            // Two consumers holding the same batch: the second waits on the
+            // first's row lock, then finds it taken.
+            let new = tx
+                .execute(
+                    "INSERT INTO export_batches (id, host, events, ts_ns) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &encode_text(batch_id),
+                        &encode_text(host),
+                        &(events.len() as i64),
+                        &Utc::now().timestamp_nanos_opt().unwrap_or(0),
+                    ],
+                )
+                .await
+                .map_err(pg_err("recording a batch id"))?
+                == 1;
+            if !new {
+                return Ok(false);
+            }
+            if !events.is_empty() {
+                write_events(&tx, copy, insert_blocks, host, events, &blocks).await?;
+            }
+            if let Some(gap) = gap {
+                write_gap(&tx, gap).await?;
+            }
+            tx.commit().await.map_err(pg_err("committing a batch"))?;
+            Ok::<_, Error>(true)
+        })?;
+        if new {
+            self.after_batch(host, &blocks);
+        }
+        Ok(new)
+    }
+
+    fn after_batch(&mut self, host: &str, blocks: &[blocks::Block]) {
+        let mut compactor = std::mem::take(&mut self.compactor);
+        compactor.after_batch(blocks, |by, min| self.compact(host, by, min));
+        self.compactor = compactor;
     }
 
     /// Merges `host`'s count blocks of one minute into one. The rows are
@@ -329,21 +330,7 @@ impl PgStore {
     /// Records events lost on the way (see [`Gap`]).
     pub fn record_gap(&mut self, gap: &Gap) -> Result<()> {
         let client = self.client();
-        self.rt.block_on(async {
-            client
-                .execute(
-                    "INSERT INTO gaps (host, ts_ns, lost, reason) VALUES ($1, $2, $3, $4)",
-                    &[
-                        &encode_text(&gap.host),
-                        &gap.ts.timestamp_nanos_opt().unwrap_or(0),
-                        &clamp(gap.lost),
-                        &encode_text(&gap.reason),
-                    ],
-                )
-                .await
-                .map(|_| ())
-                .map_err(pg_err("recording a gap"))
-        })
+        self.rt.block_on(write_gap(client, gap))
     }
 
     /// Gaps recorded at or after `since`, oldest first.
@@ -542,6 +529,15 @@ impl crate::Store for PgStore {
     }
     fn record_gap(&mut self, gap: &Gap) -> Result<()> {
         PgStore::record_gap(self, gap)
+    }
+    fn insert_batch(
+        &mut self,
+        host: &str,
+        batch_id: &str,
+        events: &[Event],
+        gap: Option<&Gap>,
+    ) -> Result<bool> {
+        PgStore::insert_batch(self, host, batch_id, events, gap)
     }
     fn gaps(&mut self, since: Option<DateTime<Utc>>) -> Result<Vec<Gap>> {
         PgStore::gaps(self, since)
@@ -915,6 +911,93 @@ fn params(values: &[Value<'_>]) -> Vec<Arg> {
             }
         })
         .collect()
+}
+
+/// The events' rows (COPY) and their count blocks, inside `tx`.
+async fn write_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    copy: &Statement,
+    insert_blocks: &Statement,
+    host: &str,
+    events: &[Event],
+    blocks: &[blocks::Block],
+) -> Result<()> {
+    let groupings: Vec<&str> = blocks.iter().map(|b| b.by.name()).collect();
+    let minutes: Vec<i64> = blocks.iter().map(|b| b.minute).collect();
+    let counts: Vec<&[u8]> = blocks.iter().map(|b| b.counts.as_slice()).collect();
+    let stored_host = encode_text(host);
+    let sink = tx
+        .copy_in(copy)
+        .await
+        .map_err(pg_err("starting the COPY of events"))?;
+    let writer = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
+    let mut writer = std::pin::pin!(writer);
+    for ev in events {
+        let c = Columns::new(host, ev);
+        let (host, user, comm) = (
+            encode_text(&c.host),
+            encode_opt(&c.user),
+            encode_text(&c.comm),
+        );
+        let (exe, cmdline) = (encode_opt(&c.exe), encode_opt(&c.cmdline));
+        writer
+            .as_mut()
+            .write(&[
+                &host,
+                &c.ts_ns,
+                &c.pid,
+                &c.tid,
+                &c.ppid,
+                &c.uid,
+                &c.gid,
+                &user,
+                &comm,
+                &exe,
+                &cmdline,
+                &c.op,
+                &c.family,
+                &c.sock_type,
+                &c.proto,
+                &c.laddr,
+                &c.lport,
+                &c.raddr,
+                &c.rport,
+                &c.raddr_key,
+                &c.ret,
+                &c.verdict,
+                &c.rule,
+                &c.count,
+            ])
+            .await
+            .map_err(pg_err("sending events to PostgreSQL"))?;
+    }
+    writer.as_mut().finish().await.map_err(pg_err(format!(
+        "inserting a batch of {} events",
+        events.len()
+    )))?;
+    tx.execute(
+        insert_blocks,
+        &[&groupings, &minutes, &stored_host, &counts],
+    )
+    .await
+    .map_err(pg_err("writing the counts"))?;
+    Ok(())
+}
+
+async fn write_gap(client: &impl tokio_postgres::GenericClient, gap: &Gap) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO gaps (host, ts_ns, lost, reason) VALUES ($1, $2, $3, $4)",
+            &[
+                &encode_text(&gap.host),
+                &gap.ts.timestamp_nanos_opt().unwrap_or(0),
+                &clamp(gap.lost),
+                &encode_text(&gap.reason),
+            ],
+        )
+        .await
+        .map(|_| ())
+        .map_err(pg_err("recording a gap"))
 }
 
 #[cfg(test)]

@@ -66,6 +66,12 @@ pub const SQLITE: &[&str] = &[
         counts BLOB NOT NULL
      );
      CREATE INDEX count_blocks_minute ON count_blocks (grouping, minute, host);",
+    // 3: the ids of the exported batches stored (netev-sql --from), so that
+    // a batch delivered again is not stored twice
+    "CREATE TABLE export_batches (
+        id TEXT PRIMARY KEY, host TEXT NOT NULL,
+        events INTEGER NOT NULL, ts_ns INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// PostgreSQL migrations; index + 1 is the version.
@@ -100,6 +106,11 @@ pub const POSTGRES: &[&str] = &[
         counts BYTEA NOT NULL
      );
      CREATE INDEX count_blocks_minute ON count_blocks (grouping, minute, host);",
+    // 3: as SQLite's 3
+    "CREATE TABLE export_batches (
+        id TEXT PRIMARY KEY, host TEXT NOT NULL,
+        events BIGINT NOT NULL, ts_ns BIGINT NOT NULL
+     );",
 ];
 
 /// The table that records the schema version.

@@ -155,64 +155,56 @@ impl SqliteStore {
             .conn
             .transaction()
             .map_err(sqlite_err("starting a batch"))?;
-        {
-            let sql = format!(
-                "INSERT INTO events ({}) VALUES ({})",
-                EVENT_COLUMNS.join(", "),
-                (1..=EVENT_COLUMNS.len())
-                    .map(|i| format!("?{i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut stmt = tx
-                .prepare_cached(&sql)
-                .map_err(sqlite_err("preparing the insert"))?;
-            for ev in events {
-                let c = Columns::new(host, ev);
-                stmt.execute(params![
-                    c.host,
-                    c.ts_ns,
-                    c.pid,
-                    c.tid,
-                    c.ppid,
-                    c.uid,
-                    c.gid,
-                    c.user,
-                    c.comm,
-                    c.exe,
-                    c.cmdline,
-                    c.op,
-                    c.family,
-                    c.sock_type,
-                    c.proto,
-                    c.laddr,
-                    c.lport,
-                    c.raddr,
-                    c.rport,
-                    c.raddr_key,
-                    c.ret,
-                    c.verdict,
-                    c.rule,
-                    c.count
-                ])
-                .map_err(sqlite_err("inserting an event"))?;
-            }
-            let mut block = tx
-                .prepare_cached(
-                    "INSERT INTO count_blocks (grouping, minute, host, counts) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(sqlite_err("preparing the counts"))?;
-            for b in &blocks {
-                block
-                    .execute(params![b.by.name(), b.minute, host, b.counts])
-                    .map_err(sqlite_err("writing the counts"))?;
-            }
+        write_events(&tx, host, events, &blocks)?;
+        tx.commit().map_err(sqlite_err("committing a batch"))?;
+        self.after_batch(host, &blocks);
+        Ok(())
+    }
+
+    /// Writes an exported batch (its events, or the gap it records) in one
+    /// transaction together with its id, unless that id is already stored:
+    /// then nothing is written and the answer is false.
+    pub fn insert_batch(
+        &mut self,
+        host: &str,
+        batch_id: &str,
+        events: &[Event],
+        gap: Option<&Gap>,
+    ) -> Result<bool> {
+        let blocks = blocks::of_events(events);
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite_err("starting a batch"))?;
+        let new = tx
+            .execute(
+                "INSERT INTO export_batches (id, host, events, ts_ns) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO NOTHING",
+                params![
+                    batch_id,
+                    host,
+                    events.len() as i64,
+                    Utc::now().timestamp_nanos_opt().unwrap_or(0)
+                ],
+            )
+            .map_err(sqlite_err("recording a batch id"))?
+            == 1;
+        if !new {
+            return Ok(false);
+        }
+        write_events(&tx, host, events, &blocks)?;
+        if let Some(gap) = gap {
+            write_gap(&tx, gap)?;
         }
         tx.commit().map_err(sqlite_err("committing a batch"))?;
+        self.after_batch(host, &blocks);
+        Ok(true)
+    }
+
+    fn after_batch(&mut self, host: &str, blocks: &[blocks::Block]) {
         let mut compactor = std::mem::take(&mut self.compactor);
-        compactor.after_batch(&blocks, |by, min| self.compact(host, by, min));
+        compactor.after_batch(blocks, |by, min| self.compact(host, by, min));
         self.compactor = compactor;
-        Ok(())
     }
 
     /// Merges `host`'s count blocks of one minute into one.
@@ -262,18 +254,7 @@ impl SqliteStore {
 
     /// Records events lost on the way (see [`Gap`]).
     pub fn record_gap(&mut self, gap: &Gap) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO gaps (host, ts_ns, lost, reason) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    gap.host,
-                    gap.ts.timestamp_nanos_opt().unwrap_or(0),
-                    gap.lost as i64,
-                    gap.reason
-                ],
-            )
-            .map(|_| ())
-            .map_err(sqlite_err("recording a gap"))
+        write_gap(&self.conn, gap)
     }
 
     /// Gaps recorded at or after `since`, oldest first.
@@ -468,6 +449,15 @@ impl crate::Store for SqliteStore {
     fn record_gap(&mut self, gap: &Gap) -> Result<()> {
         SqliteStore::record_gap(self, gap)
     }
+    fn insert_batch(
+        &mut self,
+        host: &str,
+        batch_id: &str,
+        events: &[Event],
+        gap: Option<&Gap>,
+    ) -> Result<bool> {
+        SqliteStore::insert_batch(self, host, batch_id, events, gap)
+    }
     fn gaps(&mut self, since: Option<DateTime<Utc>>) -> Result<Vec<Gap>> {
         SqliteStore::gaps(self, since)
     }
@@ -497,4 +487,78 @@ impl ToSql for Value<'_> {
             Value::Bytes(b) => ToSqlOutput::from(&b[..]),
         })
     }
+}
+
+fn write_events(
+    tx: &rusqlite::Connection,
+    host: &str,
+    events: &[Event],
+    blocks: &[blocks::Block],
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO events ({}) VALUES ({})",
+        EVENT_COLUMNS.join(", "),
+        (1..=EVENT_COLUMNS.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut stmt = tx
+        .prepare_cached(&sql)
+        .map_err(sqlite_err("preparing the insert"))?;
+    for ev in events {
+        let c = Columns::new(host, ev);
+        stmt.execute(params![
+            c.host,
+            c.ts_ns,
+            c.pid,
+            c.tid,
+            c.ppid,
+            c.uid,
+            c.gid,
+            c.user,
+            c.comm,
+            c.exe,
+            c.cmdline,
+            c.op,
+            c.family,
+            c.sock_type,
+            c.proto,
+            c.laddr,
+            c.lport,
+            c.raddr,
+            c.rport,
+            c.raddr_key,
+            c.ret,
+            c.verdict,
+            c.rule,
+            c.count
+        ])
+        .map_err(sqlite_err("inserting an event"))?;
+    }
+    let mut block = tx
+        .prepare_cached(
+            "INSERT INTO count_blocks (grouping, minute, host, counts) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(sqlite_err("preparing the counts"))?;
+    for b in blocks {
+        block
+            .execute(params![b.by.name(), b.minute, host, b.counts])
+            .map_err(sqlite_err("writing the counts"))?;
+    }
+    Ok(())
+}
+
+fn write_gap(conn: &rusqlite::Connection, gap: &Gap) -> Result<()> {
+    conn.execute(
+        "INSERT INTO gaps (host, ts_ns, lost, reason) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            gap.host,
+            gap.ts.timestamp_nanos_opt().unwrap_or(0),
+            gap.lost as i64,
+            gap.reason
+        ],
+    )
+    .map(|_| ())
+    .map_err(sqlite_err("recording a gap"))
 }

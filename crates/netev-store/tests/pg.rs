@@ -26,7 +26,8 @@ suite!(
     top_counts_operations_per_key,
     top_sums_every_batch_across_minutes_and_hosts,
     retention_drops_the_oldest_by_age_and_count,
-    gaps_are_recorded
+    gaps_are_recorded,
+    a_batch_id_is_stored_once
 );
 
 #[test]

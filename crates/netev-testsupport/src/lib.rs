@@ -4,6 +4,8 @@
 //!
 //! * [`pgserver`]: a private PostgreSQL server (netev-store's tests, the
 //!   fleet tests of the end-to-end suite).
+//! * [`natsserver`]: private nats-server nodes and clusters with JetStream
+//!   (netev-export's and netev-sql's NATS tests).
 //! * [`dbus`]: a private dbus-daemon (netev-gtk's tests, the end-to-end
 //!   suite's buses).
 //! * [`polkit`]: the real polkitd on such a bus, and a test
@@ -16,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod dbus;
+pub mod natsserver;
 pub mod pgserver;
 pub mod polkit;
 pub mod rsyslog;

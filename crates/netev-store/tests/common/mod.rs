@@ -306,3 +306,26 @@ pub fn gaps_are_recorded(s: &mut dyn Store) {
     );
     assert!(s.gaps(Some(t(6))).unwrap().is_empty());
 }
+
+pub fn a_batch_id_is_stored_once(s: &mut dyn Store) {
+    let events = [
+        ev(1, "/usr/bin/curl", "192.0.2.1", 443),
+        ev(2, "/usr/bin/curl", "192.0.2.2", 443),
+    ];
+    assert!(s.insert_batch("h1", "h1:1:1", &events, None).unwrap());
+    // delivered again: nothing written
+    assert!(!s.insert_batch("h1", "h1:1:1", &events, None).unwrap());
+    assert_eq!(s.count().unwrap(), 2);
+    let rows = s.query(&Filter::default()).unwrap();
+    assert!(rows.iter().all(|r| r.host == "h1"), "{rows:?}");
+    let gap = Gap {
+        host: "h1".into(),
+        ts: t(3),
+        lost: 7,
+        reason: "the export's spool was full".into(),
+    };
+    assert!(s.insert_batch("h1", "h1:1:2", &[], Some(&gap)).unwrap());
+    assert!(!s.insert_batch("h1", "h1:1:2", &[], Some(&gap)).unwrap());
+    assert_eq!(s.gaps(None).unwrap(), vec![gap]);
+    assert_eq!(s.count().unwrap(), 2);
+}

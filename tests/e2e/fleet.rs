@@ -1,6 +1,8 @@
 //! netev-sql: two hosts' streams into one PostgreSQL database (a real
 //! server started by the test), and a database restart while writing:
-//! nothing committed is lost and what could not be written is counted.
+//! nothing committed is lost and what could not be written is counted; and
+//! two netevd exporting through a 3-node NATS JetStream cluster that loses
+//! a node, then all of it, into PostgreSQL exactly once.
 
 use std::process::{Child, Command, Stdio};
 
@@ -248,4 +250,142 @@ fn after_kill_9_of_netev_sql_its_sqlite_file_opens_with_every_committed_batch() 
     again.stop();
     assert!(rows(db) >= committed);
     drop(daemon);
+}
+
+// Issue 19's fleet test with the real daemons: two netevd (two test cgroups,
+// two host names) → a 3-node JetStream cluster → netev-sql → PostgreSQL.
+
+/// `netev status`'s counters of a running daemon, from its status file.
+fn counters_of(daemon: &Daemon) -> serde_json::Value {
+    let text = std::fs::read_to_string(daemon.status_path()).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map_or(serde_json::Value::Null, |s| s["counters"].clone())
+}
+
+/// Every event the daemon produced so far has reached JetStream or was
+/// counted as lost (none queued, none spooled).
+fn all_exported(daemon: &Daemon) -> bool {
+    let c = counters_of(daemon);
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    n("events") > 0 && n("exported") + n("export_lost") == n("events") && n("export_spooled") == 0
+}
+
+#[test]
+fn two_netevds_through_a_nats_cluster_into_postgres_exactly_once() {
+    if !root_or_skip("two_netevds_through_a_nats_cluster_into_postgres_exactly_once") {
+        return;
+    }
+    let Some(mut nats) = netev_testsupport::natsserver::NatsServer::cluster_or_skip(3) else {
+        return;
+    };
+    let Some(pg) = PgServer::start_or_skip() else {
+        return;
+    };
+    let db_url = pg.create_database("natsfleet");
+    let url = nats.url();
+    let hosts = ["alpha.example", "beta.example"];
+    let cgroups = [TestCgroup::new("nats-a"), TestCgroup::new("nats-b")];
+    let daemons: Vec<Daemon> = hosts
+        .iter()
+        .zip(&cgroups)
+        .map(|(host, cg)| {
+            Daemon::start(
+                cg,
+                &[
+                    "--no-coalesce",
+                    "--store",
+                    "none",
+                    "--host-name",
+                    host,
+                    "--export",
+                    &url,
+                ],
+            )
+        })
+        .collect();
+    let mut sql = Command::new(workspace_bin("netev-sql"))
+        .args(["--from", &url, "--log-level", "warn", &db_url])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("netev-sql");
+    let load = || {
+        for cg in &cgroups {
+            cg.run_json(&load_bin(), &["loop", "udp", "--iterations", "300"]);
+        }
+    };
+    let settled = |what: &str| {
+        wait_until(what, || daemons.iter().all(all_exported));
+    };
+
+    // everything up
+    load();
+    settled("both daemons' events in JetStream");
+    // one node killed mid-stream, then back
+    nats.kill(1);
+    load();
+    nats.restart(1);
+    settled("the events of the node's absence in JetStream");
+    // the whole cluster away: the daemons spool; then back
+    nats.stop_all();
+    load();
+    wait_until("both daemons spooling", || {
+        daemons
+            .iter()
+            .all(|d| counters_of(d)["export_spooled"].as_u64() > Some(0))
+    });
+    nats.restart_all();
+    settled("the spools drained");
+
+    let stopped: Vec<_> = daemons.into_iter().map(Daemon::stop).collect();
+    let lost: Vec<u64> = stopped
+        .iter()
+        .map(|s| {
+            let line = s
+                .log
+                .lines()
+                .find(|l| l.contains("final counters"))
+                .unwrap();
+            let at = line.find("export_lost=").unwrap() + "export_lost=".len();
+            line[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let rows_of = |host: &str| {
+        count(
+            &pg,
+            "natsfleet",
+            &format!("SELECT count(*) FROM events WHERE host = '{host}'"),
+        )
+    };
+    let gaps_of = |host: &str| {
+        count(
+            &pg,
+            "natsfleet",
+            &format!("SELECT coalesce(sum(lost), 0) FROM gaps WHERE host = '{host}'"),
+        )
+    };
+    for ((host, s), lost) in hosts.iter().zip(&stopped).zip(&lost) {
+        let printed = s.events.len() as u64;
+        assert!(printed >= 900, "{host}: {printed} events");
+        // the spool (1G) held the cluster's absence: nothing had to be lost
+        assert_eq!(*lost, 0, "{host}: events lost:\n{}", s.log);
+        wait_until(&format!("{host}'s events in PostgreSQL"), || {
+            rows_of(host) + gaps_of(host) >= printed
+        });
+        // exactly once: as many rows as events printed, less what was
+        // counted lost, and those are the gaps
+        assert_eq!(
+            (rows_of(host), gaps_of(host)),
+            (printed - lost, *lost),
+            "{host}: rows and gaps against {printed} events printed"
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(sql.id() as i32, libc::SIGTERM) };
+    let st = netev_tests::wait_bounded(&mut sql, "netev-sql");
+    assert!(st.success(), "netev-sql exit: {st}");
 }
